@@ -1,0 +1,21 @@
+"""Typed, validated per-environment configuration (built once in app.py)."""
+
+from app_config.settings import (
+    ConfigError,
+    DataPrepConfig,
+    EnvironmentConfig,
+    OperationsConfig,
+    PipelineConfig,
+    StreamingConfig,
+    load_environment,
+)
+
+__all__ = [
+    "ConfigError",
+    "DataPrepConfig",
+    "EnvironmentConfig",
+    "OperationsConfig",
+    "PipelineConfig",
+    "StreamingConfig",
+    "load_environment",
+]

@@ -1,0 +1,1 @@
+"""Reusable CDK constructs: one per logical unit of the system. Stacks only wire these together."""

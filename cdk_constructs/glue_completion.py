@@ -1,0 +1,63 @@
+"""Event-driven completion: a Glue state change resumes the pipeline within seconds, no compute waits."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from app_config import EnvironmentConfig
+from cdk_constructs.prep_task import SENDS_CALLBACKS
+from cdk_constructs.python_function import FunctionSpec, PythonFunction
+
+TERMINAL_GLUE_STATES = ["SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR"]
+
+
+class GlueCompletion(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        glue_job_name: str,
+        glue_job_arn: str,
+        dead_letter_queue: sqs.IQueue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = PythonFunction(
+            self,
+            "Completion",
+            spec=FunctionSpec(
+                package="glue_completion",
+                description="Reports a finished Glue prep run to its SageMaker callback step",
+                environment={"GLUE_JOB_NAME": glue_job_name},
+                shared_packages=("pipeline_callback",),
+            ),
+            log_retention_days=config.log_retention_days,
+            destroy_logs_with_stack=config.destroy_data_with_stack,
+        )
+        role = self.function.role
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["glue:GetJobRun"], resources=[glue_job_arn]))
+        role.add_to_principal_policy(iam.PolicyStatement(actions=SENDS_CALLBACKS, resources=["*"]))
+        self.rule = events.Rule(
+            self,
+            "GlueRunEndedRule",
+            description="Prep Glue run ended: report it to the pipeline",
+            event_pattern=events.EventPattern(
+                source=["aws.glue"],
+                detail_type=["Glue Job State Change"],
+                detail={"jobName": [glue_job_name], "state": TERMINAL_GLUE_STATES},
+            ),
+        )
+        self.rule.add_target(
+            targets.LambdaFunction(
+                self.function.function,
+                dead_letter_queue=dead_letter_queue,
+                retry_attempts=3,
+                max_event_age=Duration.hours(1),
+            )
+        )

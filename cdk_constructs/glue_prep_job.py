@@ -1,0 +1,120 @@
+"""The Glue PySpark job that turns raw taxi trips into shingled passenger counts per 30 minutes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Stack
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Construct
+
+from cdk_constructs.nag import acknowledge, matching
+
+from app_config import DataPrepConfig
+from cdk_constructs.glue_security import GlueSecurity
+
+GLUE_VERSION = "5.0"
+SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "glue_scripts"
+RAW_PREFIX = "taxi/"
+PREPARED_PREFIX = "taxi/"
+
+
+class GluePrepJob(Construct):
+    """`glueetl` job (Glue 5.0) whose role reads only the raw prefix and writes only the prepared prefix."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DataPrepConfig,
+        shingle_size: int,
+        raw_bucket: s3.IBucket,
+        prepared_bucket: s3.IBucket,
+        security: GlueSecurity,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        script = s3_assets.Asset(self, "Script", path=str(SCRIPTS_DIR / "taxi_prep.py"))
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
+            description="Runs the taxi prep Glue job: reads raw trips, writes prepared windows",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[script.bucket.arn_for_objects(script.s3_object_key)]
+            )
+        )
+        grant_prefix_read(self.role, raw_bucket, RAW_PREFIX)
+        grant_prefix_write(self.role, prepared_bucket, PREPARED_PREFIX)
+        security.grant_job_role(self.role)
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5",
+            "Object access is limited to the raw and prepared prefixes: input and output locations are chosen "
+            "per pipeline execution under them, so a prefix is the narrowest scope.",
+            [matching(rf"^Resource::.*/{RAW_PREFIX}\*$"), matching(rf"^Resource::.*/{PREPARED_PREFIX}\*$")],
+        )
+
+        self.job = glue.CfnJob(
+            self,
+            "Job",
+            role=self.role.role_arn,
+            description="Sums taxi passengers per 30-minute window and writes shingled training/scoring CSV",
+            glue_version=GLUE_VERSION,
+            command=glue.CfnJob.JobCommandProperty(
+                name="glueetl", python_version="3", script_location=script.s3_object_url
+            ),
+            worker_type=config.glue_worker_type,
+            number_of_workers=config.glue_number_of_workers,
+            timeout=config.glue_timeout_minutes,
+            max_retries=0,
+            # Several pipeline executions may prepare data at once.
+            execution_property=glue.CfnJob.ExecutionPropertyProperty(max_concurrent_runs=5),
+            security_configuration=security.configuration.ref,
+            default_arguments={
+                "--job-language": "python",
+                "--enable-continuous-cloudwatch-log": "true",
+                "--enable-continuous-log-filter": "true",
+                "--enable-metrics": "true",
+                "--enable-observability-metrics": "true",
+                "--shingle_size": str(shingle_size),
+            },
+        )
+        self.job_name: str = self.job.ref
+        self.job_arn: str = Stack.of(self).format_arn(service="glue", resource="job", resource_name=self.job.ref)
+
+
+def grant_prefix_read(role: iam.IRole, bucket: s3.IBucket, prefix: str) -> None:
+    """List and get objects under one prefix only."""
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["s3:ListBucket"],
+            resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}},
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{prefix}*")])
+    )
+
+
+def grant_prefix_write(role: iam.IRole, bucket: s3.IBucket, prefix: str) -> None:
+    """Spark's overwrite lists, deletes and rewrites its output prefix; nothing outside it."""
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["s3:ListBucket"],
+            resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}},
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            resources=[bucket.arn_for_objects(f"{prefix}*")],
+        )
+    )

@@ -1,0 +1,194 @@
+"""A Python Lambda function built from `lambda/<package>/` without Docker.
+
+Each function lives in its own package under `lambda/` with a `requirements.txt`.
+At synth the package (plus any shared top-level packages such as
+`pipeline_callback`) is copied into the asset and its requirements are
+installed with pip for the Lambda platform (manylinux wheels only), so no
+Docker engine is needed. Tests skip bundling through the standard
+`aws:cdk:bundling-stacks` context, so they never touch the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import jsii
+from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from cdk_constructs.nag import acknowledge
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LAMBDA_SOURCE_ROOT = REPO_ROOT / "lambda"
+# The newest Python runtime Lambda offers (cdk-nag AwsSolutions-L1 checks this).
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
+_PYTHON_VERSION = "3.14"
+# Lambda's Python runtimes run on Amazon Linux 2023 (glibc 2.34), so manylinux_2_28 wheels load.
+_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", "tests")
+
+
+def _source_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
+def source_hash(package_dirs: Sequence[Path]) -> str:
+    """Hash of every source file that goes into the asset (names and contents)."""
+    digest = hashlib.sha256()
+    for directory in package_dirs:
+        for path in _source_files(directory):
+            digest.update(str(path.relative_to(REPO_ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@jsii.implements(ILocalBundling)
+class _PipForLambdaBundler:
+    """Copies the packages and pip-installs the requirements for the Lambda platform."""
+
+    def __init__(self, package_dirs: Sequence[Path], requirements: Path | None) -> None:
+        self._package_dirs = list(package_dirs)
+        self._requirements = requirements
+
+    def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
+        out = Path(output_dir)
+        if self._requirements is not None and self._requirements.read_text().strip():
+            platform_args = [arg for platform in _PLATFORMS for arg in ("--platform", platform)]
+            subprocess.run(
+                [
+                    sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    "--requirement", str(self._requirements), "--target", str(out),
+                    "--implementation", "cp", "--python-version", _PYTHON_VERSION,
+                    "--only-binary=:all:", "--upgrade", *platform_args,
+                ],
+                check=True,
+            )
+        for directory in self._package_dirs:
+            shutil.copytree(directory, out / directory.name, dirs_exist_ok=True, ignore=_IGNORED)
+        return True
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What differs between our functions; everything else is a shared default."""
+
+    package: str
+    handler: str = "handler.lambda_handler"
+    description: str = ""
+    environment: Mapping[str, str] | None = None
+    timeout: Duration = Duration.seconds(30)
+    memory_size: int = 256
+    shared_packages: tuple[str, ...] = ()
+    reserved_concurrency: int | None = None
+
+
+class PythonFunction(Construct):
+    """Lambda function + its own log group with explicit retention + Powertools settings."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        spec: FunctionSpec,
+        log_retention_days: int,
+        destroy_logs_with_stack: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        package_dir = LAMBDA_SOURCE_ROOT / spec.package
+        if not package_dir.is_dir():
+            raise ValueError(f"no Lambda package at {package_dir}")
+        shared_dirs = [REPO_ROOT / name for name in spec.shared_packages]
+        requirements = package_dir / "requirements.txt"
+        all_dirs = [package_dir, *shared_dirs]
+
+        self.log_group = logs.LogGroup(
+            self,
+            "LogGroup",
+            retention=_retention(log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY if destroy_logs_with_stack else RemovalPolicy.RETAIN,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Runs the {spec.package} Lambda function",
+        )
+        # Logging permission scoped to this function's own log group (no managed policy).
+        self.log_group.grant_write(self.role)
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=LAMBDA_RUNTIME,
+            architecture=lambda_.Architecture.X86_64,
+            handler=f"{spec.package}.{spec.handler}",
+            code=lambda_.Code.from_asset(
+                str(package_dir),
+                asset_hash=source_hash(all_dirs),
+                bundling=BundlingOptions(
+                    # Only used if local bundling were declined; ours never declines.
+                    image=LAMBDA_RUNTIME.bundling_image,
+                    local=_PipForLambdaBundler(all_dirs, requirements if requirements.exists() else None),
+                    command=["false"],
+                ),
+            ),
+            description=spec.description,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": spec.package,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                **(spec.environment or {}),
+            },
+            timeout=spec.timeout,
+            memory_size=spec.memory_size,
+            role=self.role,
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            reserved_concurrent_executions=spec.reserved_concurrency,
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5",
+            "X-Ray tracing (PutTraceSegments/PutTelemetryRecords) and, where granted, the SageMaker callback APIs "
+            "(addressed by callback token, not by ARN) and ecs:ListTasks (scoped by an ecs:cluster condition) "
+            "accept no resource-level permissions.",
+            ["Resource::*"],
+        )
+
+
+_RETENTION_BY_DAYS = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    731: logs.RetentionDays.TWO_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+def _retention(days: int) -> logs.RetentionDays:
+    if days not in _RETENTION_BY_DAYS:
+        valid = ", ".join(str(d) for d in _RETENTION_BY_DAYS)
+        raise ValueError(f"log_retention_days={days} is not a CloudWatch Logs retention; use one of {valid}")
+    return _RETENTION_BY_DAYS[days]
+
+
+def retention_days(days: int) -> logs.RetentionDays:
+    """Public for other constructs' log groups (ECS, Glue) to share one mapping."""
+    return _retention(days)

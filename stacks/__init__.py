@@ -1,0 +1,1 @@
+"""Deployable stacks. Each is thin: it creates constructs and wires them together."""

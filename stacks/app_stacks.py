@@ -1,0 +1,40 @@
+"""Builds every stack of one environment; shared by app.py and the tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+
+from app_config import EnvironmentConfig
+from stacks.data_prep_stack import DataPrepStack
+from stacks.storage_stack import StorageStack
+
+
+@dataclass(frozen=True)
+class AppStacks:
+    storage: StorageStack
+    data_prep: DataPrepStack
+
+
+def build_stacks(app: cdk.App, config: EnvironmentConfig) -> AppStacks:
+    env = cdk.Environment(account=config.account, region=config.region)
+    common = {"env": env, "termination_protection": config.termination_protection}
+    storage = StorageStack(
+        app, "Storage", stack_name=config.stack_name("storage"), config=config,
+        description=f"Taxi anomaly ({config.name}): buckets and the metrics stream", **common,
+    )
+    data_prep = DataPrepStack(
+        app,
+        "DataPrep",
+        stack_name=config.stack_name("data-prep"),
+        config=config,
+        raw_bucket=storage.buckets.raw,
+        prepared_bucket=storage.buckets.prepared,
+        description=f"Taxi anomaly ({config.name}): callback queue, handler, prep task and Glue job",
+        **common,
+    )
+    for stack in (storage, data_prep):
+        cdk.Tags.of(stack).add("project", "taxi-anomaly")
+        cdk.Tags.of(stack).add("environment", config.name)
+    return AppStacks(storage=storage, data_prep=data_prep)

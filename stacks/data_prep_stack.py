@@ -1,0 +1,123 @@
+"""The data-prep half of the ML pipeline: callback queue -> handler -> (Fargate task ->) Glue job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from app_config import EnvironmentConfig
+from cdk_constructs.callback_handler import CallbackHandler
+from cdk_constructs.callback_queue import CallbackQueue
+from cdk_constructs.glue_completion import GlueCompletion
+from cdk_constructs.glue_prep_job import GluePrepJob
+from cdk_constructs.glue_security import GlueSecurity
+from cdk_constructs.operations import Operations
+from cdk_constructs.prep_task import PrepTask, TaskNetwork
+from cdk_constructs.task_watchdog import TaskWatchdog
+
+
+class DataPrepStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        raw_bucket: s3.IBucket,
+        prepared_bucket: s3.IBucket,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        prep = config.data_prep
+        self.operations = Operations(
+            self,
+            "Operations",
+            alarm_prefix=f"taxi-anomaly-{config.name}",
+            alarm_email=config.operations.alarm_email,
+            destroy_with_stack=config.destroy_data_with_stack,
+        )
+        self.callback_queue = CallbackQueue(
+            self,
+            "CallbackQueue",
+            pipeline_name=config.pipeline_name,
+            handler_timeout=Duration.seconds(prep.handler_timeout_seconds),
+            max_receive_count=prep.dlq_max_receive_count,
+            use_customer_managed_key=prep.queue_kms,
+            destroy_with_stack=config.destroy_data_with_stack,
+        )
+        self.glue_security = GlueSecurity(self, "GlueSecurity", destroy_with_stack=config.destroy_data_with_stack)
+        self.prep_job = GluePrepJob(
+            self,
+            "PrepJob",
+            config=prep,
+            shingle_size=config.pipeline.shingle_size,
+            raw_bucket=raw_bucket,
+            prepared_bucket=prepared_bucket,
+            security=self.glue_security,
+        )
+
+        task: PrepTask | None = None
+        network: TaskNetwork | None = None
+        if prep.completion == "poll":
+            network = TaskNetwork(self, "TaskNetwork", config=prep, log_retention=config.log_retention_days)
+            task = PrepTask(
+                self,
+                "PrepTask",
+                config=prep,
+                glue_job_arn=self.prep_job.job_arn,
+                network=network,
+                log_retention=config.log_retention_days,
+                destroy_logs_with_stack=config.destroy_data_with_stack,
+            )
+        self.handler = CallbackHandler(
+            self,
+            "CallbackHandler",
+            config=config,
+            queue=self.callback_queue,
+            glue_job_name=self.prep_job.job_name,
+            glue_job_arn=self.prep_job.job_arn,
+            task=task,
+            network=network,
+        )
+        ops = self.operations
+        ops.alarm_on_dead_letters(
+            "callback-dead-letters",
+            self.callback_queue.dead_letter_queue,
+            "Callback messages could not be processed (bad body or handler crash); inspect the DLQ.",
+        )
+        ops.alarm_on_dead_letters(
+            "event-target-dead-letters",
+            ops.event_dead_letter_queue,
+            "EventBridge could not deliver a task or Glue event to its Lambda; inspect the DLQ.",
+        )
+        ops.alarm_on_function_errors(
+            "callback-handler-errors", self.handler.function.function, "The callback handler Lambda failed."
+        )
+        ops.notify_on_glue_failures("prep-glue-job-failed", [self.prep_job.job_name])
+        if task is not None:
+            watchdog = TaskWatchdog(
+                self, "TaskWatchdog", config=config, task=task, dead_letter_queue=ops.event_dead_letter_queue
+            )
+            ops.alarm_on_function_errors(
+                "task-watchdog-errors", watchdog.function.function, "The prep-task watchdog Lambda failed."
+            )
+        else:
+            completion = GlueCompletion(
+                self,
+                "GlueCompletion",
+                config=config,
+                glue_job_name=self.prep_job.job_name,
+                glue_job_arn=self.prep_job.job_arn,
+                dead_letter_queue=ops.event_dead_letter_queue,
+            )
+            ops.alarm_on_function_errors(
+                "glue-completion-errors", completion.function.function, "The Glue completion Lambda failed."
+            )
+
+        CfnOutput(self, "CallbackQueueUrl", value=self.callback_queue.queue.queue_url)
+        CfnOutput(self, "CallbackDeadLetterQueueUrl", value=self.callback_queue.dead_letter_queue.queue_url)
+        CfnOutput(self, "PrepGlueJobName", value=self.prep_job.job_name)
+        CfnOutput(self, "OperationsTopicArn", value=self.operations.topic.topic_arn)

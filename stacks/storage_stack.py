@@ -1,0 +1,29 @@
+"""Stateful resources (buckets, the metrics stream) kept apart so compute stacks can be replaced freely."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from app_config import EnvironmentConfig
+from cdk_constructs.data_buckets import DataBuckets
+from cdk_constructs.metrics_stream import MetricsStream
+
+
+class StorageStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.buckets = DataBuckets(self, "Buckets", destroy_with_stack=config.destroy_data_with_stack)
+        self.metrics_stream = MetricsStream(
+            self, "MetricsStream", config=config.streaming, destroy_with_stack=config.destroy_data_with_stack
+        )
+        for output_id, bucket in (
+            ("RawBucketName", self.buckets.raw),
+            ("PreparedBucketName", self.buckets.prepared),
+            ("ArtifactsBucketName", self.buckets.artifacts),
+            ("MetricsBucketName", self.buckets.metrics),
+        ):
+            CfnOutput(self, output_id, value=bucket.bucket_name)
+        CfnOutput(self, "MetricsStreamName", value=self.metrics_stream.stream.stream_name)
