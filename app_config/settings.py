@@ -9,8 +9,9 @@ or AWS itself, which keeps synth pure.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 CompletionMode = Literal["poll", "events"]
 StreamMode = Literal["ON_DEMAND", "PROVISIONED"]
@@ -102,7 +103,9 @@ class StreamingConfig:
 
     def validate(self) -> None:
         _require(self.frequency_minutes in (5, 10), "streaming.frequency_minutes must be 5 or 10")
-        _require(self.stream_mode in ("ON_DEMAND", "PROVISIONED"), "streaming.stream_mode must be ON_DEMAND or PROVISIONED")
+        _require(
+            self.stream_mode in ("ON_DEMAND", "PROVISIONED"), "streaming.stream_mode must be ON_DEMAND or PROVISIONED"
+        )
         _require(self.shard_count >= 1, "streaming.shard_count must be >= 1")
         _require(1 <= self.generator_rate_minutes <= 60, "streaming.generator_rate_minutes must be 1..60")
         _require(1 <= self.records_per_invocation <= 10000, "streaming.records_per_invocation must be 1..10000")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as event_sources
 from constructs import Construct
@@ -48,7 +47,7 @@ class CallbackHandler(Construct):
                 package="callback_handler",
                 description="Starts the data-prep work for each SageMaker callback message",
                 environment=environment,
-                timeout=Duration.seconds(prep.handler_timeout_seconds),
+                timeout_seconds=prep.handler_timeout_seconds,
                 shared_packages=("pipeline_callback",),
             ),
             log_retention_days=config.log_retention_days,

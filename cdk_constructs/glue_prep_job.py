@@ -11,10 +11,9 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from cdk_constructs.nag import acknowledge, matching
-
 from app_config import DataPrepConfig
 from cdk_constructs.glue_security import GlueSecurity
+from cdk_constructs.nag import acknowledge, matching
 
 GLUE_VERSION = "5.0"
 SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "glue_scripts"

@@ -33,7 +33,9 @@ class GlueSecurity(Construct):
                 conditions={
                     "ArnLike": {
                         "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                            service="logs", resource="log-group", resource_name="/aws-glue/*",
+                            service="logs",
+                            resource="log-group",
+                            resource_name="/aws-glue/*",
                             arn_format=ArnFormat.COLON_RESOURCE_NAME,
                         )
                     }
@@ -64,7 +66,10 @@ class GlueSecurity(Construct):
                 actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:AssociateKmsKey"],
                 resources=[
                     stack.format_arn(
-                        service="logs", resource="log-group", resource_name="/aws-glue/*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws-glue/*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
                     )
                 ],
             )
@@ -75,4 +80,3 @@ class GlueSecurity(Construct):
             "Glue writes to log groups it names per run under /aws-glue/; the prefix is the narrowest scope.",
             [matching(r"^Resource::arn:.*:logs:.*:log-group:/aws-glue/\*$")],
         )
-

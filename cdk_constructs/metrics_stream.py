@@ -14,7 +14,9 @@ from cdk_constructs.nag import acknowledge
 class MetricsStream(Construct):
     """Encrypted (customer-managed key) stream; capacity mode from config."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: StreamingConfig, destroy_with_stack: bool) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: StreamingConfig, destroy_with_stack: bool
+    ) -> None:
         super().__init__(scope, construct_id)
         removal = RemovalPolicy.DESTROY if destroy_with_stack else RemovalPolicy.RETAIN
         self.key = kms.Key(

@@ -18,18 +18,13 @@ from constructs import Construct
 from cdk_constructs.nag import acknowledge
 
 
-class Operations(Construct):
+class OperationsTopic(Construct):
+    """The encrypted topic every alarm and failure notification of one environment goes to."""
+
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        alarm_prefix: str,
-        alarm_email: str | None,
-        destroy_with_stack: bool,
+        self, scope: Construct, construct_id: str, *, alarm_email: str | None, destroy_with_stack: bool
     ) -> None:
         super().__init__(scope, construct_id)
-        self._prefix = alarm_prefix
         self.key = kms.Key(
             self,
             "Key",
@@ -63,6 +58,15 @@ class Operations(Construct):
         )
         if alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+
+
+class Alarms(Construct):
+    """One stack's alarms (named after what broke) and the DLQ for its EventBridge targets."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, topic: sns.ITopic, alarm_prefix: str) -> None:
+        super().__init__(scope, construct_id)
+        self._prefix = alarm_prefix
+        self.topic = topic
         # Where EventBridge puts events it could not deliver to our Lambda targets.
         self.event_dead_letter_queue = sqs.Queue(
             self,

@@ -136,6 +136,8 @@ class PrepTask(Construct):
                 "POLL_INTERVAL_SECONDS": str(config.poll_interval_seconds),
                 "FIRST_POLL_SECONDS": str(config.first_poll_seconds),
                 "PYTHONUNBUFFERED": "1",
+                # botocore resolves the region from AWS_DEFAULT_REGION; Fargate's AWS_REGION alone is not enough.
+                "AWS_DEFAULT_REGION": Stack.of(self).region,
             },
             readonly_root_filesystem=True,
             essential=True,
@@ -156,11 +158,11 @@ class PrepTask(Construct):
             acknowledge(
                 self.task_definition.execution_role,
                 "AwsSolutions-IAM5",
-                "ecr:GetAuthorizationToken has no resource-level permissions; image pulls are scoped to the asset repo.",
+                "ecr:GetAuthorizationToken has no resource-level permissions; "
+                "image pulls are scoped to the asset repository.",
                 ["Resource::*"],
             )
         # Tasks this cluster runs (what the handler may stop).
         self.task_arn_pattern = Stack.of(self).format_arn(
             service="ecs", resource="task", resource_name=f"{self.cluster.cluster_name}/*"
         )
-

@@ -14,9 +14,9 @@ import hashlib
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy
@@ -65,10 +65,23 @@ class _PipForLambdaBundler:
             platform_args = [arg for platform in _PLATFORMS for arg in ("--platform", platform)]
             subprocess.run(
                 [
-                    sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "--requirement", str(self._requirements), "--target", str(out),
-                    "--implementation", "cp", "--python-version", _PYTHON_VERSION,
-                    "--only-binary=:all:", "--upgrade", *platform_args,
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--requirement",
+                    str(self._requirements),
+                    "--target",
+                    str(out),
+                    "--implementation",
+                    "cp",
+                    "--python-version",
+                    _PYTHON_VERSION,
+                    "--only-binary=:all:",
+                    "--upgrade",
+                    *platform_args,
                 ],
                 check=True,
             )
@@ -85,7 +98,7 @@ class FunctionSpec:
     handler: str = "handler.lambda_handler"
     description: str = ""
     environment: Mapping[str, str] | None = None
-    timeout: Duration = Duration.seconds(30)
+    timeout_seconds: int = 30
     memory_size: int = 256
     shared_packages: tuple[str, ...] = ()
     reserved_concurrency: int | None = None
@@ -148,7 +161,7 @@ class PythonFunction(Construct):
                 "POWERTOOLS_LOG_LEVEL": "INFO",
                 **(spec.environment or {}),
             },
-            timeout=spec.timeout,
+            timeout=Duration.seconds(spec.timeout_seconds),
             memory_size=spec.memory_size,
             role=self.role,
             log_group=self.log_group,

@@ -8,12 +8,14 @@ import aws_cdk as cdk
 
 from app_config import EnvironmentConfig
 from stacks.data_prep_stack import DataPrepStack
+from stacks.operations_stack import OperationsStack
 from stacks.storage_stack import StorageStack
 
 
 @dataclass(frozen=True)
 class AppStacks:
     storage: StorageStack
+    operations: OperationsStack
     data_prep: DataPrepStack
 
 
@@ -21,8 +23,20 @@ def build_stacks(app: cdk.App, config: EnvironmentConfig) -> AppStacks:
     env = cdk.Environment(account=config.account, region=config.region)
     common = {"env": env, "termination_protection": config.termination_protection}
     storage = StorageStack(
-        app, "Storage", stack_name=config.stack_name("storage"), config=config,
-        description=f"Taxi anomaly ({config.name}): buckets and the metrics stream", **common,
+        app,
+        "Storage",
+        stack_name=config.stack_name("storage"),
+        config=config,
+        description=f"Taxi anomaly ({config.name}): buckets and the metrics stream",
+        **common,
+    )
+    operations = OperationsStack(
+        app,
+        "Operations",
+        stack_name=config.stack_name("operations"),
+        config=config,
+        description=f"Taxi anomaly ({config.name}): operator notifications",
+        **common,
     )
     data_prep = DataPrepStack(
         app,
@@ -31,10 +45,11 @@ def build_stacks(app: cdk.App, config: EnvironmentConfig) -> AppStacks:
         config=config,
         raw_bucket=storage.buckets.raw,
         prepared_bucket=storage.buckets.prepared,
+        operations_topic=operations.operations.topic,
         description=f"Taxi anomaly ({config.name}): callback queue, handler, prep task and Glue job",
         **common,
     )
-    for stack in (storage, data_prep):
+    for stack in (storage, operations, data_prep):
         cdk.Tags.of(stack).add("project", "taxi-anomaly")
         cdk.Tags.of(stack).add("environment", config.name)
-    return AppStacks(storage=storage, data_prep=data_prep)
+    return AppStacks(storage=storage, operations=operations, data_prep=data_prep)

@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from app_config import EnvironmentConfig
@@ -14,7 +15,7 @@ from cdk_constructs.callback_queue import CallbackQueue
 from cdk_constructs.glue_completion import GlueCompletion
 from cdk_constructs.glue_prep_job import GluePrepJob
 from cdk_constructs.glue_security import GlueSecurity
-from cdk_constructs.operations import Operations
+from cdk_constructs.operations import Alarms
 from cdk_constructs.prep_task import PrepTask, TaskNetwork
 from cdk_constructs.task_watchdog import TaskWatchdog
 
@@ -28,17 +29,12 @@ class DataPrepStack(Stack):
         config: EnvironmentConfig,
         raw_bucket: s3.IBucket,
         prepared_bucket: s3.IBucket,
+        operations_topic: sns.ITopic,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         prep = config.data_prep
-        self.operations = Operations(
-            self,
-            "Operations",
-            alarm_prefix=f"taxi-anomaly-{config.name}",
-            alarm_email=config.operations.alarm_email,
-            destroy_with_stack=config.destroy_data_with_stack,
-        )
+        self.alarms = Alarms(self, "Alarms", topic=operations_topic, alarm_prefix=f"taxi-anomaly-{config.name}")
         self.callback_queue = CallbackQueue(
             self,
             "CallbackQueue",
@@ -82,7 +78,7 @@ class DataPrepStack(Stack):
             task=task,
             network=network,
         )
-        ops = self.operations
+        ops = self.alarms
         ops.alarm_on_dead_letters(
             "callback-dead-letters",
             self.callback_queue.dead_letter_queue,
@@ -120,4 +116,3 @@ class DataPrepStack(Stack):
         CfnOutput(self, "CallbackQueueUrl", value=self.callback_queue.queue.queue_url)
         CfnOutput(self, "CallbackDeadLetterQueueUrl", value=self.callback_queue.dead_letter_queue.queue_url)
         CfnOutput(self, "PrepGlueJobName", value=self.prep_job.job_name)
-        CfnOutput(self, "OperationsTopicArn", value=self.operations.topic.topic_arn)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from infra_synth import Synthesized, synth
 
+
 @pytest.fixture(scope="session")
 def dev() -> Synthesized:
     return synth("dev", "poll")

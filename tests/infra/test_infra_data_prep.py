@@ -162,7 +162,12 @@ def test_fargate_task_image_is_an_asset_built_at_deploy(dev: Synthesized) -> Non
                         "Image": {"Fn::Sub": Match.string_like_regexp(r"\.dkr\.ecr\..*cdk-hnb659fds-container-assets")},
                         "ReadonlyRootFilesystem": True,
                         "Environment": Match.array_with(
-                            [{"Name": "POLL_INTERVAL_SECONDS", "Value": str(dev.config.data_prep.poll_interval_seconds)}]
+                            [
+                                {
+                                    "Name": "POLL_INTERVAL_SECONDS",
+                                    "Value": str(dev.config.data_prep.poll_interval_seconds),
+                                }
+                            ]
                         ),
                         "LogConfiguration": Match.object_like({"LogDriver": "awslogs"}),
                     }
@@ -283,7 +288,11 @@ def test_alarm_names_say_what_broke(dev: Synthesized) -> None:
     }
     for alarm in template.find_resources("AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"], alarm["Properties"]["AlarmName"]
-    template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+        assert "OperationsTopic" in json.dumps(alarm["Properties"]["AlarmActions"])
+    # The topic lives in the operations stack, encrypted with its own key.
+    dev.template(dev.stacks.operations).has_resource_properties(
+        "AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()}
+    )
 
 
 def test_events_mode_has_no_fargate_task_and_reports_from_glue_events(dev_events: Synthesized) -> None:

@@ -65,7 +65,9 @@ def test_missing_region_everywhere_is_an_error() -> None:
         ("streaming", "nonsense", 1, "unknown setting\\(s\\) nonsense"),
     ],
 )
-def test_invalid_settings_fail_with_a_message_naming_them(section: str, setting: str, value: object, message: str) -> None:
+def test_invalid_settings_fail_with_a_message_naming_them(
+    section: str, setting: str, value: object, message: str
+) -> None:
     raw = {"x": {**ENVIRONMENTS["dev"], section: {**ENVIRONMENTS["dev"][section], setting: value}}}
     with pytest.raises(ConfigError, match=message):
         load_environment(raw, "x")
@@ -80,9 +82,10 @@ def test_existing_vpc_needs_its_subnets() -> None:
 def _run_app(env_name: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     context |= {"env": env_name, "aws:cdk:bundling-stacks": []}
-    environ = {
-        key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "CDK_DEFAULT"))
-    } | {"CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(tmp_path)}
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "CDK_DEFAULT"))} | {
+        "CDK_CONTEXT_JSON": json.dumps(context),
+        "CDK_OUTDIR": str(tmp_path),
+    }
     return subprocess.run(
         [sys.executable, "app.py"], cwd=REPO_ROOT, env=environ, capture_output=True, text=True, timeout=300, check=False
     )

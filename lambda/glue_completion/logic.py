@@ -1,0 +1,89 @@
+"""Turn a finished Glue run of the prep job into the callback step's success or failure."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pipeline_callback.callback import send_step_failure, send_step_success
+from pipeline_callback.glue import (
+    CALLBACK_TOKEN_ARGUMENT,
+    OUTPUT_URI_ARGUMENT,
+    SUCCEEDED,
+    TERMINAL_STATES,
+    glue_failure_reason,
+)
+from pipeline_callback.message import is_s3_uri, is_valid_callback_token
+from pipeline_callback.outputs import success_output_parameters
+from pipeline_callback.retry import Retrier
+
+if TYPE_CHECKING:
+    from mypy_boto3_glue import GlueClient
+    from mypy_boto3_sagemaker import SageMakerClient
+
+logger = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """An environment variable is missing or invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class GlueCompletionConfig:
+    glue_job_name: str
+
+
+def load_config(environ: Mapping[str, str]) -> GlueCompletionConfig:
+    glue_job_name = environ.get("GLUE_JOB_NAME", "").strip()
+    if not glue_job_name:
+        raise ConfigError("environment variable GLUE_JOB_NAME is required and must not be empty")
+    return GlueCompletionConfig(glue_job_name=glue_job_name)
+
+
+def handle_glue_state_change(
+    event: Mapping[str, Any],
+    glue_job_name: str,
+    *,
+    glue: GlueClient,
+    sagemaker: SageMakerClient,
+    retrier: Retrier,
+) -> str:
+    """Act on an EventBridge 'Glue Job State Change' event; returns a short description of what happened."""
+    detail = event.get("detail") or {}
+    job_name = detail.get("jobName")
+    run_id = str(detail.get("jobRunId") or "")
+    state = str(detail.get("state") or "")
+    if job_name != glue_job_name:
+        logger.info("Ignoring job %r (run %s): this function watches %r", job_name, run_id, glue_job_name)
+        return f"ignored: other job {job_name}"
+    if state not in TERMINAL_STATES:
+        logger.info("Ignoring non-terminal state %s of run %s", state, run_id)
+        return f"ignored: state {state}"
+
+    job_run = retrier.call(
+        lambda: glue.get_job_run(JobName=glue_job_name, RunId=run_id)["JobRun"], description="Glue GetJobRun"
+    )
+    arguments = job_run.get("Arguments", {})
+    token = arguments.get(CALLBACK_TOKEN_ARGUMENT)
+    if token is None:
+        logger.info("Run %s has no %s argument (not started for a pipeline)", run_id, CALLBACK_TOKEN_ARGUMENT)
+        return "ignored: run has no callback token"
+    if not is_valid_callback_token(token):
+        logger.error("Run %s has an invalid callback token %r; cannot report", run_id, token)
+        return "ignored: invalid callback token"
+
+    logger.info("Glue run %s of %s ended %s (token %s)", run_id, glue_job_name, state, token)
+    if state == SUCCEEDED:
+        output_uri = arguments.get(OUTPUT_URI_ARGUMENT)
+        if is_s3_uri(output_uri):
+            outcome = send_step_success(sagemaker, token, success_output_parameters(output_uri), retrier)
+            return f"success reported ({outcome.value})"
+        reason = f"Glue job run {run_id} SUCCEEDED but its {OUTPUT_URI_ARGUMENT} is not an s3:// URI: {output_uri!r}"
+        outcome = send_step_failure(sagemaker, token, reason, retrier)
+        return f"failure reported ({outcome.value}): {reason}"
+
+    reason = glue_failure_reason(run_id, state, detail.get("message") or job_run.get("ErrorMessage"))
+    outcome = send_step_failure(sagemaker, token, reason, retrier)
+    return f"failure reported ({outcome.value}): {reason}"

@@ -1,0 +1,1 @@
+"""Lambda that fails the callback step when its Fargate prep task stopped without reporting."""
