@@ -9,6 +9,7 @@ import aws_cdk as cdk
 from app_config import EnvironmentConfig
 from stacks.data_prep_stack import DataPrepStack
 from stacks.operations_stack import OperationsStack
+from stacks.pipeline_stack import PipelineStack
 from stacks.storage_stack import StorageStack
 
 
@@ -17,6 +18,7 @@ class AppStacks:
     storage: StorageStack
     operations: OperationsStack
     data_prep: DataPrepStack
+    pipeline: PipelineStack
 
 
 def build_stacks(app: cdk.App, config: EnvironmentConfig) -> AppStacks:
@@ -49,7 +51,19 @@ def build_stacks(app: cdk.App, config: EnvironmentConfig) -> AppStacks:
         description=f"Taxi anomaly ({config.name}): callback queue, handler, prep task and Glue job",
         **common,
     )
-    for stack in (storage, operations, data_prep):
+    pipeline = PipelineStack(
+        app,
+        "Pipeline",
+        stack_name=config.stack_name("pipeline"),
+        config=config,
+        callback_queue=data_prep.callback_queue.queue,
+        raw_bucket=storage.buckets.raw,
+        prepared_bucket=storage.buckets.prepared,
+        artifacts_bucket=storage.buckets.artifacts,
+        description=f"Taxi anomaly ({config.name}): SageMaker pipeline (callback prep, RCF, batch transform)",
+        **common,
+    )
+    for stack in (storage, operations, data_prep, pipeline):
         cdk.Tags.of(stack).add("project", "taxi-anomaly")
         cdk.Tags.of(stack).add("environment", config.name)
-    return AppStacks(storage=storage, operations=operations, data_prep=data_prep)
+    return AppStacks(storage=storage, operations=operations, data_prep=data_prep, pipeline=pipeline)
