@@ -11,6 +11,7 @@ from stacks.data_prep_stack import DataPrepStack
 from stacks.operations_stack import OperationsStack
 from stacks.pipeline_stack import PipelineStack
 from stacks.storage_stack import StorageStack
+from stacks.streaming_stack import StreamingStack
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class AppStacks:
     operations: OperationsStack
     data_prep: DataPrepStack
     pipeline: PipelineStack
+    streaming: StreamingStack
 
 
 def build_stacks(app: cdk.App, config: EnvironmentConfig) -> AppStacks:
@@ -63,7 +65,20 @@ def build_stacks(app: cdk.App, config: EnvironmentConfig) -> AppStacks:
         description=f"Taxi anomaly ({config.name}): SageMaker pipeline (callback prep, RCF, batch transform)",
         **common,
     )
-    for stack in (storage, operations, data_prep, pipeline):
+    streaming = StreamingStack(
+        app,
+        "Streaming",
+        stack_name=config.stack_name("streaming"),
+        config=config,
+        stream=storage.metrics_stream.stream,
+        metrics_bucket=storage.buckets.metrics,
+        operations_topic=operations.operations.topic,
+        description=f"Taxi anomaly ({config.name}): streaming metrics ETL and continuous anomaly detector",
+        **common,
+    )
+    for stack in (storage, operations, data_prep, pipeline, streaming):
         cdk.Tags.of(stack).add("project", "taxi-anomaly")
         cdk.Tags.of(stack).add("environment", config.name)
-    return AppStacks(storage=storage, operations=operations, data_prep=data_prep, pipeline=pipeline)
+    return AppStacks(
+        storage=storage, operations=operations, data_prep=data_prep, pipeline=pipeline, streaming=streaming
+    )

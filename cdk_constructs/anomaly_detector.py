@@ -1,0 +1,114 @@
+"""The detector that scores each closed interval per dimension with Random Cut Forest and raises alerts.
+
+It replaces Amazon Lookout for Metrics (ended 9 October 2025) from the same interval CSV files.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from app_config import EnvironmentConfig
+from cdk_constructs.glue_prep_job import grant_prefix_read, grant_prefix_write
+from cdk_constructs.nag import acknowledge, matching
+from cdk_constructs.python_function import FunctionSpec, PythonFunction
+from cdk_constructs.streaming_etl_job import INTERVALS_PREFIX
+
+ANOMALIES_PREFIX = "metrics/anomalies/"
+STATE_PREFIX = "metrics/detector-state/"
+STATE_KEY = f"{STATE_PREFIX}history.json"
+METRIC_NAMESPACE = "TaxiAnomaly/MetricsDetector"
+
+
+class AnomalyDetector(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        metrics_bucket: s3.IBucket,
+        dead_letter_queue: sqs.IQueue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        streaming = config.streaming
+        self.alerts_key = kms.Key(
+            self,
+            "AlertsKey",
+            description="Encrypts the metrics anomaly alerts topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY if config.destroy_data_with_stack else RemovalPolicy.RETAIN,
+            pending_window=Duration.days(7),
+        )
+        self.alerts = sns.Topic(self, "Alerts", master_key=self.alerts_key, enforce_ssl=True)
+        self.function = PythonFunction(
+            self,
+            "Detector",
+            spec=FunctionSpec(
+                package="anomaly_detector",
+                description="Scores the just-closed metrics interval per dimension and alerts on anomalies",
+                environment={
+                    "DATA_BUCKET": metrics_bucket.bucket_name,
+                    "INTERVALS_PREFIX": INTERVALS_PREFIX,
+                    "ANOMALIES_PREFIX": ANOMALIES_PREFIX,
+                    "STATE_KEY": STATE_KEY,
+                    "TOPIC_ARN": self.alerts.topic_arn,
+                    "METRIC_NAMESPACE": METRIC_NAMESPACE,
+                    "DIMENSION_COLUMN": streaming.dimension_column,
+                    "TIMESTAMP_COLUMN": streaming.timestamp_column,
+                    "MEASURE_COLUMN": streaming.measure_column,
+                    "FREQUENCY_MINUTES": str(streaming.frequency_minutes),
+                    "ANOMALY_THRESHOLD": str(streaming.anomaly_threshold),
+                    "HISTORY_LENGTH": str(streaming.history_length),
+                },
+                timeout_seconds=120,
+                memory_size=1024,
+                # Runs are ordered by interval; two at once would race on the history state.
+                reserved_concurrency=1,
+            ),
+            log_retention_days=config.log_retention_days,
+            destroy_logs_with_stack=config.destroy_data_with_stack,
+        )
+        role = self.function.role
+        grant_prefix_read(role, metrics_bucket, INTERVALS_PREFIX)
+        grant_prefix_write(role, metrics_bucket, ANOMALIES_PREFIX)
+        grant_prefix_write(role, metrics_bucket, STATE_PREFIX)
+        self.alerts.grant_publish(role)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}},
+            )
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5",
+            "The detector reads interval files and writes anomaly records and its history under fixed prefixes of "
+            "the metrics bucket (object names are per interval); PutMetricData has no resource ARN and is limited "
+            "to the detector's namespace by condition.",
+            [
+                matching(rf"^Resource::.*/({INTERVALS_PREFIX}|{ANOMALIES_PREFIX}|{STATE_PREFIX})\*$"),
+                matching(r"^Action::kms:.*\*$"),
+            ],
+        )
+        # Once per interval, offset so the streaming job has written the interval's files.
+        frequency = streaming.frequency_minutes
+        offset = streaming.detector_offset_minutes
+        self.rule = events.Rule(
+            self,
+            "Schedule",
+            description=f"Scores each closed {frequency}-minute interval {offset} minutes after it ends",
+            schedule=events.Schedule.cron(minute=f"{offset}/{frequency}"),
+        )
+        self.rule.add_target(
+            targets.LambdaFunction(self.function.function, dead_letter_queue=dead_letter_queue, retry_attempts=2)
+        )
+        self.metric_namespace = METRIC_NAMESPACE

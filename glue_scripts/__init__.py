@@ -1,0 +1,1 @@
+"""AWS Glue job scripts: thin Glue bootstraps around pure PySpark functions."""

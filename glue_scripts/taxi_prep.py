@@ -1,0 +1,414 @@
+"""Batch prep job (Glue 5.0, ``glueetl``): NYC TLC yellow-taxi trips -> shingled passengers per half hour.
+
+Job arguments: ``--input_uri``, ``--output_uri``, ``--shingle_size`` (an int >= 1, set as a default argument
+on the job). Any other argument (``--callback_token``, Glue's own ``--JOB_NAME`` ...) is ignored.
+
+Input: the trip files under ``input_uri`` (s3:// in Glue; a local path or file:// locally), either
+
+* CSV with a header in the TLC yellow layout (``.csv`` or ``.csv.gz``), or
+* Parquet as TLC publishes it today (``tpep_pickup_datetime`` a timestamp, ``passenger_count`` a double or a
+  long, which may differ from one monthly file to the next).
+
+The format is detected from the file names (files and folders whose name starts with ``_`` or ``.`` are
+skipped); a location without data files, or with both formats, fails the run with a message naming it.
+Only ``tpep_pickup_datetime`` and ``passenger_count`` are read, with an explicit schema.
+
+Transform: rows with a missing or non-numeric passenger count, or a missing or unparseable pickup time, are
+dropped and counted. Passengers are summed per 30-minute window (window start = pickup time floored to :00 or
+:30, UTC), the series is made dense between the first and the last window (a window without trips has 0
+passengers) and sorted by window start. CSV pickup times are wall-clock strings read as UTC:
+:func:`configure_spark` sets the session time zone to UTC.
+
+Shingling with N = ``shingle_size``: each window gets ``v1..vN``, the counts of the N windows ending at it
+(``v1`` the oldest, ``vN`` the window itself). Outputs under ``output_uri`` (one CSV part file each, no
+header, overwritten on every run):
+
+* ``train/``: ``v1..vN``, only for windows with a full history (window index >= N-1). Fewer than N windows
+  in total fails the run ("need at least N half-hour windows, got K").
+* ``scoring/``: ``window_start,passengers,v1..vN`` for EVERY window, ``window_start`` as
+  ``yyyy-MM-dd HH:mm:ss``. No header, because SageMaker batch transform would score a header as a record.
+  The first N-1 windows have no full history: their missing leading values are left-padded with the FIRST
+  window's count (so window 0 of an N=3 series with counts 5, 7, 9 is ``5,5,5`` and window 1 is ``5,5,7``).
+
+N=1 reproduces the single-feature design: train is one column of counts, scoring is
+``window_start,passengers,passengers``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as sf
+from pyspark.sql.types import (
+    DataType,
+    DoubleType,
+    FloatType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+WINDOW_SECONDS = 30 * 60
+PICKUP_COLUMN = "tpep_pickup_datetime"
+PASSENGER_COLUMN = "passenger_count"
+WINDOW_START_FORMAT = "yyyy-MM-dd HH:mm:ss"
+CSV_FORMAT = "csv"
+PARQUET_FORMAT = "parquet"
+
+# Parquet physical type of passenger_count -> the Spark type that reads it. Spark 3.5 cannot read an INT64
+# column through a DoubleType schema, so files are grouped by this type and read with a matching schema.
+_PARQUET_PASSENGER_TYPES: dict[str, DataType] = {
+    "INT32": IntegerType(),
+    "INT64": LongType(),
+    "FLOAT": FloatType(),
+    "DOUBLE": DoubleType(),
+    "BINARY": StringType(),
+}
+
+
+class InfoLogger(Protocol):
+    """What the job needs from a logger: both ``logging.Logger`` and Glue's log4j logger fit."""
+
+    def info(self, msg: str, /) -> None: ...
+
+
+class PrepInputError(ValueError):
+    """The input location or data cannot produce a training set; the message says why."""
+
+
+@dataclass(frozen=True)
+class TripsInput:
+    """Raw trips (``tpep_pickup_datetime``, ``passenger_count``, still untyped for CSV) and their format."""
+
+    trips: DataFrame
+    input_format: str
+    data_files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WindowSeries:
+    """Dense, sorted ``window_start`` (timestamp), ``passengers`` (long) series plus what was read to get it."""
+
+    series: DataFrame
+    windows: int
+    rows_read: int
+    rows_dropped: int
+
+
+@dataclass(frozen=True)
+class PrepResult:
+    rows_read: int
+    rows_dropped: int
+    windows: int
+    train_rows: int
+    input_format: str
+
+
+def configure_spark(spark: SparkSession) -> None:
+    """Session settings the job relies on; the tests and the benchmark call this too."""
+    spark.conf.set("spark.sql.adaptive.enabled", "true")
+    spark.conf.set("spark.sql.adaptive.coalescePartitions.enabled", "true")
+    # The aggregation shrinks millions of rows to a few thousand windows: one shuffle partition per core
+    # is plenty, and the default 200 would only add scheduling overhead.
+    parallelism = max(1, spark.sparkContext.defaultParallelism)
+    spark.conf.set("spark.sql.shuffle.partitions", str(parallelism))
+    # Windows are defined in UTC, and CSV pickup times carry no zone.
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+
+
+def _jvm(spark: SparkSession) -> Any:
+    jvm = spark.sparkContext._jvm
+    if jvm is None:  # only after the context has been stopped
+        raise RuntimeError("the Spark context has no JVM")
+    return jvm
+
+
+def _hadoop_conf(spark: SparkSession) -> Any:
+    return spark.sparkContext._jsc.hadoopConfiguration()
+
+
+def _is_hidden(relative_path: str) -> bool:
+    return any(part.startswith(("_", ".")) for part in relative_path.split("/") if part)
+
+
+def find_data_files(spark: SparkSession, input_uri: str) -> tuple[str, list[str]]:
+    """Return (format, data files) under ``input_uri``, listed with Hadoop's FileSystem (s3:// or local)."""
+    jvm = _jvm(spark)
+    root = jvm.org.apache.hadoop.fs.Path(input_uri)
+    filesystem = root.getFileSystem(_hadoop_conf(spark))
+    if not filesystem.exists(root):
+        raise PrepInputError(f"no trip data files under {input_uri}: the location does not exist")
+    root_prefix = filesystem.makeQualified(root).toString().rstrip("/")
+    csv_files: list[str] = []
+    parquet_files: list[str] = []
+    listing = filesystem.listFiles(root, True)
+    while listing.hasNext():
+        path = listing.next().getPath().toString()
+        if _is_hidden(path[len(root_prefix) :]) or _is_hidden(path.rsplit("/", 1)[-1]):
+            continue
+        name = path.lower()
+        if name.endswith((".csv", ".csv.gz")):
+            csv_files.append(path)
+        elif name.endswith(".parquet"):
+            parquet_files.append(path)
+    if csv_files and parquet_files:
+        raise PrepInputError(f"both CSV and Parquet trip files under {input_uri}: point the job at one format")
+    if not csv_files and not parquet_files:
+        raise PrepInputError(f"no trip data files (.csv, .csv.gz or .parquet) under {input_uri}")
+    if csv_files:
+        return CSV_FORMAT, sorted(csv_files)
+    return PARQUET_FORMAT, sorted(parquet_files)
+
+
+def _csv_header(spark: SparkSession, csv_file: str) -> list[str]:
+    """First line of a (possibly gzipped) CSV file, read on the driver without a Spark job."""
+    jvm = _jvm(spark)
+    conf = _hadoop_conf(spark)
+    path = jvm.org.apache.hadoop.fs.Path(csv_file)
+    stream = path.getFileSystem(conf).open(path)
+    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(path)
+    if codec is not None:
+        stream = codec.createInputStream(stream)
+    reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+    try:
+        first_line = reader.readLine()
+    finally:
+        reader.close()
+    if not first_line:
+        raise PrepInputError(f"{csv_file} is empty: a TLC CSV file starts with a header line")
+    return [name.strip().strip('"').lstrip("\ufeff") for name in first_line.split(",")]
+
+
+def _read_csv_trips(spark: SparkSession, csv_files: list[str]) -> DataFrame:
+    # The schema follows the header of the first file (all strings, so that "abc" can be counted as a bad
+    # passenger count instead of failing the read); the CSV reader only parses the two selected columns.
+    header = _csv_header(spark, csv_files[0])
+    by_lower_name = {name.lower(): name for name in header}
+    missing = [name for name in (PICKUP_COLUMN, PASSENGER_COLUMN) if name not in by_lower_name]
+    if missing:
+        raise PrepInputError(f"{csv_files[0]} has no {', '.join(missing)} column (header: {','.join(header)})")
+    schema = StructType([StructField(name, StringType()) for name in header])
+    return (
+        spark.read.schema(schema)
+        .option("header", True)
+        .option("mode", "PERMISSIVE")
+        .csv(csv_files)
+        .select(
+            sf.col(f"`{by_lower_name[PICKUP_COLUMN]}`").alias(PICKUP_COLUMN),
+            sf.col(f"`{by_lower_name[PASSENGER_COLUMN]}`").alias(PASSENGER_COLUMN),
+        )
+    )
+
+
+def _parquet_passenger_type(spark: SparkSession, parquet_file: str) -> str:
+    """Physical type of passenger_count in one file's footer (driver-side, no Spark job)."""
+    jvm = _jvm(spark)
+    input_file = jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(
+        jvm.org.apache.hadoop.fs.Path(parquet_file), _hadoop_conf(spark)
+    )
+    reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(input_file)
+    try:
+        file_schema = reader.getFileMetaData().getSchema()
+    finally:
+        reader.close()
+    if not file_schema.containsField(PASSENGER_COLUMN):
+        return "DOUBLE"  # read as all-null, so every row of that file is dropped and counted
+    column_type = file_schema.getType(PASSENGER_COLUMN)
+    if not column_type.isPrimitive():
+        raise PrepInputError(f"{parquet_file}: {PASSENGER_COLUMN} is not a number column")
+    return str(column_type.asPrimitiveType().getPrimitiveTypeName().name())
+
+
+def _read_parquet_trips(spark: SparkSession, parquet_files: list[str]) -> DataFrame:
+    files_by_type: dict[str, list[str]] = {}
+    for parquet_file in parquet_files:
+        physical_type = _parquet_passenger_type(spark, parquet_file)
+        if physical_type not in _PARQUET_PASSENGER_TYPES:
+            raise PrepInputError(f"{parquet_file}: {PASSENGER_COLUMN} has unsupported type {physical_type}")
+        files_by_type.setdefault(physical_type, []).append(parquet_file)
+    frames = []
+    for physical_type, files in sorted(files_by_type.items()):
+        schema = StructType(
+            [
+                # TLC timestamps have no zone (TIMESTAMP_NTZ); reading them as TimestampType keeps the wall
+                # clock in a UTC session.
+                StructField(PICKUP_COLUMN, TimestampType()),
+                StructField(PASSENGER_COLUMN, _PARQUET_PASSENGER_TYPES[physical_type]),
+            ]
+        )
+        frames.append(spark.read.schema(schema).parquet(*files))
+    trips = frames[0]
+    for frame in frames[1:]:
+        trips = trips.unionByName(frame, allowMissingColumns=False)
+    return trips
+
+
+def read_trips(spark: SparkSession, input_uri: str) -> TripsInput:
+    """Read ``tpep_pickup_datetime`` and ``passenger_count`` from the CSV or Parquet files under ``input_uri``."""
+    input_format, data_files = find_data_files(spark, input_uri)
+    read = _read_csv_trips if input_format == CSV_FORMAT else _read_parquet_trips
+    trips = read(spark, data_files)
+    return TripsInput(trips=trips, input_format=input_format, data_files=tuple(data_files))
+
+
+def _try_cast(column_name: str, type_name: str) -> Column:
+    # try_cast gives NULL for bad values even when ANSI mode is on.
+    return sf.expr(f"try_cast(`{column_name}` AS {type_name})")
+
+
+def clean_trips(trips: DataFrame) -> DataFrame:
+    """Typed ``pickup_at`` (timestamp) and ``passengers`` (double), plus ``is_valid``.
+
+    Rows are flagged rather than filtered so that a single aggregation pass both sums the valid rows and
+    counts the dropped ones (see :func:`passengers_per_window`); ``.where("is_valid")`` gives the kept rows.
+    A row is invalid when the passenger count is missing, non-numeric or NaN, or the pickup time is missing
+    or unparseable.
+    """
+    pickup_at = _try_cast(PICKUP_COLUMN, "TIMESTAMP")
+    passengers = _try_cast(PASSENGER_COLUMN, "DOUBLE")
+    typed = trips.select(pickup_at.alias("pickup_at"), passengers.alias("passengers"))
+    is_valid = sf.col("pickup_at").isNotNull() & sf.col("passengers").isNotNull() & ~sf.isnan("passengers")
+    return typed.withColumn("is_valid", sf.coalesce(is_valid, sf.lit(False)))
+
+
+def passengers_per_window(cleaned: DataFrame) -> WindowSeries:
+    """Sum passengers per 30-minute window, dense from the first to the last window, sorted by window start.
+
+    Aggregates first (group by the window start as epoch seconds, so the big input is never moved to one
+    partition); invalid rows fall in a NULL group, which is how they are counted without a second scan.
+    """
+    spark = cleaned.sparkSession
+    window_bucket = sf.floor(sf.col("pickup_at").cast("long") / WINDOW_SECONDS) * WINDOW_SECONDS
+    per_window = (
+        cleaned.groupBy(sf.when(sf.col("is_valid"), window_bucket).alias("window_bucket"))
+        .agg(sf.sum("passengers").alias("passengers"), sf.count(sf.lit(1)).alias("trips"))
+        .localCheckpoint(eager=True)  # the one pass over the input; everything below reads this small result
+    )
+    stats = per_window.agg(
+        sf.sum("trips").alias("rows_read"),
+        sf.sum(sf.when(sf.col("window_bucket").isNull(), sf.col("trips"))).alias("rows_dropped"),
+        sf.min("window_bucket").alias("first_bucket"),
+        sf.max("window_bucket").alias("last_bucket"),
+    ).first()
+    assert stats is not None  # a global aggregate always returns one row
+    rows_read = int(stats["rows_read"] or 0)
+    rows_dropped = int(stats["rows_dropped"] or 0)
+    if stats["first_bucket"] is None:
+        empty = spark.createDataFrame([], "window_start timestamp, passengers long")
+        return WindowSeries(series=empty, windows=0, rows_read=rows_read, rows_dropped=rows_dropped)
+    first_bucket, last_bucket = int(stats["first_bucket"]), int(stats["last_bucket"])
+    all_buckets = spark.range(first_bucket, last_bucket + WINDOW_SECONDS, WINDOW_SECONDS, numPartitions=1)
+    valid_windows = per_window.where(sf.col("window_bucket").isNotNull()).select("window_bucket", "passengers")
+    series = (
+        all_buckets.join(sf.broadcast(valid_windows), all_buckets["id"] == valid_windows["window_bucket"], "left")
+        .select(
+            sf.timestamp_seconds(all_buckets["id"]).alias("window_start"),
+            sf.coalesce(sf.round(valid_windows["passengers"]).cast("long"), sf.lit(0).cast("long")).alias("passengers"),
+        )
+        .coalesce(1)
+        .sortWithinPartitions("window_start")  # one partition, so this is the global order without a shuffle
+        .localCheckpoint(eager=True)
+    )
+    windows = (last_bucket - first_bucket) // WINDOW_SECONDS + 1
+    return WindowSeries(series=series, windows=windows, rows_read=rows_read, rows_dropped=rows_dropped)
+
+
+def vector_columns(shingle_size: int) -> list[str]:
+    return [f"v{position}" for position in range(1, shingle_size + 1)]
+
+
+def shingle_windows(series: DataFrame, shingle_size: int) -> DataFrame:
+    """Add ``window_index`` and ``v1..vN`` (v1 oldest, vN the window itself) to a dense, sorted series.
+
+    Windows before the first one are padded with the first window's count. Fails when the series has fewer
+    than N windows, because then not a single training row exists.
+    """
+    if shingle_size < 1:
+        raise PrepInputError(f"shingle_size must be at least 1, got {shingle_size}")
+    windows = series.count()
+    if windows < shingle_size:
+        raise PrepInputError(f"need at least {shingle_size} half-hour windows, got {windows}")
+    # No partitionBy on purpose: the series is a few thousand rows in one partition already.
+    in_time_order = Window.orderBy("window_start")
+    # One window expression for all N values (N separate lags make Spark generate N times the code).
+    history = sf.collect_list("passengers").over(in_time_order.rowsBetween(-(shingle_size - 1), Window.currentRow))
+    first_count = sf.first("passengers").over(in_time_order.rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    padding = sf.array_repeat(first_count, sf.lit(shingle_size) - sf.size(history))
+    window_index = (sf.row_number().over(in_time_order) - 1).alias("window_index")
+    with_history = series.select(
+        "window_start", "passengers", window_index, sf.concat(padding, history).alias("history")
+    )
+    vectors = [sf.col("history")[position].alias(name) for position, name in enumerate(vector_columns(shingle_size))]
+    return with_history.select("window_start", "passengers", "window_index", *vectors)
+
+
+def _with_trailing_slash(uri: str) -> str:
+    return uri.rstrip("/") + "/"
+
+
+def write_outputs(shingled: DataFrame, output_uri: str, shingle_size: int) -> int:
+    """Write ``train/`` and ``scoring/`` (single headerless CSV part files, overwrite); return train rows."""
+    base_uri = _with_trailing_slash(output_uri)
+    vectors = vector_columns(shingle_size)
+    train = shingled.where(sf.col("window_index") >= shingle_size - 1).select(*vectors)
+    scoring = shingled.select(
+        sf.date_format("window_start", WINDOW_START_FORMAT).alias("window_start"), "passengers", *vectors
+    )
+    train.coalesce(1).write.mode("overwrite").option("header", False).csv(base_uri + "train/")
+    scoring.coalesce(1).write.mode("overwrite").option("header", False).csv(base_uri + "scoring/")
+    windows = shingled.count()
+    return max(0, windows - (shingle_size - 1))
+
+
+def run_prep(
+    spark: SparkSession, input_uri: str, output_uri: str, shingle_size: int, logger: InfoLogger
+) -> PrepResult:
+    """The whole job: read, clean, aggregate, shingle, write. Raises PrepInputError on unusable input."""
+    trips_input = read_trips(spark, input_uri)
+    logger.info(f"reading {len(trips_input.data_files)} {trips_input.input_format} file(s) under {input_uri}")
+    windowed = passengers_per_window(clean_trips(trips_input.trips))
+    logger.info(
+        f"read {windowed.rows_read} trips, dropped {windowed.rows_dropped} with a missing or non-numeric "
+        f"passenger count or an unparseable pickup time; {windowed.windows} half-hour windows"
+    )
+    shingled = shingle_windows(windowed.series, shingle_size)
+    train_rows = write_outputs(shingled, output_uri, shingle_size)
+    result = PrepResult(
+        rows_read=windowed.rows_read,
+        rows_dropped=windowed.rows_dropped,
+        windows=windowed.windows,
+        train_rows=train_rows,
+        input_format=trips_input.input_format,
+    )
+    logger.info(f"wrote {train_rows} train rows and {windowed.windows} scoring rows under {output_uri}: {result}")
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    # Glue-only modules: imported here so the module imports (and tests run) without awsglue.
+    from awsglue.context import GlueContext
+    from awsglue.job import Job
+    from awsglue.utils import getResolvedOptions
+    from pyspark.context import SparkContext
+
+    job_argv = list(argv if argv is not None else sys.argv)
+    args = getResolvedOptions(job_argv, ["JOB_NAME", "input_uri", "output_uri", "shingle_size"])
+    glue_context = GlueContext(SparkContext.getOrCreate())
+    spark = glue_context.spark_session
+    job = Job(glue_context)
+    job.init(args["JOB_NAME"], args)
+    logger = glue_context.get_logger()
+    configure_spark(spark)
+    run_prep(spark, args["input_uri"], args["output_uri"], int(args["shingle_size"]), logger)
+    job.commit()
+
+
+if __name__ == "__main__":
+    main()
