@@ -80,6 +80,7 @@ class _PipForLambdaBundler:
                     "--python-version",
                     _PYTHON_VERSION,
                     "--only-binary=:all:",
+                    "--no-compile",
                     "--upgrade",
                     *platform_args,
                 ],

@@ -70,7 +70,7 @@ class MetricsCatalog(Construct):
                 ),
             ),
         )
-        self.table.add_dependency(self.database)
+        self.table.node.add_dependency(self.database)
         self.database_arn = stack.format_arn(service="glue", resource="database", resource_name=self.database_name)
         self.table_arn = stack.format_arn(
             service="glue", resource="table", resource_name=f"{self.database_name}/{self.table_name}"
