@@ -242,7 +242,9 @@ def stop_prep_tasks(
     for task_arn in task_arns:
         try:
             retrier.call(
-                lambda arn=task_arn: ecs.stop_task(cluster=settings.cluster_arn, task=arn, reason=STOPPED_ON_REQUEST),
+                functools.partial(
+                    ecs.stop_task, cluster=settings.cluster_arn, task=task_arn, reason=STOPPED_ON_REQUEST
+                ),
                 description="ECS StopTask",
             )
             stopped.append(task_arn)

@@ -1,0 +1,141 @@
+"""PNG charts of the results (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+
+from local_mode.ml_system import PipelineOutcome
+from local_mode.report import top_events
+from local_mode.streaming_sim import StreamOutcome
+
+INJECTED_COLOR = "#f4a261"
+ALERT_COLOR = "#d62828"
+
+
+def draw_all(pipeline: PipelineOutcome | None, streaming: StreamOutcome | None, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    if pipeline is not None and pipeline.scored:
+        written.append(draw_pipeline(pipeline, folder / "pipeline_scores.png"))
+    if streaming is not None and streaming.interval_sums:
+        written.append(draw_streaming(streaming, folder / "streaming_marketplaces.png"))
+    return written
+
+
+def draw_pipeline(pipeline: PipelineOutcome, path: Path) -> Path:
+    windows = pipeline.scored
+    times = [w.window_start for w in windows]
+    figure, (passengers_axis, score_axis) = plt.subplots(
+        2, 1, figsize=(14, 7.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+    )
+    passengers_axis.plot(
+        times, [w.passengers for w in windows], color="#264653", linewidth=0.9, label="passengers per 30 min"
+    )
+    scored = [w for w in windows if w.full_history]
+    score_axis.plot(
+        [w.window_start for w in scored],
+        [w.score for w in scored],
+        color="#2a9d8f",
+        linewidth=0.9,
+        label="RCF anomaly score",
+    )
+    for index, anomaly in enumerate(pipeline.known_anomalies):
+        for axis in (passengers_axis, score_axis):
+            axis.axvspan(
+                anomaly.start,
+                anomaly.end,
+                color=INJECTED_COLOR,
+                alpha=0.45,  # type: ignore[arg-type]
+                label=None if index or axis is score_axis else "injected anomaly",
+            )
+        passengers_axis.annotate(
+            anomaly.label,
+            (anomaly.start, 1.0),
+            xycoords=("data", "axes fraction"),  # type: ignore[arg-type]
+            xytext=(2, -12),
+            textcoords="offset points",
+            fontsize=8,
+            color="#9c4a00",
+        )
+    for rank, event in enumerate(top_events(pipeline), start=1):
+        peak = event.peak
+        passengers_axis.scatter(
+            [peak.window_start],
+            [peak.passengers],
+            color=ALERT_COLOR,
+            zorder=5,
+            s=36,  # type: ignore[arg-type]
+            label="top score peaks" if rank == 1 else None,
+        )
+        score_axis.scatter([peak.window_start], [peak.score], color=ALERT_COLOR, zorder=5, s=36)  # type: ignore[arg-type]
+        score_axis.annotate(
+            f"#{rank} {peak.score:.2f}",
+            (peak.window_start, peak.score),
+            xytext=(4, 4),  # type: ignore[arg-type]
+            textcoords="offset points",
+            fontsize=8,
+            color=ALERT_COLOR,
+        )
+    passengers_axis.set_title(
+        "Taxi passengers per half hour, scored by the pipeline's Random Cut Forest "
+        f"(peaks: highest score per {pipeline.shingle_size // 2} h)"
+    )
+    passengers_axis.set_ylabel("passengers")
+    score_axis.set_ylabel("anomaly score")
+    passengers_axis.legend(loc="upper left", fontsize=8)
+    score_axis.legend(loc="upper left", fontsize=8)
+    for axis in (passengers_axis, score_axis):
+        axis.grid(alpha=0.3)
+    score_axis.xaxis.set_major_locator(mdates.DayLocator(interval=2))
+    score_axis.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def draw_streaming(streaming: StreamOutcome, path: Path) -> Path:
+    marketplaces = list(streaming.interval_sums)
+    columns = 2
+    rows = (len(marketplaces) + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(14, 2.6 * rows), sharex=True, squeeze=False)
+    alerts_by_marketplace: dict[str, list[tuple[str, float]]] = {}
+    for record in streaming.anomalies:
+        alerts_by_marketplace.setdefault(record.marketplace, []).append((record.interval_start, record.value))
+    for axis, marketplace in zip(axes.flat, marketplaces, strict=False):
+        series = sorted(streaming.interval_sums[marketplace].items())
+        axis.plot([t for t, _ in series], [v for _, v in series], color="#264653", linewidth=0.9)
+        if streaming.anomaly_window and marketplace == streaming.anomaly_marketplace:
+            axis.axvspan(*streaming.anomaly_window, color=INJECTED_COLOR, alpha=0.45, label="injected spike")  # type: ignore[arg-type]
+        alerts = alerts_by_marketplace.get(marketplace, [])
+        if alerts:
+            alert_times = [datetime.strptime(start, "%Y-%m-%d %H:%M").replace(tzinfo=UTC) for start, _ in alerts]
+            axis.scatter(
+                alert_times,
+                [value for _, value in alerts],
+                color=ALERT_COLOR,
+                s=22,
+                zorder=5,  # type: ignore[arg-type]
+                label=f"detected ({len(alerts)})",
+            )
+        axis.set_title(f"marketplace {marketplace}: views per interval", fontsize=10)
+        axis.grid(alpha=0.3)
+        if alerts or (streaming.anomaly_window and marketplace == streaming.anomaly_marketplace):
+            axis.legend(loc="upper left", fontsize=8)
+        axis.xaxis.set_major_locator(mdates.HourLocator(byhour=(0, 12)))
+        axis.xaxis.set_major_formatter(mdates.DateFormatter("%b %d\n%H:%M"))
+    for axis in list(axes.flat)[len(marketplaces) :]:
+        axis.set_visible(False)
+    figure.suptitle("Streaming metrics: per-marketplace views per interval, with detector alerts", fontsize=12)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -1,0 +1,170 @@
+"""Local stand-ins for the compute AWS runs our code on: ECS RunTask (a subprocess), Lambda (a call).
+
+Only the edges are swapped: the Fargate task is the real `python -m fargate_task` with the container's
+environment, and the Lambdas' logic functions get boto3 clients pointed at the loopback endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from local_mode.progress import Progress
+
+if TYPE_CHECKING:
+    from mypy_boto3_glue import GlueClient
+    from mypy_boto3_sagemaker import SageMakerClient
+
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+# Anything that could send a subprocess to a real account is dropped from its environment.
+_REAL_AWS_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL")
+
+
+@dataclass(frozen=True)
+class LocalEndpoints:
+    url: str
+    region: str
+
+    def _session(self) -> boto3.session.Session:
+        return boto3.session.Session(
+            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name=self.region,
+        )
+
+    def glue(self) -> GlueClient:
+        return self._session().client("glue", endpoint_url=self.url, config=_CLIENT_CONFIG)
+
+    def sagemaker(self) -> SageMakerClient:
+        return self._session().client("sagemaker", endpoint_url=self.url, config=_CLIENT_CONFIG)
+
+    def subprocess_environment(self) -> dict[str, str]:
+        environment = {name: value for name, value in os.environ.items() if name not in _REAL_AWS_VARIABLES}
+        environment.update(FAKE_CREDENTIALS)
+        environment.update(
+            {
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_REGION": self.region,
+                "AWS_ENDPOINT_URL_GLUE": self.url,
+                "AWS_ENDPOINT_URL_SAGEMAKER": self.url,
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY_ROOT), os.environ.get("PYTHONPATH")])),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        return environment
+
+
+# Loopback calls either work at once or not at all: no long connect waits.
+_CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 2, "mode": "standard"})
+
+
+@dataclass
+class LocalTask:
+    task_arn: str
+    started_by: str
+    process: subprocess.Popen[str]
+    log_path: Path
+    output_thread: threading.Thread
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+
+@dataclass
+class LocalEcs:
+    """ECS RunTask/ListTasks/StopTask where a task is `python -m fargate_task` in a subprocess.
+
+    The task definition's environment (`task_environment`) and RunTask's container overrides are merged
+    the way ECS does, plus the variables that point boto3 at the loopback endpoint.
+    """
+
+    endpoints: LocalEndpoints
+    task_environment: Mapping[str, str]
+    log_folder: Path
+    progress: Progress
+    tasks: list[LocalTask] = field(default_factory=list)
+    _by_client_token: dict[str, LocalTask] = field(default_factory=dict)
+
+    def run_task(self, **request: Any) -> dict[str, Any]:
+        client_token = str(request.get("clientToken") or "")
+        if client_token in self._by_client_token:  # RunTask idempotency
+            return {"tasks": [self._describe(self._by_client_token[client_token])], "failures": []}
+        environment = self.endpoints.subprocess_environment()
+        environment.update(self.task_environment)
+        for override in (request.get("overrides") or {}).get("containerOverrides", []):
+            environment.update({item["name"]: item["value"] for item in override.get("environment", [])})
+        task_id = uuid.uuid4().hex
+        task_arn = f"arn:aws:ecs:{self.endpoints.region}:000000000000:task/local/{task_id}"
+        self.log_folder.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_folder / f"fargate-task-{task_id[:8]}.log"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fargate_task"],
+            cwd=REPOSITORY_ROOT,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        output_thread = threading.Thread(target=self._relay_output, args=(process, log_path), daemon=True)
+        output_thread.start()
+        task = LocalTask(task_arn, str(request.get("startedBy") or ""), process, log_path, output_thread)
+        self.tasks.append(task)
+        if client_token:
+            self._by_client_token[client_token] = task
+        self.progress.say("fargate", f"task {task_id[:8]} started: python -m fargate_task (pid {process.pid})")
+        return {"tasks": [self._describe(task)], "failures": []}
+
+    def list_tasks(self, **request: Any) -> dict[str, Any]:
+        started_by = request.get("startedBy")
+        arns = [t.task_arn for t in self.tasks if t.running and (started_by is None or t.started_by == started_by)]
+        return {"taskArns": arns}
+
+    def stop_task(self, **request: Any) -> dict[str, Any]:
+        for task in self.tasks:
+            if task.task_arn == request.get("task") and task.running:
+                task.process.send_signal(signal.SIGTERM)  # what ECS sends first on StopTask
+                return {"task": self._describe(task)}
+        return {"task": {"taskArn": request.get("task"), "lastStatus": "STOPPED"}}
+
+    def wait_all(self, timeout: float) -> None:
+        for task in self.tasks:
+            try:
+                task.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                task.process.kill()
+                task.process.wait()
+            task.output_thread.join(5)
+
+    def _describe(self, task: LocalTask) -> dict[str, Any]:
+        return {"taskArn": task.task_arn, "lastStatus": "RUNNING" if task.running else "STOPPED"}
+
+    def _relay_output(self, process: subprocess.Popen[str], log_path: Path) -> None:
+        assert process.stdout is not None
+        with log_path.open("w", encoding="utf-8") as log:
+            for line in process.stdout:
+                log.write(line)
+                log.flush()
+                self.progress.say("fargate", _message_part(line.rstrip()))
+
+
+def _message_part(log_line: str) -> str:
+    """`2026-01-01 10:00:00,123 INFO fargate_task.runner Started ...` -> `INFO Started ...`."""
+    parts = log_line.split(" ", 4)
+    if len(parts) == 5 and parts[2] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        level = "" if parts[2] == "INFO" else parts[2] + " "
+        return level + parts[4]
+    return log_line

@@ -1,0 +1,139 @@
+"""End to end: the local mode runs the real pipeline definition and the streaming system on small data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from local_mode.main import EXIT_FAILED, EXIT_OK, LocalModeArgs, RunResult, run
+from local_mode.ml_system import PREP_JOB_NAME
+from local_mode.report import top_events
+from local_mode.taxi_data import WINDOW_MINUTES
+
+pytestmark = pytest.mark.e2e
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    out = tmp_path_factory.mktemp("local-mode")
+    args = LocalModeArgs(
+        out=out,
+        trips=100_000,
+        poll_seconds=0.5,
+        stream_hours=24,
+        stream_batch_hours=12,
+        stream_anomaly_hour=20,
+        quiet=True,
+    )
+    return run(args)
+
+
+def passengers_per_window_from_csv(csv_path: Path) -> dict[datetime, int]:
+    """Independent of Spark: the sum of passenger_count per half hour, skipping rows without a count."""
+    sums: dict[datetime, int] = defaultdict(int)
+    window_seconds = WINDOW_MINUTES * 60
+    with csv_path.open(encoding="utf-8") as lines:
+        for row in csv.DictReader(lines):
+            if not row["passenger_count"]:
+                continue
+            pickup = datetime.strptime(row["tpep_pickup_datetime"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+            window = int(pickup.timestamp()) // window_seconds * window_seconds
+            sums[datetime.fromtimestamp(window, UTC)] += int(row["passenger_count"])
+    return sums
+
+
+def test_every_window_is_scored_with_the_right_sum(full_run: RunResult) -> None:
+    assert full_run.exit_code == EXIT_OK, full_run.summary
+    pipeline = full_run.pipeline
+    assert pipeline is not None and pipeline.generated is not None and pipeline.scores_csv is not None
+    expected = passengers_per_window_from_csv(pipeline.generated.path)
+    with pipeline.scores_csv.open(encoding="utf-8") as lines:
+        rows = list(csv.reader(lines))
+    assert rows[0] == ["window_start", "passengers", "score"]
+    scored = {
+        datetime.strptime(start, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC): int(passengers)
+        for start, passengers, _ in rows[1:]
+    }
+    assert len(scored) == len(rows) - 1 == pipeline.generated.windows
+    assert scored == {window: expected.get(window, 0) for window in scored}
+    assert set(expected) <= set(scored)
+    assert [step.status for step in pipeline.execution.steps] == ["Succeeded"] * 4
+
+
+def test_injected_anomalies_are_the_top_scored_events(full_run: RunResult) -> None:
+    pipeline = full_run.pipeline
+    assert pipeline is not None
+    known = {anomaly.label for anomaly in pipeline.known_anomalies}
+    top = top_events(pipeline, count=len(known))
+    assert {event.matches.label for event in top if event.matches} == known
+
+
+def test_streaming_anomaly_is_detected_in_its_marketplace_and_interval(full_run: RunResult) -> None:
+    streaming = full_run.streaming
+    assert streaming is not None and streaming.anomaly_window is not None and streaming.anomalies_file is not None
+    start, end = streaming.anomaly_window
+    records = [json.loads(line) for line in streaming.anomalies_file.read_text(encoding="utf-8").splitlines()]
+    hits = [
+        record
+        for record in records
+        if record["marketplace"] == streaming.anomaly_marketplace
+        and start <= datetime.strptime(record["interval_start"], "%Y-%m-%d %H:%M").replace(tzinfo=UTC) < end
+    ]
+    assert hits, records
+    assert streaming.quarantined >= 1
+    assert streaming.intervals_folder is not None
+    assert list(streaming.intervals_folder.glob("intvl_date=*/intvl_hhmm=*/*.csv"))
+
+
+def test_charts_are_png_files(full_run: RunResult) -> None:
+    assert {path.name for path in full_run.charts} == {"pipeline_scores.png", "streaming_marketplaces.png"}
+    for chart in full_run.charts:
+        content = chart.read_bytes()
+        assert len(content) > 10_000
+        assert content.startswith(PNG_SIGNATURE)
+
+
+def test_glue_failure_fails_the_callback_step_with_its_reason(tmp_path: Path) -> None:
+    result = run(LocalModeArgs(out=tmp_path, fail_prep=True, only="pipeline", poll_seconds=0.5, quiet=True))
+
+    assert result.exit_code == EXIT_FAILED
+    assert result.pipeline is not None
+    failed = result.pipeline.execution.failed_step
+    assert failed is not None
+    assert (failed.name, failed.step_type, failed.status) == ("PrepareData", "Callback", "Failed")
+    assert failed.failure_reason.startswith("Glue job run jr_")
+    assert "FAILED: PrepInputError: no trip data files under s3://taxi-raw-local/taxi/" in failed.failure_reason
+    assert [step.status for step in result.pipeline.execution.steps] == [
+        "Failed",
+        "NotStarted",
+        "NotStarted",
+        "NotStarted",
+    ]
+    recorded = json.loads((tmp_path / "pipeline" / "execution.json").read_text(encoding="utf-8"))
+    assert recorded["PipelineExecutionStatus"] == "Failed"
+    assert recorded["PipelineExecutionSteps"][0]["FailureReason"] == failed.failure_reason
+    assert "FailureReason (PrepareData): Glue job run jr_" in result.summary
+
+
+def test_events_completion_answers_through_glue_completion(tmp_path: Path) -> None:
+    result = run(
+        LocalModeArgs(out=tmp_path, completion="events", trips=20_000, only="pipeline", quiet=True, charts=False)
+    )
+
+    assert result.exit_code == EXIT_OK, result.summary
+    assert result.pipeline is not None
+    calls = result.pipeline.emulator_calls
+    # The handler looks for duplicates and starts the run; glue-completion reads the run and answers.
+    assert calls.count("AWSGlue.StartJobRun") == 1
+    assert "AWSGlue.GetJobRuns" in calls
+    assert "SageMaker.SendPipelineExecutionStepSuccess" in calls
+    assert not any("fargate" in line for line in result.progress_lines)
+    assert any(f"Glue Job State Change: {PREP_JOB_NAME}" in line for line in result.progress_lines)
+    assert any("glue-completion: success reported" in line for line in result.progress_lines)
