@@ -37,6 +37,7 @@ class MetricsGenerator(Construct):
                     "RECORDS_PER_INVOCATION": str(streaming.records_per_invocation),
                     "ANOMALY_MARKETPLACE": streaming.anomaly_marketplace or "",
                     "ANOMALY_FACTOR": str(streaming.anomaly_factor),
+                    "WINDOW_MINUTES": str(streaming.generator_rate_minutes),
                 },
                 timeout_seconds=60,
                 # One writer at a time keeps the schedule's rate the stream's rate.

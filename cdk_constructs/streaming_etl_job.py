@@ -172,7 +172,8 @@ class StreamingEtlJob(Construct):
                 package="streaming_job_control",
                 handler="handler.on_event",
                 description="Starts the streaming ETL job on deploy and stops it on destroy",
-                timeout_seconds=600,
+                # Delete waits for the runs to stop (up to ~10 minutes) before the job is removed.
+                timeout_seconds=900,
             ),
             log_retention_days=config.log_retention_days,
             destroy_logs_with_stack=True,

@@ -1,0 +1,1 @@
+"""Per-interval anomaly detector (Random Cut Forest) that replaces Lookout for Metrics."""

@@ -1,0 +1,108 @@
+"""Detector settings, and the Lambda's environment parsed and validated once at cold start."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    """An environment variable is missing or invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """How intervals are read and judged; shared by the Lambda and the local mode."""
+
+    dimension_column: str = "marketplace"
+    timestamp_column: str = "event_time"
+    measure_column: str = "views"
+    frequency_minutes: int = 5
+    anomaly_threshold: float = 3.0
+    history_length: int = 288
+
+    def __post_init__(self) -> None:
+        if self.frequency_minutes not in (5, 10):
+            raise ValueError("frequency_minutes must be 5 or 10")
+        if not (math.isfinite(self.anomaly_threshold) and self.anomaly_threshold > 0):
+            raise ValueError("anomaly_threshold must be a positive number")
+        if self.history_length < 8:
+            raise ValueError("history_length must be at least 8")
+        if not (self.dimension_column and self.timestamp_column and self.measure_column):
+            raise ValueError("dimension, timestamp and measure columns must be named")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    data_bucket: str
+    intervals_prefix: str
+    anomalies_prefix: str
+    state_key: str
+    topic_arn: str
+    metric_namespace: str
+    settings: DetectorSettings
+
+
+def load_config(env: Mapping[str, str]) -> DetectorConfig:
+    """Build the config from environment variables, naming the first bad one in the error."""
+    frequency = _int(env, "FREQUENCY_MINUTES")
+    if frequency not in (5, 10):
+        raise ConfigError(f"FREQUENCY_MINUTES must be 5 or 10, got {frequency}")
+    threshold = _float(env, "ANOMALY_THRESHOLD")
+    if not threshold > 0:
+        raise ConfigError(f"ANOMALY_THRESHOLD must be > 0, got {threshold}")
+    history_length = _int(env, "HISTORY_LENGTH")
+    if history_length < 8:
+        raise ConfigError(f"HISTORY_LENGTH must be at least 8, got {history_length}")
+    topic_arn = _required(env, "TOPIC_ARN")
+    if not topic_arn.startswith("arn:"):
+        raise ConfigError(f"TOPIC_ARN must be an ARN, got {topic_arn!r}")
+    return DetectorConfig(
+        data_bucket=_required(env, "DATA_BUCKET"),
+        intervals_prefix=_prefix(env, "INTERVALS_PREFIX"),
+        anomalies_prefix=_prefix(env, "ANOMALIES_PREFIX"),
+        state_key=_required(env, "STATE_KEY"),
+        topic_arn=topic_arn,
+        metric_namespace=_required(env, "METRIC_NAMESPACE"),
+        settings=DetectorSettings(
+            dimension_column=_required(env, "DIMENSION_COLUMN"),
+            timestamp_column=_required(env, "TIMESTAMP_COLUMN"),
+            measure_column=_required(env, "MEASURE_COLUMN"),
+            frequency_minutes=frequency,
+            anomaly_threshold=threshold,
+            history_length=history_length,
+        ),
+    )
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} is required")
+    return value
+
+
+def _prefix(env: Mapping[str, str], name: str) -> str:
+    value = _required(env, name)
+    # Prefixes are joined with partition paths, so they must end in exactly one slash.
+    return value.rstrip("/") + "/"
+
+
+def _int(env: Mapping[str, str], name: str) -> int:
+    raw = _required(env, name)
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str) -> float:
+    raw = _required(env, name)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {raw!r}")
+    return value

@@ -1,0 +1,73 @@
+"""Lambda entry point: EventBridge schedule → detect the interval that just closed.
+
+Cold start parses the environment (see :mod:`anomaly_detector.config`) and creates the clients.
+The event's ``time`` is "now"; ``{"interval_start": "<ISO time>"}`` re-runs one interval by hand.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from anomaly_detector.config import DetectorConfig, load_config
+from anomaly_detector.logic import (
+    AlertPublisher,
+    CloudWatchMetricsSink,
+    MetricsSink,
+    SnsAlertPublisher,
+    detect_interval,
+)
+from anomaly_detector.scoring import RCF_RATIO_CEILING, closed_interval_start, parse_time
+from anomaly_detector.stores import IntervalStore, S3IntervalStore
+
+logger = Logger(service="anomaly-detector")
+
+CONFIG = load_config(os.environ)
+STORE = S3IntervalStore(
+    s3=boto3.client("s3"),
+    bucket=CONFIG.data_bucket,
+    intervals_prefix=CONFIG.intervals_prefix,
+    anomalies_prefix=CONFIG.anomalies_prefix,
+    state_key=CONFIG.state_key,
+)
+PUBLISHER = SnsAlertPublisher(boto3.client("sns"), CONFIG.topic_arn)
+METRICS = CloudWatchMetricsSink(boto3.client("cloudwatch"), CONFIG.metric_namespace)
+if CONFIG.settings.anomaly_threshold > RCF_RATIO_CEILING:
+    logger.warning(
+        "ANOMALY_THRESHOLD is near the highest score the forest gives; few or no anomalies will be flagged",
+        extra={"anomaly_threshold": CONFIG.settings.anomaly_threshold, "ceiling": RCF_RATIO_CEILING},
+    )
+
+
+def interval_for_event(event: Mapping[str, Any], frequency_minutes: int, clock: datetime | None = None) -> datetime:
+    """The interval to process: an explicit ``interval_start``, else the one closed by the event's ``time``."""
+    if event.get("interval_start"):
+        return parse_time(str(event["interval_start"]))
+    now = parse_time(str(event["time"])) if event.get("time") else (clock or datetime.now(UTC))
+    return closed_interval_start(now, frequency_minutes)
+
+
+def handle(
+    event: Mapping[str, Any],
+    *,
+    config: DetectorConfig,
+    store: IntervalStore,
+    publisher: AlertPublisher,
+    metrics: MetricsSink,
+) -> dict[str, object]:
+    interval_start = interval_for_event(event, config.settings.frequency_minutes)
+    report = detect_interval(
+        store=store, publisher=publisher, metrics=metrics, interval_start=interval_start, settings=config.settings
+    )
+    return report.summary()
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
+    return handle(event, config=CONFIG, store=STORE, publisher=PUBLISHER, metrics=METRICS)

@@ -1,0 +1,136 @@
+"""Where interval files, anomaly files and the detector state live: S3, or a local folder.
+
+Both stores use the same key layout, so a local run's folder mirrors the bucket:
+
+- ``<intervals_prefix>intvl_date=YYYY-MM-DD/intvl_hhmm=HHMM/part-*.csv`` (written by the Glue job)
+- ``<anomalies_prefix>intvl_date=YYYY-MM-DD/intvl_hhmm=HHMM/anomalies.jsonl``
+- ``<state_key>`` (JSON)
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+ANOMALIES_FILE_NAME = "anomalies.jsonl"
+_DATA_SUFFIXES = (".csv", ".csv.gz")
+
+
+def partition_path(prefix: str, interval_start: datetime) -> str:
+    """``<prefix>intvl_date=YYYY-MM-DD/intvl_hhmm=HHMM/`` for the interval starting at ``interval_start`` (UTC)."""
+    start = interval_start.astimezone(UTC) if interval_start.tzinfo else interval_start
+    return f"{prefix}intvl_date={start:%Y-%m-%d}/intvl_hhmm={start:%H%M}/"
+
+
+def is_data_file(key: str) -> bool:
+    """CSV parts only: Spark also writes ``_SUCCESS`` markers and hidden checksum files."""
+    name = key.rsplit("/", 1)[-1]
+    return name.endswith(_DATA_SUFFIXES) and not name.startswith((".", "_"))
+
+
+def decode_data_file(key: str, body: bytes) -> str:
+    return (gzip.decompress(body) if key.endswith(".gz") else body).decode("utf-8")
+
+
+class IntervalStore(Protocol):
+    """What the detector needs from storage; see the module docstring for the layout."""
+
+    def read_interval_csvs(self, interval_start: datetime) -> list[str]:
+        """Text of every CSV part in the interval's partition (empty list when there is none)."""
+        ...
+
+    def read_state(self) -> str | None:
+        """The saved state document, or None when there is none yet."""
+        ...
+
+    def write_state(self, body: str) -> None: ...
+
+    def write_anomalies(self, interval_start: datetime, body: str) -> str:
+        """Write the interval's anomalies (JSON lines); returns where they went."""
+        ...
+
+
+@dataclass(frozen=True)
+class S3IntervalStore:
+    s3: S3Client
+    bucket: str
+    intervals_prefix: str
+    anomalies_prefix: str
+    state_key: str
+
+    def read_interval_csvs(self, interval_start: datetime) -> list[str]:
+        prefix = partition_path(self.intervals_prefix, interval_start)
+        keys = [
+            item["Key"]
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            for item in page.get("Contents", [])
+            if is_data_file(item["Key"])
+        ]
+        return [self._read_data_file(key) for key in sorted(keys)]
+
+    def _read_data_file(self, key: str) -> str:
+        return decode_data_file(key, self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+
+    def read_state(self) -> str | None:
+        try:
+            response = self.s3.get_object(Bucket=self.bucket, Key=self.state_key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        return response["Body"].read().decode("utf-8")
+
+    def write_state(self, body: str) -> None:
+        self.s3.put_object(
+            Bucket=self.bucket, Key=self.state_key, Body=body.encode("utf-8"), ContentType="application/json"
+        )
+
+    def write_anomalies(self, interval_start: datetime, body: str) -> str:
+        key = partition_path(self.anomalies_prefix, interval_start) + ANOMALIES_FILE_NAME
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/x-ndjson")
+        return f"s3://{self.bucket}/{key}"
+
+
+@dataclass(frozen=True)
+class LocalDirStore:
+    """The same layout under a folder: ``root / <key>``. Used by the local mode and tests."""
+
+    root: Path
+    intervals_prefix: str
+    anomalies_prefix: str
+    state_key: str
+
+    def read_interval_csvs(self, interval_start: datetime) -> list[str]:
+        folder = self.root / partition_path(self.intervals_prefix, interval_start)
+        if not folder.is_dir():
+            return []
+        files = sorted(path for path in folder.iterdir() if path.is_file() and is_data_file(path.name))
+        return [decode_data_file(path.name, path.read_bytes()) for path in files]
+
+    def read_state(self) -> str | None:
+        path = self.root / self.state_key
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+    def write_state(self, body: str) -> None:
+        self._write(self.root / self.state_key, body)
+
+    def write_anomalies(self, interval_start: datetime, body: str) -> str:
+        path = self.root / partition_path(self.anomalies_prefix, interval_start) / ANOMALIES_FILE_NAME
+        self._write(path, body)
+        return str(path)
+
+    @staticmethod
+    def _write(path: Path, body: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write-then-rename so a reader (e.g. the local mode's charts) never sees half a file.
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(body, encoding="utf-8")
+        temporary.replace(path)

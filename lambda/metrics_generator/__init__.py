@@ -1,0 +1,1 @@
+"""Synthetic e-commerce event generator that feeds the Kinesis data stream."""

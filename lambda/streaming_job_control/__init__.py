@@ -1,0 +1,1 @@
+"""CloudFormation custom resource that starts and stops the Glue streaming job."""

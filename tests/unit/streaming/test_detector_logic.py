@@ -1,0 +1,228 @@
+"""detect_interval end to end on a LocalDirStore, with collecting publisher and metrics fakes."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from anomaly_detector.config import DetectorSettings
+from anomaly_detector.logic import detect_interval
+from anomaly_detector.scoring import History
+from anomaly_detector.stores import LocalDirStore, partition_path
+from metrics_generator.records import MARKETPLACES, GeneratorSettings, expected_views_per_minute
+
+SETTINGS = DetectorSettings(frequency_minutes=5, anomaly_threshold=3.0, history_length=288)
+STEP = timedelta(minutes=5)
+DAY_START = datetime(2025, 3, 1, tzinfo=UTC)
+GENERATOR = GeneratorSettings()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalDirStore:
+    return LocalDirStore(tmp_path, "metrics/intervals/", "metrics/anomalies/", "metrics/detector-state/history.json")
+
+
+def normal_totals(start: datetime) -> dict[str, float]:
+    """Per-marketplace views of one interval: the generator's level with 3 % noise, cheap to make."""
+    rng = random.Random(start.isoformat())
+    middle = start + STEP / 2
+    return {
+        m.name: round(5 * expected_views_per_minute(m.name, middle, GENERATOR) * rng.lognormvariate(0, 0.03))
+        for m in MARKETPLACES
+    }
+
+
+def write_interval(store: LocalDirStore, start: datetime, totals: dict[str, float]) -> None:
+    """Two CSV parts (each value split in two rows) plus a Spark success marker, like the Glue job."""
+    folder = store.root / partition_path(store.intervals_prefix, start)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = f"{start:%Y-%m-%d %H:%M:%S}"
+    for part, share in enumerate((0.4, 0.6)):
+        lines = ["marketplace,event_time,views"] + [f"{k},{stamp},{round(v * share)}" for k, v in totals.items()]
+        (folder / f"part-0000{part}.csv").write_text("\n".join(lines) + "\n")
+    (folder / "_SUCCESS").write_text("")
+
+
+def seed_state(store: LocalDirStore, before: datetime, intervals: int = 288) -> None:
+    """Save a state holding ``intervals`` normal intervals up to ``before`` (fast: no files)."""
+    history = History(frequency_minutes=5)
+    for i in range(intervals, 0, -1):
+        start = before - i * STEP
+        history.append_interval(start, normal_totals(start), SETTINGS.history_length)
+    store.write_state(history.to_json(SETTINGS.history_length))
+
+
+def run(store: LocalDirStore, publisher: Any, metrics: Any, start: datetime, **overrides: Any) -> Any:
+    settings = DetectorSettings(**{**SETTINGS.__dict__, **overrides})
+    return detect_interval(store=store, publisher=publisher, metrics=metrics, interval_start=start, settings=settings)
+
+
+def test_spike_after_two_days_is_flagged_and_reported(store: LocalDirStore, publisher: Any, metrics: Any) -> None:
+    # Given two days of interval files and no detector state (it is rebuilt from the files)
+    spike_start = DAY_START + timedelta(days=2)
+    for i in range(2 * 288):
+        start = DAY_START + i * STEP
+        write_interval(store, start, normal_totals(start))
+    # And a x4 spike in Germany in the next interval
+    totals = normal_totals(spike_start)
+    totals["de"] *= 4
+    write_interval(store, spike_start, totals)
+
+    # When that interval is detected
+    report = run(store, publisher, metrics, spike_start)
+
+    # Then only Germany is flagged, above the threshold and above its expected range
+    assert report.caught_up_intervals == 288
+    assert [a.dimension_value for a in report.anomalies] == ["de"]
+    anomaly = report.anomalies[0]
+    assert anomaly.score >= SETTINGS.anomaly_threshold
+    assert anomaly.value > anomaly.expected_high
+    assert all(s.score < SETTINGS.anomaly_threshold for s in report.scored if s.dimension_value != "de")
+    # And the anomaly file holds one JSON line with the documented fields
+    anomalies_file = store.root / "metrics/anomalies/intvl_date=2025-03-03/intvl_hhmm=0000/anomalies.jsonl"
+    [line] = anomalies_file.read_text().splitlines()
+    record = json.loads(line)
+    assert record["interval_start"] == "2025-03-03T00:00:00Z"
+    assert record["interval_end"] == "2025-03-03T00:05:00Z"
+    assert record["dimension_name"] == "marketplace"
+    assert record["dimension_value"] == "de"
+    assert record["value"] == totals["de"]
+    assert {"score", "expected_low", "expected_high"} <= record.keys()
+    # And one alert and one metrics call were made
+    [(subject, message)] = publisher.messages
+    assert "1 anomaly" in subject and "de:" in message
+    [(values, timestamp)] = metrics.calls
+    assert values["AnomaliesDetected"] == 1
+    assert values["DimensionsScored"] == len(MARKETPLACES)
+    assert values["MaxScore"] == pytest.approx(anomaly.score)
+    assert timestamp == spike_start
+
+
+def test_normal_data_raises_no_alert_over_many_intervals(store: LocalDirStore, publisher: Any, metrics: Any) -> None:
+    # Given a day of normal history
+    first = DAY_START + timedelta(days=1, hours=10)
+    seed_state(store, first)
+
+    # When 48 normal intervals (four hours, across steep parts of the daily cycles) are detected
+    reports = []
+    for i in range(48):
+        start = first + i * STEP
+        write_interval(store, start, normal_totals(start))
+        reports.append(run(store, publisher, metrics, start))
+
+    # Then every marketplace was scored every time and nothing was flagged or published
+    assert all(len(r.scored) == len(MARKETPLACES) for r in reports)
+    assert not publisher.messages
+    assert not (store.root / "metrics/anomalies").exists()
+    assert max(values["MaxScore"] for values, _ in metrics.calls) < SETTINGS.anomaly_threshold
+
+
+@pytest.mark.parametrize("drop", ["to_10_percent", "missing"])
+def test_drop_or_disappearance_is_flagged_low(store: LocalDirStore, publisher: Any, metrics: Any, drop: str) -> None:
+    # Given a day of history
+    start = DAY_START + timedelta(days=1)
+    seed_state(store, start)
+    # And an interval where Japan fell to 10 % or vanished from the files
+    totals = normal_totals(start)
+    if drop == "missing":
+        del totals["jp"]
+    else:
+        totals["jp"] *= 0.1
+    write_interval(store, start, totals)
+
+    # When detected
+    report = run(store, publisher, metrics, start)
+
+    # Then Japan is flagged, low, below its expected range (at 0 when missing)
+    [anomaly] = report.anomalies
+    assert anomaly.dimension_value == "jp"
+    assert anomaly.direction == "low"
+    assert anomaly.value < anomaly.expected_low
+    assert (anomaly.value == 0) == (drop == "missing")
+
+
+def test_empty_interval_is_reported_without_anomalies(store: LocalDirStore, publisher: Any, metrics: Any) -> None:
+    # Given history but no files at all for the interval
+    start = DAY_START + timedelta(days=1)
+    seed_state(store, start)
+    before = History.from_json(store.read_state(), 5)
+
+    # When detected
+    report = run(store, publisher, metrics, start)
+
+    # Then nothing is flagged, the emptiness is a metric, and the history gained no zeros
+    assert report.is_empty and not report.anomalies and not publisher.messages
+    [(values, _)] = metrics.calls
+    assert values["EmptyInterval"] == 1
+    assert values["DimensionsScored"] == 0
+    after = History.from_json(store.read_state(), 5)
+    assert after.series == before.series
+    assert after.last_interval_start == start
+
+
+def test_new_dimension_value_is_warming_up_until_it_has_enough_history(
+    store: LocalDirStore, publisher: Any, metrics: Any
+) -> None:
+    # Given a day of history in which Mexico only appeared for the last 5 intervals
+    start = DAY_START + timedelta(days=1)
+    seed_state(store, start)
+    history = History.from_json(store.read_state(), 5)
+    history.series["mx"] = [100.0] * 5
+    store.write_state(history.to_json(288))
+    # And Mexico now jumps 100-fold
+    totals = {**normal_totals(start), "mx": 10_000}
+    write_interval(store, start, totals)
+
+    # When detected
+    report = run(store, publisher, metrics, start)
+
+    # Then Mexico is recorded as warming up and not scored or flagged
+    [warming] = report.warming_up
+    assert warming.dimension_value == "mx" and warming.score is None
+    assert not report.anomalies
+    assert metrics.calls[0][0]["DimensionsWarmingUp"] == 1
+
+
+def test_state_is_bounded_to_history_length(store: LocalDirStore, publisher: Any, metrics: Any) -> None:
+    # Given a history length of 10
+    first = DAY_START + timedelta(hours=12)
+
+    # When 15 consecutive intervals are detected
+    for i in range(15):
+        start = first + i * STEP
+        write_interval(store, start, normal_totals(start))
+        run(store, publisher, metrics, start, history_length=10)
+
+    # Then the state keeps exactly the last 10 values per marketplace
+    state = json.loads(store.read_state() or "{}")
+    assert {len(values) for values in state["series"].values()} == {10}
+    assert state["last_interval_start"] == "2025-03-01T13:10:00Z"
+
+
+def test_rerunning_an_interval_gives_the_same_result_and_state(
+    store: LocalDirStore, publisher: Any, metrics: Any
+) -> None:
+    # Given a detected spike interval
+    start = DAY_START + timedelta(days=1)
+    seed_state(store, start)
+    totals = normal_totals(start)
+    totals["us"] *= 4
+    write_interval(store, start, totals)
+    first = run(store, publisher, metrics, start)
+    state_after_first = store.read_state()
+
+    # When it is run again (a retry)
+    second = run(store, publisher, metrics, start)
+
+    # Then it is scored against the same history and the state does not grow
+    assert [a.score for a in second.anomalies] == [a.score for a in first.anomalies]
+    assert store.read_state() == state_after_first
+
+
+def test_unaligned_interval_start_is_rejected(store: LocalDirStore, publisher: Any, metrics: Any) -> None:
+    with pytest.raises(ValueError, match="not aligned"):
+        run(store, publisher, metrics, DAY_START + timedelta(minutes=7))
