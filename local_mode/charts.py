@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import matplotlib
@@ -107,9 +107,11 @@ def draw_streaming(streaming: StreamOutcome, path: Path) -> Path:
     columns = 2
     rows = (len(marketplaces) + columns - 1) // columns
     figure, axes = plt.subplots(rows, columns, figsize=(14, 2.6 * rows), sharex=True, squeeze=False)
-    alerts_by_marketplace: dict[str, list[tuple[str, float]]] = {}
-    for record in streaming.anomalies:
-        alerts_by_marketplace.setdefault(record.marketplace, []).append((record.interval_start, record.value))
+    alerts_by_marketplace: dict[str, list[tuple[datetime, float]]] = {}
+    for anomaly in streaming.anomalies:
+        alerts_by_marketplace.setdefault(anomaly.marketplace, []).append(
+            (anomaly.interval_start, anomaly.verdict.value)
+        )
     for axis, marketplace in zip(axes.flat, marketplaces, strict=False):
         series = sorted(streaming.interval_sums[marketplace].items())
         axis.plot([t for t, _ in series], [v for _, v in series], color="#264653", linewidth=0.9)
@@ -117,9 +119,8 @@ def draw_streaming(streaming: StreamOutcome, path: Path) -> Path:
             axis.axvspan(*streaming.anomaly_window, color=INJECTED_COLOR, alpha=0.45, label="injected spike")  # type: ignore[arg-type]
         alerts = alerts_by_marketplace.get(marketplace, [])
         if alerts:
-            alert_times = [datetime.strptime(start, "%Y-%m-%d %H:%M").replace(tzinfo=UTC) for start, _ in alerts]
             axis.scatter(
-                alert_times,
+                [start for start, _ in alerts],
                 [value for _, value in alerts],
                 color=ALERT_COLOR,
                 s=22,

@@ -11,6 +11,7 @@ from local_mode.streaming_sim import StreamOutcome
 from local_mode.taxi_data import KnownAnomaly
 
 TOP_EVENTS = 5
+MAX_ALERTS_SHOWN = 20
 
 
 @dataclass(frozen=True)
@@ -112,18 +113,32 @@ def _streaming_lines(streaming: StreamOutcome) -> list[str]:
     hours = (streaming.end - streaming.start).total_seconds() / 3600
     lines = [
         f"Streaming: {hours:g} simulated hours, {streaming.records:,} records in {streaming.batches} micro-batches "
-        f"-> {streaming.good:,} good, {streaming.quarantined} quarantined; {streaming.intervals} intervals scored",
+        f"-> {streaming.good:,} good, {streaming.quarantined} quarantined; {streaming.intervals} intervals scored "
+        f"by the detector ({streaming.detector_rows_read:,} rows read)",
     ]
+    if streaming.first_fully_scored is not None:
+        lines.append(f"  Detector warm-up: every marketplace scored from {streaming.first_fully_scored:%Y-%m-%d %H:%M}")
     if streaming.anomaly_window:
         start, end = streaming.anomaly_window
         verdict = "DETECTED" if streaming.injected_detected else "NOT detected"
         lines.append(
             f"  Injected: {streaming.anomaly_marketplace} spike {start:%Y-%m-%d %H:%M}-{end:%H:%M} -> {verdict}"
         )
-    lines.append(f"  Detector alerts: {len(streaming.alerts)}")
-    lines += [f"   - {alert}" for alert in streaming.alerts[:10]]
-    if len(streaming.alerts) > 10:
-        lines.append(f"   ... and {len(streaming.alerts) - 10} more")
+    lines.append(
+        f"  Anomalies flagged: {len(streaming.anomalies)} "
+        f"({len(streaming.anomalies) - len(streaming.false_anomalies)} in the injected spike, "
+        f"{len(streaming.false_anomalies)} elsewhere)"
+    )
+    lines.append(f"  Detector alerts (SNS messages in AWS): {len(streaming.alerts)}")
+    for alert in streaming.alerts[:MAX_ALERTS_SHOWN]:
+        lines.append(f"   - {alert.subject}")
+        # The message's first lines restate the subject; the "- value: ..." lines are the anomalies.
+        lines += [f"       {line}" for line in alert.message.splitlines() if line.startswith("- ")]
+    if len(streaming.alerts) > MAX_ALERTS_SHOWN:
+        lines.append(f"   ... and {len(streaming.alerts) - MAX_ALERTS_SHOWN} more")
     lines.append(f"  Interval CSVs: {streaming.intervals_folder}/intvl_date=.../intvl_hhmm=...")
-    lines.append(f"  Anomaly records: {streaming.anomalies_file}")
+    lines.append(
+        f"  Anomaly records: {streaming.anomalies_folder}/intvl_date=.../intvl_hhmm=.../anomalies.jsonl "
+        f"({len(streaming.anomaly_files)} files)"
+    )
     return lines

@@ -1,8 +1,13 @@
 """The streaming system, locally, in compressed time.
 
 metrics_generator's record function -> JSON strings as Kinesis would carry them (a few malformed ones
-too) -> one micro-batch per simulated hour through the streaming ETL's `process_batch` on local Spark ->
-interval partitions under `<out>/streaming/intervals/` -> the detector scores each closed interval.
+too) -> one micro-batch per `hours_per_batch` simulated hours through the streaming ETL's `process_batch`
+on local Spark -> interval partitions under `<out>/streaming/intervals/` -> the real detector
+(`anomaly_detector.logic.detect_interval`) scores each closed interval, reading the partitions through
+its folder-backed store.
+
+`<out>/streaming/` is laid out like the metrics bucket's `metrics/` prefix: `intervals/`, `anomalies/` and
+`detector-state/history.json`, so the detector reads and writes the same relative keys as in S3.
 """
 
 from __future__ import annotations
@@ -10,17 +15,23 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app_config.settings import StreamingConfig
-from local_mode.interval_detector import AnomalyRecord, IntervalDetector, LocalFileStore, read_interval_sums
 from local_mode.progress import Progress
 from local_mode.spark_session import get_spark
 
+if TYPE_CHECKING:
+    from anomaly_detector.logic import IntervalReport
+    from anomaly_detector.scoring import DimensionScore
+
 STREAM_START = datetime(2026, 11, 23, tzinfo=UTC)
-# Records per simulated minute: enough for smooth per-marketplace sums, few enough for a fast run.
+# Records per simulated minute: a fraction of the deployed generator's, for a fast run (Spark time grows with
+# records). Each record then carries more views, so per-marketplace sums match AWS (see `views_per_record`).
 RECORDS_PER_MINUTE = 40
 ANOMALY_MARKETPLACE = "de"
 ANOMALY_FACTOR = 4.0
@@ -35,6 +46,10 @@ MALFORMED_RECORDS = (
     '{"platform": "web", "marketplace": "uk", "event_time": "yesterday", "views": 7}',
     '{"platform": "android", "marketplace": "jp", "event_time": "2026-11-23 01:02:03", "views": "many"}',
 )
+# Keys under `<out>/streaming/`, as the detector Lambda's are under the metrics bucket's `metrics/`.
+INTERVALS_PREFIX = "intervals/"
+ANOMALIES_PREFIX = "anomalies/"
+DETECTOR_STATE_KEY = "detector-state/history.json"
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,47 @@ class StreamOptions:
     records_per_minute: int = RECORDS_PER_MINUTE
     hours_per_batch: int = 1
     anomaly_hour: float = DEFAULT_ANOMALY_HOUR
+
+
+@dataclass(frozen=True)
+class DetectedAnomaly:
+    """One (interval, marketplace) the detector flagged, with its verdict (value, expected range, score)."""
+
+    interval_start: datetime
+    verdict: DimensionScore
+
+    @property
+    def marketplace(self) -> str:
+        return self.verdict.dimension_value
+
+
+@dataclass(frozen=True)
+class DetectorAlert:
+    """One message the detector published (SNS in AWS), with the interval whose run published it."""
+
+    interval_start: datetime
+    subject: str
+    message: str
+
+
+@dataclass
+class CollectingPublisher:
+    """The detector's AlertPublisher: keeps the messages instead of sending them to SNS."""
+
+    published: list[tuple[str, str]] = field(default_factory=list)
+
+    def publish(self, subject: str, message: str) -> None:
+        self.published.append((subject, message))
+
+
+@dataclass
+class CollectingMetricsSink:
+    """The detector's MetricsSink: keeps every put_metrics call instead of sending it to CloudWatch."""
+
+    calls: list[tuple[datetime, dict[str, float]]] = field(default_factory=list)
+
+    def put_metrics(self, values: Mapping[str, float], timestamp: datetime) -> None:
+        self.calls.append((timestamp, dict(values)))
 
 
 @dataclass
@@ -59,27 +115,64 @@ class StreamOutcome:
     quarantined: int = 0
     batches: int = 0
     intervals: int = 0
+    detector_rows_read: int = 0
+    # First interval in which every marketplace had enough history to be scored (warm-up ends).
+    first_fully_scored: datetime | None = None
     interval_sums: dict[str, dict[datetime, float]] = field(default_factory=dict)
-    anomalies: list[AnomalyRecord] = field(default_factory=list)
-    alerts: list[str] = field(default_factory=list)
-    anomalies_file: Path | None = None
+    anomalies: list[DetectedAnomaly] = field(default_factory=list)
+    alerts: list[DetectorAlert] = field(default_factory=list)
+    anomaly_files: list[Path] = field(default_factory=list)
+    anomalies_folder: Path | None = None
     intervals_folder: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
-    @property
-    def injected_detected(self) -> bool:
+    def is_injected(self, anomaly: DetectedAnomaly) -> bool:
         if self.anomaly_window is None:
             return False
         start, end = self.anomaly_window
-        return any(
-            record.marketplace == self.anomaly_marketplace
-            and start <= datetime.strptime(record.interval_start, "%Y-%m-%d %H:%M").replace(tzinfo=UTC) < end
-            for record in self.anomalies
-        )
+        return anomaly.marketplace == self.anomaly_marketplace and start <= anomaly.interval_start < end
+
+    @property
+    def injected_detected(self) -> bool:
+        return any(self.is_injected(anomaly) for anomaly in self.anomalies)
+
+    @property
+    def false_anomalies(self) -> list[DetectedAnomaly]:
+        return [anomaly for anomaly in self.anomalies if not self.is_injected(anomaly)]
+
+    def record(self, report: IntervalReport, alerts: list[tuple[str, str]]) -> None:
+        """Take in one detector run: its per-marketplace sums (for the chart), anomalies and alerts."""
+        self.intervals += 1
+        self.detector_rows_read += report.rows
+        for verdict in report.scores:
+            self.interval_sums.setdefault(verdict.dimension_value, {})[report.interval_start] = verdict.value
+        if self.first_fully_scored is None and report.scored and not report.warming_up:
+            self.first_fully_scored = report.interval_start
+        self.anomalies.extend(DetectedAnomaly(report.interval_start, verdict) for verdict in report.anomalies)
+        self.alerts.extend(DetectorAlert(report.interval_start, subject, message) for subject, message in alerts)
+        if report.anomalies_location:
+            self.anomaly_files.append(Path(report.anomalies_location))
+
+
+def views_per_record(config: StreamingConfig, records_per_minute: int) -> float:
+    """Mean views per record that give each marketplace the views per interval of the deployed generator.
+
+    The detector judges a change against the series' noise, which is mostly counting noise: with the
+    default views per record over 40 records a minute, `br`'s sums wobble ~7 % per interval against
+    ~2.3 % in AWS (500 records a minute), and the detector raises several alerts a day on noise alone.
+    """
+    from metrics_generator.records import GeneratorSettings
+
+    # The generator Lambda spreads each invocation's records over its schedule's minutes.
+    deployed_records_per_minute = max(1, config.records_per_invocation // config.generator_rate_minutes)
+    return GeneratorSettings().mean_views_per_record * deployed_records_per_minute / records_per_minute
 
 
 def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Progress) -> StreamOutcome:
-    from metrics_generator.records import MARKETPLACES, GeneratorSettings, generate_records, rng_for_interval
+    from anomaly_detector.config import DetectorSettings
+    from anomaly_detector.logic import detect_interval
+    from anomaly_detector.stores import LocalDirStore
+    from metrics_generator.records import GeneratorSettings, generate_records, rng_for_interval
 
     from glue_scripts.streaming_etl import StreamSettings, process_batch
 
@@ -89,6 +182,7 @@ def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Pro
     anomaly_window = (anomaly_start, anomaly_start + ANOMALY_DURATION) if anomaly_start < end else None
     generator = GeneratorSettings(
         records_per_minute=options.records_per_minute,
+        mean_views_per_record=views_per_record(config, options.records_per_minute),
         anomaly_marketplace=ANOMALY_MARKETPLACE,
         anomaly_factor=ANOMALY_FACTOR,
         anomaly_window=anomaly_window,
@@ -99,19 +193,26 @@ def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Pro
         timestamp_column=config.timestamp_column,
         measure_column=config.measure_column,
     )
-    folder = options.out / "streaming"
-    stream_folder, intervals_folder = folder / "stream", folder / "intervals"
-    outcome = StreamOutcome(start, end, ANOMALY_MARKETPLACE, anomaly_window, intervals_folder=intervals_folder)
-    store = LocalFileStore(folder / "detector-state")
-    detector = IntervalDetector(
-        store,
-        dimension=config.dimension_column,
-        measure=config.measure_column,
-        threshold=config.anomaly_threshold,
+    detector_settings = DetectorSettings(
+        dimension_column=config.dimension_column,
+        timestamp_column=config.timestamp_column,
+        measure_column=config.measure_column,
+        frequency_minutes=config.frequency_minutes,
+        anomaly_threshold=config.anomaly_threshold,
         history_length=config.history_length,
-        seed=options.seed,
     )
-    marketplaces = [marketplace.name for marketplace in MARKETPLACES]
+    folder = options.out / "streaming"
+    stream_folder, intervals_folder = folder / "stream", folder / INTERVALS_PREFIX
+    store = LocalDirStore(folder, INTERVALS_PREFIX, ANOMALIES_PREFIX, DETECTOR_STATE_KEY)
+    publisher, metrics = CollectingPublisher(), CollectingMetricsSink()
+    outcome = StreamOutcome(
+        start,
+        end,
+        ANOMALY_MARKETPLACE,
+        anomaly_window,
+        intervals_folder=intervals_folder,
+        anomalies_folder=folder / ANOMALIES_PREFIX,
+    )
     interval = timedelta(minutes=config.frequency_minutes)
     batch_span = timedelta(hours=options.hours_per_batch)
     progress.say(
@@ -122,76 +223,64 @@ def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Pro
     )
     spark = get_spark()
     timings: defaultdict[str, float] = defaultdict(float)
-    anomalies_file = folder / "anomalies" / "anomalies.jsonl"
-    anomalies_file.parent.mkdir(parents=True, exist_ok=True)
     stream_folder.mkdir(parents=True, exist_ok=True)
-    with anomalies_file.open("w", encoding="utf-8") as anomaly_log:
-        batch_start, batch_id = start, 0
-        while batch_start < end:
-            batch_end = min(batch_start + batch_span, end)
-            began = time.monotonic()
-            lines: list[str] = []
-            interval_start = batch_start
-            while interval_start < batch_end:
-                rng = rng_for_interval(options.seed, interval_start)
-                records = generate_records(interval_start, interval_start + interval, rng, generator)
-                lines.extend(json.dumps(record, separators=(",", ":")) for record in records)
-                if interval_start.minute == 0 and interval_start.hour % MALFORMED_EVERY_HOURS == 1:
-                    lines.append(MALFORMED_RECORDS[outcome.malformed % len(MALFORMED_RECORDS)])
-                    outcome.malformed += 1
-                interval_start += interval
-            outcome.records += len(lines)
-            # The shard file is the stream: one record per line, as Kinesis hands them to Glue.
-            shard_file = stream_folder / f"batch-{batch_id:05d}.jsonl"
-            shard_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            timings["generate"] += time.monotonic() - began
+    batch_start, batch_id = start, 0
+    while batch_start < end:
+        batch_end = min(batch_start + batch_span, end)
+        began = time.monotonic()
+        lines: list[str] = []
+        interval_start = batch_start
+        while interval_start < batch_end:
+            rng = rng_for_interval(options.seed, interval_start)
+            records = generate_records(interval_start, interval_start + interval, rng, generator)
+            lines.extend(json.dumps(record, separators=(",", ":")) for record in records)
+            if interval_start.minute == 0 and interval_start.hour % MALFORMED_EVERY_HOURS == 1:
+                lines.append(MALFORMED_RECORDS[outcome.malformed % len(MALFORMED_RECORDS)])
+                outcome.malformed += 1
+            interval_start += interval
+        outcome.records += len(lines)
+        # The shard file is the stream: one record per line, as Kinesis hands them to Glue.
+        shard_file = stream_folder / f"batch-{batch_id:05d}.jsonl"
+        shard_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        timings["generate"] += time.monotonic() - began
 
-            began = time.monotonic()
-            raw_df = spark.read.text(str(shard_file)).withColumnRenamed("value", "raw")
-            counts = process_batch(
-                raw_df,
-                batch_id,
-                settings,
-                intervals_folder.resolve().as_uri(),
-                (folder / "quarantine").resolve().as_uri(),
-            )
-            outcome.good += counts.good
-            outcome.quarantined += counts.quarantined
-            outcome.batches += 1
-            timings["streaming ETL"] += time.monotonic() - began
+        began = time.monotonic()
+        raw_df = spark.read.text(str(shard_file)).withColumnRenamed("value", "raw")
+        counts = process_batch(
+            raw_df,
+            batch_id,
+            settings,
+            intervals_folder.resolve().as_uri(),
+            (folder / "quarantine").resolve().as_uri(),
+        )
+        outcome.good += counts.good
+        outcome.quarantined += counts.quarantined
+        outcome.batches += 1
+        timings["streaming ETL"] += time.monotonic() - began
 
-            began = time.monotonic()
-            batch_anomalies: list[AnomalyRecord] = []
-            interval_start = batch_start
-            while interval_start < batch_end:
-                partition = (
-                    intervals_folder / f"intvl_date={interval_start:%Y-%m-%d}" / f"intvl_hhmm={interval_start:%H%M}"
-                )
-                sums = read_interval_sums(partition, config.dimension_column, config.measure_column)
-                for marketplace in marketplaces:
-                    outcome.interval_sums.setdefault(marketplace, {})[interval_start] = sums.get(marketplace, 0.0)
-                found = detector.detect(interval_start, sums, marketplaces)
-                for record in found:
-                    anomaly_log.write(json.dumps(record.__dict__) + "\n")
-                    outcome.alerts.append(
-                        f"{record.interval_start} {record.marketplace}: {record.measure} {record.value:g} "
-                        f"(expected ~{record.expected:g}), score {record.score:.2f}"
-                    )
-                batch_anomalies.extend(found)
-                outcome.intervals += 1
-                interval_start += interval
-            outcome.anomalies.extend(batch_anomalies)
-            store.flush()
-            timings["detector"] += time.monotonic() - began
-            summary = (
-                f"batch {batch_id:>3} {batch_start:%m-%d %H:%M}: {counts.good} good, {counts.quarantined} quarantined"
+        began = time.monotonic()
+        anomalies_before = len(outcome.anomalies)
+        # The Lambda runs once per closed interval, in order; so does this loop (all of the batch is closed).
+        interval_start = batch_start
+        while interval_start < batch_end:
+            published_before = len(publisher.published)
+            report = detect_interval(
+                store=store,
+                publisher=publisher,
+                metrics=metrics,
+                interval_start=interval_start,
+                settings=detector_settings,
             )
-            if batch_anomalies:
-                summary += " | ANOMALY " + ", ".join(
-                    sorted({f"{a.marketplace}@{a.interval_start[11:]}" for a in batch_anomalies})
-                )
-            progress.say("stream", summary)
-            batch_start, batch_id = batch_end, batch_id + 1
-    outcome.anomalies_file = anomalies_file
+            outcome.record(report, publisher.published[published_before:])
+            interval_start += interval
+        timings["detector"] += time.monotonic() - began
+        summary = f"batch {batch_id:>3} {batch_start:%m-%d %H:%M}: {counts.good} good, {counts.quarantined} quarantined"
+        batch_anomalies = outcome.anomalies[anomalies_before:]
+        if batch_anomalies:
+            summary += " | ANOMALY " + ", ".join(
+                sorted({f"{a.marketplace}@{a.interval_start:%H:%M}" for a in batch_anomalies})
+            )
+        progress.say("stream", summary)
+        batch_start, batch_id = batch_end, batch_id + 1
     outcome.timings = dict(timings)
     return outcome

@@ -77,16 +77,25 @@ def test_injected_anomalies_are_the_top_scored_events(full_run: RunResult) -> No
 
 def test_streaming_anomaly_is_detected_in_its_marketplace_and_interval(full_run: RunResult) -> None:
     streaming = full_run.streaming
-    assert streaming is not None and streaming.anomaly_window is not None and streaming.anomalies_file is not None
+    assert streaming is not None and streaming.anomaly_window is not None and streaming.anomalies_folder is not None
     start, end = streaming.anomaly_window
-    records = [json.loads(line) for line in streaming.anomalies_file.read_text(encoding="utf-8").splitlines()]
+    # The records the real detector wrote, read back from its files rather than from the in-memory outcome.
+    files = sorted(streaming.anomalies_folder.glob("intvl_date=*/intvl_hhmm=*/anomalies.jsonl"))
+    records = [json.loads(line) for path in files for line in path.read_text(encoding="utf-8").splitlines()]
     hits = [
         record
         for record in records
-        if record["marketplace"] == streaming.anomaly_marketplace
-        and start <= datetime.strptime(record["interval_start"], "%Y-%m-%d %H:%M").replace(tzinfo=UTC) < end
+        if record["dimension_value"] == streaming.anomaly_marketplace
+        and start <= datetime.strptime(record["interval_start"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) < end
     ]
     assert hits, records
+    assert all(hit["direction"] == "high" and hit["value"] > hit["expected_high"] for hit in hits)
+    assert streaming.injected_detected
+    # Marketplaces without an injected change stay quiet: counting noise alone raises no alert.
+    assert {record["dimension_value"] for record in records} == {streaming.anomaly_marketplace}
+    assert len(streaming.alerts) == len(files)
+    # The detector read every row the streaming ETL wrote, through the same partition layout as in S3.
+    assert streaming.detector_rows_read == streaming.good
     assert streaming.quarantined >= 1
     assert streaming.intervals_folder is not None
     assert list(streaming.intervals_folder.glob("intvl_date=*/intvl_hhmm=*/*.csv"))
