@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,6 +78,8 @@ class LocalTask:
     process: subprocess.Popen[str]
     log_path: Path
     output_thread: threading.Thread
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    stop_requested: bool = False
 
     @property
     def running(self) -> bool:
@@ -89,13 +91,19 @@ class LocalEcs:
     """ECS RunTask/ListTasks/StopTask where a task is `python -m fargate_task` in a subprocess.
 
     The task definition's environment (`task_environment`) and RunTask's container overrides are merged
-    the way ECS does, plus the variables that point boto3 at the loopback endpoint.
+    the way ECS does, plus the variables that point boto3 at the loopback endpoint. When a task's process
+    ends, an EventBridge-shaped "ECS Task State Change" (STOPPED) event goes to `on_task_stopped`, as
+    EventBridge would deliver it to the task watchdog. `kill_after_seconds` kills every task's process
+    with SIGKILL after that long, the way ECS kills an out-of-memory container.
     """
 
     endpoints: LocalEndpoints
     task_environment: Mapping[str, str]
     log_folder: Path
     progress: Progress
+    container_name: str = "FargateTask"
+    on_task_stopped: Callable[[dict[str, Any]], None] | None = None
+    kill_after_seconds: float | None = None
     tasks: list[LocalTask] = field(default_factory=list)
     _by_client_token: dict[str, LocalTask] = field(default_factory=dict)
 
@@ -119,12 +127,23 @@ class LocalEcs:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        output_thread = threading.Thread(target=self._relay_output, args=(process, log_path), daemon=True)
-        output_thread.start()
-        task = LocalTask(task_arn, str(request.get("startedBy") or ""), process, log_path, output_thread)
+        output_thread = threading.Thread(target=self._watch, args=(process, log_path, task_arn), daemon=True)
+        task = LocalTask(
+            task_arn,
+            str(request.get("startedBy") or ""),
+            process,
+            log_path,
+            output_thread,
+            request.get("overrides") or {},
+        )
         self.tasks.append(task)
+        if self.kill_after_seconds is not None:
+            killer = threading.Timer(self.kill_after_seconds, _kill, args=(task, self.progress))
+            killer.daemon = True
+            killer.start()
         if client_token:
             self._by_client_token[client_token] = task
+        output_thread.start()
         self.progress.say("fargate", f"task {task_id[:8]} started: python -m fargate_task (pid {process.pid})")
         return {"tasks": [self._describe(task)], "failures": []}
 
@@ -136,6 +155,7 @@ class LocalEcs:
     def stop_task(self, **request: Any) -> dict[str, Any]:
         for task in self.tasks:
             if task.task_arn == request.get("task") and task.running:
+                task.stop_requested = True
                 task.process.send_signal(signal.SIGTERM)  # what ECS sends first on StopTask
                 return {"task": self._describe(task)}
         return {"task": {"taskArn": request.get("task"), "lastStatus": "STOPPED"}}
@@ -152,13 +172,57 @@ class LocalEcs:
     def _describe(self, task: LocalTask) -> dict[str, Any]:
         return {"taskArn": task.task_arn, "lastStatus": "RUNNING" if task.running else "STOPPED"}
 
-    def _relay_output(self, process: subprocess.Popen[str], log_path: Path) -> None:
+    def _watch(self, process: subprocess.Popen[str], log_path: Path, task_arn: str) -> None:
+        """Relay the task's output, then report its stop the way EventBridge reports a STOPPED task."""
         assert process.stdout is not None
         with log_path.open("w", encoding="utf-8") as log:
             for line in process.stdout:
                 log.write(line)
                 log.flush()
                 self.progress.say("fargate", _message_part(line.rstrip()))
+        process.wait()
+        task = next(task for task in self.tasks if task.task_arn == task_arn)
+        if self.on_task_stopped is not None:
+            try:
+                self.on_task_stopped(self.stopped_event(task))
+            except Exception as error:  # the watchdog's failure must not take the run down with it
+                self.progress.say("watchdog", f"ERROR handling the task-stopped event: {error}")
+
+    def stopped_event(self, task: LocalTask) -> dict[str, Any]:
+        """The "ECS Task State Change" event for a stopped task (shape: tests/fixtures/events)."""
+        code = task.process.returncode
+        # ECS reports a container killed by signal N as exit code 128 + N (SIGKILL: 137).
+        exit_code = code if code >= 0 else 128 - code
+        container: dict[str, Any] = {"name": self.container_name, "exitCode": exit_code, "lastStatus": "STOPPED"}
+        if code < 0:
+            container["reason"] = f"Container killed by {signal.Signals(-code).name}"
+        region, account = self.endpoints.region, "000000000000"
+        return {
+            "version": "0",
+            "detail-type": "ECS Task State Change",
+            "source": "aws.ecs",
+            "account": account,
+            "region": region,
+            "resources": [task.task_arn],
+            "detail": {
+                "clusterArn": f"arn:aws:ecs:{region}:{account}:cluster/local",
+                "taskArn": task.task_arn,
+                "lastStatus": "STOPPED",
+                "desiredStatus": "STOPPED",
+                "stopCode": "UserInitiated" if task.stop_requested else "EssentialContainerExited",
+                "stoppedReason": "Task stopped by user"
+                if task.stop_requested
+                else "Essential container in task exited",
+                "containers": [container],
+                "overrides": dict(task.overrides),
+            },
+        }
+
+
+def _kill(task: LocalTask, progress: Progress) -> None:
+    if task.running:
+        progress.say("fargate", f"killing task {task.task_arn.rsplit('/', 1)[-1][:8]} (SIGKILL), as ECS does on OOM")
+        task.process.kill()
 
 
 def _message_part(log_line: str) -> str:

@@ -37,6 +37,7 @@ class LocalModeArgs:
     completion: Literal["poll", "events"] | None = None
     poll_seconds: float | None = None
     fail_prep: bool = False
+    kill_task_after: float | None = None
     stream_hours: int = 48
     stream_batch_hours: int = 3
     stream_anomaly_hour: float = DEFAULT_ANOMALY_HOUR
@@ -86,6 +87,13 @@ def parse_args(argv: Sequence[str] | None = None) -> LocalModeArgs:
         help="Fargate task's Glue poll interval (default: the environment's, 5 s then 15 s)",
     )
     parser.add_argument("--fail-prep", action="store_true", help="leave the input location empty so the Glue job fails")
+    parser.add_argument(
+        "--kill-task-after",
+        type=float,
+        metavar="SECONDS",
+        help="kill the Fargate task's process (SIGKILL, like an out-of-memory kill) after this long: "
+        "the task watchdog then fails the callback step",
+    )
     parser.add_argument("--stream-hours", type=int, default=48, help="simulated hours of streaming (default 48)")
     parser.add_argument(
         "--stream-batch-hours", type=int, default=3, help="simulated hours per streaming micro-batch (default 3)"
@@ -162,6 +170,7 @@ def run(args: LocalModeArgs, *, progress: Progress | None = None) -> RunResult:
                 completion=args.completion or config.data_prep.completion,
                 poll_seconds=args.poll_seconds,
                 fail_prep=args.fail_prep,
+                kill_task_after=args.kill_task_after,
             )
             started = time.monotonic()
             result.pipeline = run_pipeline(

@@ -13,7 +13,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,10 +46,11 @@ ARTIFACTS_BUCKET = "taxi-artifacts-local"
 PREP_JOB_NAME = "taxi-prep-local"
 CALLBACK_QUEUE_URL = f"https://sqs.us-east-1.amazonaws.com/{LOCAL_ACCOUNT_ID}/taxi-callback-local"
 PIPELINE_ROLE_ARN = f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/taxi-pipeline-local"
-PREP_CONTAINER_NAME = "prep"
+# The task definition's container name in AWS (cdk_constructs/prep_task.py), which the watchdog looks for.
+PREP_CONTAINER_NAME = "FargateTask"
 WINDOW = timedelta(minutes=30)
 TRIP_FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
-_LAMBDA_LOGGERS = ("callback_handler", "glue_completion", "pipeline_callback")
+_LAMBDA_LOGGERS = ("callback_handler", "glue_completion", "task_watchdog", "pipeline_callback")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class PipelineOptions:
     completion: CompletionMode = "poll"
     poll_seconds: float | None = None
     fail_prep: bool = False
+    # Kill the Fargate task's process this long after it starts (what ECS does on out-of-memory).
+    kill_task_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,9 @@ def run_pipeline(
             task_environment=_task_environment(data_prep, options.poll_seconds),
             log_folder=options.out / "logs",
             progress=progress,
+            container_name=PREP_CONTAINER_NAME,
+            on_task_stopped=_task_watchdog_listener(endpoints, progress),
+            kill_after_seconds=options.kill_task_after,
         )
         if options.completion == "events":
             glue.add_state_change_listener(_glue_completion_listener(endpoints, progress))
@@ -321,6 +327,23 @@ def _task_environment(data_prep: DataPrepConfig, poll_seconds: float | None) -> 
     if poll_seconds is not None:
         first_poll, interval = min(first_poll, poll_seconds), poll_seconds
     return {"POLL_INTERVAL_SECONDS": f"{interval:g}", "FIRST_POLL_SECONDS": f"{first_poll:g}"}
+
+
+def _task_watchdog_listener(endpoints: LocalEndpoints, progress: Progress) -> Callable[[dict[str, Any]], None]:
+    """The task watchdog Lambda's logic, invoked with the task-stopped event as EventBridge would."""
+    from task_watchdog.logic import handle_task_state_change
+
+    from pipeline_callback.retry import LAMBDA_RETRY_POLICY, Retrier
+
+    sagemaker = endpoints.sagemaker()
+
+    def on_task_stopped(event: dict[str, Any]) -> None:
+        outcome = handle_task_state_change(
+            event, PREP_CONTAINER_NAME, sagemaker=sagemaker, retrier=Retrier(policy=LAMBDA_RETRY_POLICY)
+        )
+        progress.say("watchdog", outcome)
+
+    return on_task_stopped
 
 
 def _callback_handler(completion: CompletionMode, ecs: LocalEcs, endpoints: LocalEndpoints) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,6 +130,26 @@ def test_glue_failure_fails_the_callback_step_with_its_reason(tmp_path: Path) ->
     assert recorded["PipelineExecutionStatus"] == "Failed"
     assert recorded["PipelineExecutionSteps"][0]["FailureReason"] == failed.failure_reason
     assert "FailureReason (PrepareData): Glue job run jr_" in result.summary
+
+
+def test_a_killed_task_fails_the_callback_step_through_the_watchdog(tmp_path: Path) -> None:
+    # Given a prep task that is killed (SIGKILL, as on out-of-memory) while its Glue run is going
+    started = time.monotonic()
+    result = run(
+        LocalModeArgs(
+            out=tmp_path, trips=20_000, only="pipeline", poll_seconds=0.5, kill_task_after=1.0, quiet=True, charts=False
+        )
+    )
+    # Then the task watchdog answers for it: the callback step fails with the stop reason, within seconds
+    assert result.exit_code == EXIT_FAILED
+    assert result.pipeline is not None
+    failed = result.pipeline.execution.failed_step
+    assert failed is not None
+    assert (failed.name, failed.status) == ("PrepareData", "Failed")
+    assert failed.failure_reason.startswith("Prep task stopped before reporting: Container killed by SIGKILL")
+    assert "exit 137" in failed.failure_reason
+    assert failed.seconds < 30
+    assert time.monotonic() - started < 90
 
 
 def test_events_completion_answers_through_glue_completion(tmp_path: Path) -> None:
