@@ -37,6 +37,7 @@ N=1 reproduces the single-feature design: train is one column of counts, scoring
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -119,6 +120,11 @@ def configure_spark(spark: SparkSession) -> None:
     # is plenty, and the default 200 would only add scheduling overhead.
     parallelism = max(1, spark.sparkContext.defaultParallelism)
     spark.conf.set("spark.sql.shuffle.partitions", str(parallelism))
+    # Input splits: at most 128 MB (the default), but small enough that a few hundred MB still gives every
+    # core several even splits; otherwise 300 MB of CSV becomes 128+128+44 MB and one core idles at the end.
+    spark.conf.set("spark.sql.files.minPartitionNum", str(4 * parallelism))
+    # The dense series is built on the driver and handed back through Arrow (see passengers_per_window).
+    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
     # Windows are defined in UTC, and CSV pickup times carry no zone.
     spark.conf.set("spark.sql.session.timeZone", "UTC")
 
@@ -278,46 +284,60 @@ def clean_trips(trips: DataFrame) -> DataFrame:
     return typed.withColumn("is_valid", sf.coalesce(is_valid, sf.lit(False)))
 
 
+def _driver_rows_as_frame(spark: SparkSession, rows: list[tuple[int, int]], names: list[str]) -> DataFrame:
+    """A DataFrame of a few thousand long-valued rows held by the driver.
+
+    Through pandas and Arrow when pandas is there (Glue ships it): the JVM reads the Arrow batches itself,
+    whereas plain Python rows need a Python worker on every action, which costs more than the job.
+    """
+    schema = ", ".join(f"{name} long" for name in names)
+    try:
+        import pandas as pd
+    except ImportError:
+        return spark.createDataFrame(rows, schema)
+    with warnings.catch_warnings():
+        # PySpark 3.5's Arrow conversion calls pandas APIs that newer pandas deprecates; nothing to act on.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return spark.createDataFrame(pd.DataFrame(rows, columns=names, dtype="int64"), schema)
+
+
 def passengers_per_window(cleaned: DataFrame) -> WindowSeries:
     """Sum passengers per 30-minute window, dense from the first to the last window, sorted by window start.
 
-    Aggregates first (group by the window start as epoch seconds, so the big input is never moved to one
-    partition); invalid rows fall in a NULL group, which is how they are counted without a second scan.
+    One Spark job: the input is aggregated where it lies (partial sums per partition, then a small shuffle,
+    so the big input is never moved to one partition) and the per-window result, at most one row per half
+    hour plus one, comes back to the driver. Invalid rows fall in a NULL group, which is how they are
+    counted in the same pass. The dense series is then built on the driver from those few rows, which saves
+    the several small Spark jobs (statistics, range join, checkpoint) that building it in Spark would cost.
     """
     spark = cleaned.sparkSession
     window_bucket = sf.floor(sf.col("pickup_at").cast("long") / WINDOW_SECONDS) * WINDOW_SECONDS
     per_window = (
         cleaned.groupBy(sf.when(sf.col("is_valid"), window_bucket).alias("window_bucket"))
         .agg(sf.sum("passengers").alias("passengers"), sf.count(sf.lit(1)).alias("trips"))
-        .localCheckpoint(eager=True)  # the one pass over the input; everything below reads this small result
+        # Rounded by Spark, so the counts are exactly what a Spark-side series would hold.
+        .select("window_bucket", sf.round("passengers").cast("long").alias("passengers"), "trips")
+        .collect()
     )
-    stats = per_window.agg(
-        sf.sum("trips").alias("rows_read"),
-        sf.sum(sf.when(sf.col("window_bucket").isNull(), sf.col("trips"))).alias("rows_dropped"),
-        sf.min("window_bucket").alias("first_bucket"),
-        sf.max("window_bucket").alias("last_bucket"),
-    ).first()
-    assert stats is not None  # a global aggregate always returns one row
-    rows_read = int(stats["rows_read"] or 0)
-    rows_dropped = int(stats["rows_dropped"] or 0)
-    if stats["first_bucket"] is None:
+    rows_read = sum(int(row["trips"]) for row in per_window)
+    rows_dropped = sum(int(row["trips"]) for row in per_window if row["window_bucket"] is None)
+    passengers_by_bucket = {
+        int(row["window_bucket"]): int(row["passengers"]) for row in per_window if row["window_bucket"] is not None
+    }
+    if not passengers_by_bucket:
         empty = spark.createDataFrame([], "window_start timestamp, passengers long")
         return WindowSeries(series=empty, windows=0, rows_read=rows_read, rows_dropped=rows_dropped)
-    first_bucket, last_bucket = int(stats["first_bucket"]), int(stats["last_bucket"])
-    all_buckets = spark.range(first_bucket, last_bucket + WINDOW_SECONDS, WINDOW_SECONDS, numPartitions=1)
-    valid_windows = per_window.where(sf.col("window_bucket").isNotNull()).select("window_bucket", "passengers")
+    first_bucket, last_bucket = min(passengers_by_bucket), max(passengers_by_bucket)
+    dense = [
+        (bucket, passengers_by_bucket.get(bucket, 0))
+        for bucket in range(first_bucket, last_bucket + WINDOW_SECONDS, WINDOW_SECONDS)
+    ]
     series = (
-        all_buckets.join(sf.broadcast(valid_windows), all_buckets["id"] == valid_windows["window_bucket"], "left")
-        .select(
-            sf.timestamp_seconds(all_buckets["id"]).alias("window_start"),
-            sf.coalesce(sf.round(valid_windows["passengers"]).cast("long"), sf.lit(0).cast("long")).alias("passengers"),
-        )
-        .coalesce(1)
-        .sortWithinPartitions("window_start")  # one partition, so this is the global order without a shuffle
-        .localCheckpoint(eager=True)
+        _driver_rows_as_frame(spark, dense, ["window_bucket", "passengers"])
+        .select(sf.timestamp_seconds("window_bucket").alias("window_start"), "passengers")
+        .coalesce(1)  # already in time order; one partition keeps that order for whoever reads it
     )
-    windows = (last_bucket - first_bucket) // WINDOW_SECONDS + 1
-    return WindowSeries(series=series, windows=windows, rows_read=rows_read, rows_dropped=rows_dropped)
+    return WindowSeries(series=series, windows=len(dense), rows_read=rows_read, rows_dropped=rows_dropped)
 
 
 def vector_columns(shingle_size: int) -> list[str]:
@@ -357,13 +377,19 @@ def write_outputs(shingled: DataFrame, output_uri: str, shingle_size: int) -> in
     """Write ``train/`` and ``scoring/`` (single headerless CSV part files, overwrite); return train rows."""
     base_uri = _with_trailing_slash(output_uri)
     vectors = vector_columns(shingle_size)
+    # Both outputs and the count read the same few thousand shingled rows: computing the window function once
+    # (into the cache, by the first write) spares the other two actions its shuffle and sort.
+    shingled.persist()
     train = shingled.where(sf.col("window_index") >= shingle_size - 1).select(*vectors)
     scoring = shingled.select(
         sf.date_format("window_start", WINDOW_START_FORMAT).alias("window_start"), "passengers", *vectors
     )
-    train.coalesce(1).write.mode("overwrite").option("header", False).csv(base_uri + "train/")
-    scoring.coalesce(1).write.mode("overwrite").option("header", False).csv(base_uri + "scoring/")
-    windows = shingled.count()
+    try:
+        scoring.coalesce(1).write.mode("overwrite").option("header", False).csv(base_uri + "scoring/")
+        train.coalesce(1).write.mode("overwrite").option("header", False).csv(base_uri + "train/")
+        windows = shingled.count()
+    finally:
+        shingled.unpersist()
     return max(0, windows - (shingle_size - 1))
 
 
