@@ -23,30 +23,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from local_mode.taxi_data import TLC_YELLOW_COLUMNS
+
 DATA_ROOT = Path(__file__).resolve().parent / ".data"
 # Bump when the generators change, so cached files are regenerated.
 GENERATOR_VERSION = 2
-TLC_YELLOW_COLUMNS: tuple[str, ...] = (
-    "VendorID",
-    "tpep_pickup_datetime",
-    "tpep_dropoff_datetime",
-    "passenger_count",
-    "trip_distance",
-    "RatecodeID",
-    "store_and_fwd_flag",
-    "PULocationID",
-    "DOLocationID",
-    "payment_type",
-    "fare_amount",
-    "extra",
-    "mta_tax",
-    "tip_amount",
-    "tolls_amount",
-    "improvement_surcharge",
-    "total_amount",
-    "congestion_surcharge",
-    "airport_fee",
-)
 MONTH_START = np.datetime64("2024-01-01T00:00:00", "s")
 MONTH_DAYS = 31
 CHUNK_ROWS = 1_000_000

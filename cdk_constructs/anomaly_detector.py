@@ -16,9 +16,9 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from app_config import EnvironmentConfig
-from cdk_constructs.glue_prep_job import grant_prefix_read, grant_prefix_write
 from cdk_constructs.nag import acknowledge, matching
 from cdk_constructs.python_function import FunctionSpec, PythonFunction
+from cdk_constructs.s3_grants import grant_prefix_read, grant_prefix_write
 from cdk_constructs.streaming_etl_job import INTERVALS_PREFIX
 
 ANOMALIES_PREFIX = "metrics/anomalies/"

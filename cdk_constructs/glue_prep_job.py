@@ -14,6 +14,7 @@ from constructs import Construct
 from app_config import DataPrepConfig
 from cdk_constructs.glue_security import GlueSecurity
 from cdk_constructs.nag import acknowledge, matching
+from cdk_constructs.s3_grants import grant_prefix_read, grant_prefix_write
 
 GLUE_VERSION = "5.0"
 SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "glue_scripts"
@@ -86,34 +87,3 @@ class GluePrepJob(Construct):
         )
         self.job_name: str = self.job.ref
         self.job_arn: str = Stack.of(self).format_arn(service="glue", resource="job", resource_name=self.job.ref)
-
-
-def grant_prefix_read(role: iam.IRole, bucket: s3.IBucket, prefix: str) -> None:
-    """List and get objects under one prefix only."""
-    role.add_to_principal_policy(
-        iam.PolicyStatement(
-            actions=["s3:ListBucket"],
-            resources=[bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}},
-        )
-    )
-    role.add_to_principal_policy(
-        iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{prefix}*")])
-    )
-
-
-def grant_prefix_write(role: iam.IRole, bucket: s3.IBucket, prefix: str) -> None:
-    """Spark's overwrite lists, deletes and rewrites its output prefix; nothing outside it."""
-    role.add_to_principal_policy(
-        iam.PolicyStatement(
-            actions=["s3:ListBucket"],
-            resources=[bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}},
-        )
-    )
-    role.add_to_principal_policy(
-        iam.PolicyStatement(
-            actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-            resources=[bucket.arn_for_objects(f"{prefix}*")],
-        )
-    )

@@ -14,10 +14,11 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from app_config import EnvironmentConfig
-from cdk_constructs.glue_prep_job import GLUE_VERSION, grant_prefix_read, grant_prefix_write
+from cdk_constructs.glue_prep_job import GLUE_VERSION
 from cdk_constructs.glue_security import GlueSecurity
 from cdk_constructs.nag import acknowledge, matching
 from cdk_constructs.python_function import FunctionSpec, PythonFunction
+from cdk_constructs.s3_grants import grant_prefix_read, grant_prefix_write
 
 SCRIPT = Path(__file__).resolve().parents[1] / "glue_scripts" / "streaming_etl.py"
 INTERVALS_PREFIX = "metrics/intervals/"

@@ -169,7 +169,9 @@ def detect_interval(
         subject, message = _alert(anomalies, interval_start, interval_end, settings)
         publisher.publish(subject, message)
 
-    history.append_interval(interval_start, aggregate.totals, settings.history_length)
+    # Flags keep this interval's anomalies out of the level that later intervals are judged against.
+    flagged = {a.dimension_value for a in anomalies}
+    history.append_interval(interval_start, aggregate.totals, settings.history_length, anomalous=flagged)
     store.write_state(history.to_json(settings.history_length))
 
     report = IntervalReport(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from datetime import UTC, datetime, timedelta
@@ -86,6 +87,33 @@ def test_history_round_trips_and_unusable_state_is_empty() -> None:
     assert History.from_json(history.to_json(288), 10) == History(10)  # another frequency: not comparable
     assert History.from_json("{not json", 5) == History(5)
     assert History.from_json(None, 5) == History(5)
+
+
+def test_flags_stay_aligned_with_the_series_and_round_trip() -> None:
+    # Given a history of length 4 where "de" was flagged in the second of five intervals
+    history = History(frequency_minutes=5)
+    for i, flagged in enumerate([set(), {"de"}, set(), set(), set()]):
+        history.append_interval(T0 + timedelta(minutes=5 * i), {"us": 1.0 + i, "de": 2.0 + i}, 4, anomalous=flagged)
+
+    # Then the flag sits at its interval's position in the trimmed series, and only values with flags have an entry
+    assert history.series["de"] == [3.0, 4.0, 5.0, 6.0]
+    assert history.anomalous == {"de": [True, False, False, False]}
+    # And the state stores the flagged positions and reads them back
+    assert json.loads(history.to_json(4))["anomalous"] == {"de": [0]}
+    assert History.from_json(history.to_json(4), 5) == history
+
+    # When one more interval pushes the flagged one out of the history
+    history.append_interval(T0 + timedelta(minutes=25), {"us": 7.0, "de": 8.0}, 4)
+
+    # Then no flags are left
+    assert history.anomalous == {}
+
+
+def test_rerunning_an_interval_drops_its_flag_too() -> None:
+    history = History(5, T0 + timedelta(minutes=10), {"de": [1.0, 2.0, 9.0]}, {"de": [False, False, True]})
+    history.drop_intervals_from(T0 + timedelta(minutes=10))
+    assert history.series == {"de": [1.0, 2.0]}
+    assert history.anomalous == {}
 
 
 def test_catch_up_lists_the_gap_or_the_whole_history_when_there_is_no_state() -> None:
