@@ -101,6 +101,9 @@ def start_spark() -> tuple[SparkSession, float]:
         SparkSession.builder.master("local[2]")
         .appName("taxi-anomaly-bench")
         .config("spark.ui.enabled", "false")
+        # Local Spark listens on loopback only (driver RPC and block manager).
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.showConsoleProgress", "false")
         # A G.1X worker has 16 GB; local mode runs everything in the driver, so give it a few of them.
         .config("spark.driver.memory", "4g")
