@@ -96,6 +96,8 @@ def start_spark() -> tuple[SparkSession, float]:
 
     from glue_scripts.taxi_prep import configure_spark
 
+    # The JVM picks its address before any Spark setting applies: keep it on loopback.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     started = time.perf_counter()
     spark = (
         SparkSession.builder.master("local[2]")

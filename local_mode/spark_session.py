@@ -34,6 +34,8 @@ def get_spark() -> SparkSession:
         raise JavaMissingError(JAVA_INSTALL_HINT)
     from pyspark.sql import SparkSession
 
+    # The JVM picks its address before any Spark setting applies: keep it on loopback.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     with _lock:
         session = (
             SparkSession.builder.master("local[2]")
