@@ -8,6 +8,7 @@ from app_config.settings import (
     PipelineConfig,
     StreamingConfig,
     load_environment,
+    stack_name,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "PipelineConfig",
     "StreamingConfig",
     "load_environment",
+    "stack_name",
 ]

@@ -145,13 +145,17 @@ class EnvironmentConfig:
     operations: OperationsConfig
 
     def stack_name(self, purpose: str) -> str:
-        """Stack names carry the environment so dev and prod can share an account."""
-        return f"taxi-anomaly-{self.name}-{purpose}"
+        return stack_name(self.name, purpose)
 
     @property
     def pipeline_name(self) -> str:
         """AWS::SageMaker::Pipeline requires a name; the queue policy scopes SageMaker's sends to it."""
         return f"taxi-anomaly-{self.name}"
+
+
+def stack_name(env_name: str, purpose: str) -> str:
+    """Stack names carry the environment so dev and prod can share an account (the CLI finds stacks by it)."""
+    return f"taxi-anomaly-{env_name}-{purpose}"
 
 
 def _require(condition: bool, message: str) -> None:

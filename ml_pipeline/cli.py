@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from app_config import stack_name
+
 PIPELINE_NAME_OUTPUT_KEY = "PipelineName"
 DEFAULT_POLL_SECONDS = 30
 DEFAULT_LIST_LIMIT = 10
@@ -36,8 +38,8 @@ class CliError(Exception):
 
 
 def pipeline_stack_name(env_name: str) -> str:
-    """The pipeline stack's name; the same scheme as app_config's EnvironmentConfig.stack_name("pipeline")."""
-    return f"taxi-anomaly-{env_name}-pipeline"
+    """The pipeline stack's name, by the same scheme app.py names it."""
+    return stack_name(env_name, "pipeline")
 
 
 @dataclass(frozen=True)
