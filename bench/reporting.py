@@ -145,9 +145,9 @@ def render_markdown(report: BenchReport) -> str:
         "",
         f"Run started {report.started_at}; the whole `python -m bench` took {format_value(report.wall_seconds, 's')}.",
         "",
-        "Each figure is the **median** of several runs, with the fastest and slowest run beside it. The machine "
-        "was shared with other test runs while this ran, so single runs are noisy: compare medians, and read a "
-        "wide min-to-max spread as noise rather than a regression.",
+        "Each figure is the **median** of several runs, with the fastest and slowest run beside it. Single runs "
+        "are noisy (check the load averages below): compare medians, and read a wide min-to-max spread as noise "
+        "rather than a regression.",
         "",
         "| Environment | |",
         "|---|---|",
