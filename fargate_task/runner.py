@@ -17,6 +17,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from pipeline_callback.callback import CallbackOutcome, send_step_failure, send_step_success
+from pipeline_callback.environment import ConfigError, required_variable
 from pipeline_callback.errors import describe_error
 from pipeline_callback.glue import (
     INPUT_URI_ARGUMENT,
@@ -48,8 +49,8 @@ TASK_RETRY_POLICY = RetryPolicy(
 )
 
 
-class TaskConfigError(ValueError):
-    """An environment variable is missing or invalid; the message names it."""
+# The task's own name for the shared environment error.
+TaskConfigError = ConfigError
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ def load_settings(environ: Mapping[str, str]) -> TaskSettings:
     token = environ.get("token", "").strip()
     if not is_valid_callback_token(token):
         raise TaskConfigError("environment variable token must be 10 alphanumeric characters")
-    input_location = _required(environ, "inputLocation")
-    output_location = _required(environ, "outputLocation")
+    input_location = required_variable(environ, "inputLocation")
+    output_location = required_variable(environ, "outputLocation")
     for name, value in (("inputLocation", input_location), ("outputLocation", output_location)):
         if not is_s3_uri(value):
             raise TaskConfigError(f"environment variable {name} must be an s3://bucket/key URI, got {value!r}")
@@ -76,18 +77,11 @@ def load_settings(environ: Mapping[str, str]) -> TaskSettings:
         token=token,
         input_location=input_location,
         output_location=output_location,
-        glue_job_name=_required(environ, "glue_job_name"),
+        glue_job_name=required_variable(environ, "glue_job_name"),
         pipeline_execution_arn=environ.get("pipelineExecutionArn", "").strip() or None,
         poll_interval_seconds=_seconds(environ, "POLL_INTERVAL_SECONDS", DEFAULT_POLL_INTERVAL_SECONDS, minimum=0.1),
         first_poll_seconds=_seconds(environ, "FIRST_POLL_SECONDS", DEFAULT_FIRST_POLL_SECONDS, minimum=0.0),
     )
-
-
-def _required(environ: Mapping[str, str], name: str) -> str:
-    value = environ.get(name, "").strip()
-    if not value:
-        raise TaskConfigError(f"environment variable {name} is required and must not be empty")
-    return value
 
 
 def _seconds(environ: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:

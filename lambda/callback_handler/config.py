@@ -6,12 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from pipeline_callback.environment import ConfigError, required_variable
+
 CompletionMode = Literal["poll", "events"]
 _ASSIGN_PUBLIC_IP_VALUES = ("ENABLED", "DISABLED")
-
-
-class ConfigError(ValueError):
-    """An environment variable is missing or invalid; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -38,14 +36,14 @@ def load_config(environ: Mapping[str, str]) -> HandlerConfig:
     mode = environ.get("COMPLETION_MODE", "").strip() or "poll"
     if mode not in ("poll", "events"):
         raise ConfigError(f"environment variable COMPLETION_MODE must be 'poll' or 'events', got {mode!r}")
-    glue_job_name = _required(environ, "GLUE_JOB_NAME")
+    glue_job_name = required_variable(environ, "GLUE_JOB_NAME")
     if mode == "events":
         return HandlerConfig(completion_mode="events", glue_job_name=glue_job_name, prep_task=None)
 
     prep_task = PrepTaskSettings(
-        cluster_arn=_required(environ, "CLUSTER_ARN"),
-        task_definition_arn=_required(environ, "TASK_DEFINITION_ARN"),
-        container_name=_required(environ, "CONTAINER_NAME"),
+        cluster_arn=required_variable(environ, "CLUSTER_ARN"),
+        task_definition_arn=required_variable(environ, "TASK_DEFINITION_ARN"),
+        container_name=required_variable(environ, "CONTAINER_NAME"),
         subnet_ids=_required_list(environ, "SUBNET_IDS"),
         security_group_ids=_required_list(environ, "SECURITY_GROUP_IDS"),
         assign_public_ip=_assign_public_ip(environ),
@@ -53,22 +51,15 @@ def load_config(environ: Mapping[str, str]) -> HandlerConfig:
     return HandlerConfig(completion_mode="poll", glue_job_name=glue_job_name, prep_task=prep_task)
 
 
-def _required(environ: Mapping[str, str], name: str) -> str:
-    value = environ.get(name, "").strip()
-    if not value:
-        raise ConfigError(f"environment variable {name} is required and must not be empty")
-    return value
-
-
 def _assign_public_ip(environ: Mapping[str, str]) -> str:
-    value = _required(environ, "ASSIGN_PUBLIC_IP")
+    value = required_variable(environ, "ASSIGN_PUBLIC_IP")
     if value not in _ASSIGN_PUBLIC_IP_VALUES:
         raise ConfigError(f"environment variable ASSIGN_PUBLIC_IP must be ENABLED or DISABLED, got {value!r}")
     return value
 
 
 def _required_list(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
-    items = tuple(item.strip() for item in _required(environ, name).split(",") if item.strip())
+    items = tuple(item.strip() for item in required_variable(environ, name).split(",") if item.strip())
     if not items:
         raise ConfigError(f"environment variable {name} must list at least one comma-separated value")
     return items

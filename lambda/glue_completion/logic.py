@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipeline_callback.callback import send_step_failure, send_step_success
+
+# ConfigError is part of this module's interface (load_config raises it).
+from pipeline_callback.environment import ConfigError as ConfigError
+from pipeline_callback.environment import required_variable
 from pipeline_callback.glue import (
     CALLBACK_TOKEN_ARGUMENT,
     OUTPUT_URI_ARGUMENT,
@@ -26,20 +30,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class ConfigError(ValueError):
-    """An environment variable is missing or invalid; the message names it."""
-
-
 @dataclass(frozen=True)
 class GlueCompletionConfig:
     glue_job_name: str
 
 
 def load_config(environ: Mapping[str, str]) -> GlueCompletionConfig:
-    glue_job_name = environ.get("GLUE_JOB_NAME", "").strip()
-    if not glue_job_name:
-        raise ConfigError("environment variable GLUE_JOB_NAME is required and must not be empty")
-    return GlueCompletionConfig(glue_job_name=glue_job_name)
+    return GlueCompletionConfig(glue_job_name=required_variable(environ, "GLUE_JOB_NAME"))
 
 
 def handle_glue_state_change(

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipeline_callback.callback import send_step_failure
+
+# ConfigError is part of this module's interface (load_config raises it).
+from pipeline_callback.environment import ConfigError as ConfigError
+from pipeline_callback.environment import required_variable
 from pipeline_callback.message import is_valid_callback_token
 from pipeline_callback.retry import Retrier
 
@@ -19,20 +23,13 @@ logger = logging.getLogger(__name__)
 TOKEN_VARIABLE = "token"  # noqa: S105 - the name of an environment variable, not a secret
 
 
-class ConfigError(ValueError):
-    """An environment variable is missing or invalid; the message names it."""
-
-
 @dataclass(frozen=True)
 class WatchdogConfig:
     container_name: str
 
 
 def load_config(environ: Mapping[str, str]) -> WatchdogConfig:
-    container_name = environ.get("CONTAINER_NAME", "").strip()
-    if not container_name:
-        raise ConfigError("environment variable CONTAINER_NAME is required and must not be empty")
-    return WatchdogConfig(container_name=container_name)
+    return WatchdogConfig(container_name=required_variable(environ, "CONTAINER_NAME"))
 
 
 def handle_task_state_change(
