@@ -9,7 +9,7 @@ CDK    := npx --yes aws-cdk@2.1148.1
 # Typed runtime and infrastructure code; lambda/ holds one package per function.
 MYPY_TARGETS := app.py app_config stacks cdk_constructs pipeline_callback fargate_task glue_scripts ml_pipeline local_mode bench backtest
 
-.PHONY: install test lint unit local bench synth deploy destroy clean check-java
+.PHONY: install test lint unit local bench backtest synth deploy destroy clean check-java
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ local: $(STAMP) check-java
 
 bench: $(STAMP) check-java
 	$(PY) -m bench $(ARGS)
+
+# make backtest ARGS="--detector streaming --series PATH --out DIR [--labels FILE]"
+backtest: $(STAMP)
+	$(PY) -m backtest $(ARGS)
 
 synth: $(STAMP)
 	$(CDK) synth --all -c env=$(ENV) --quiet
