@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from backtest.detector_api import DETECTORS
+from backtest import detector_api
 from backtest.nab_scoring import CorpusScore, load_labels
 from backtest.runner import (
     BacktestRun,
@@ -37,7 +37,9 @@ SUMMARY_FILE = "backtest_summary.json"
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m backtest", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--detector", required=True, choices=sorted(DETECTORS), help="which detector to replay")
+    parser.add_argument(
+        "--detector", required=True, choices=sorted(detector_api.DETECTORS), help="which detector to replay"
+    )
     parser.add_argument("--series", required=True, type=Path, help="a timestamp,value CSV or a folder of them")
     parser.add_argument("--out", required=True, type=Path, help="folder for the result CSVs (same relative paths)")
     parser.add_argument("--labels", type=Path, help="NAB labels.json: score the results with NAB's standard profile")

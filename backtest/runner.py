@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backtest.detector_api import DETECTORS, load_detector
+from backtest import detector_api
 from backtest.nab_scoring import (
     CorpusScore,
     LabelledScores,
@@ -76,11 +76,12 @@ class BacktestRun:
 
 def check_detector(name: str) -> None:
     """Fail early, and clearly, when the detector's replay module is not in this checkout."""
-    if name not in DETECTORS:
-        raise ValueError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
-    module_name = DETECTORS[name].split(":")[0]
+    detectors = detector_api.DETECTORS
+    if name not in detectors:
+        raise ValueError(f"unknown detector {name!r}; choose from {', '.join(detectors)}")
+    module_name = detectors[name].split(":")[0]
     try:
-        load_detector(name)
+        detector_api.load_detector(name)
     except ModuleNotFoundError as error:
         if error.name != module_name:
             raise
@@ -114,7 +115,7 @@ def _run_file(detector: str, path: Path, name: str, out: Path | None) -> FileOut
         series = read_series(path, name)
     except BacktestInputError as error:
         return FileError(path, str(error))
-    detect = load_detector(detector)
+    detect = detector_api.load_detector(detector)
     started = time.process_time()
     try:
         detection = detect(series.timestamps, series.values)

@@ -47,7 +47,7 @@ class AlertPublisher(Protocol):
 
 class MetricsSink(Protocol):
     def put_metrics(self, values: Mapping[str, float], timestamp: datetime) -> None:
-        """Emit every value in one call; names ending in ``Score`` are unitless, the rest counts."""
+        """Emit every value in one call; names ending in ``Severity`` are unitless, the rest counts."""
         ...
 
 
@@ -70,7 +70,7 @@ class CloudWatchMetricsSink:
             {
                 "MetricName": name,
                 "Value": float(value),
-                "Unit": "None" if name.endswith("Score") else "Count",
+                "Unit": "None" if name.endswith(("Severity", "Score")) else "Count",
                 "Timestamp": timestamp,
             }
             for name, value in values.items()

@@ -94,8 +94,9 @@ class ModelParams:
     bucket_ratio: float = 1.1
     max_buckets: int = 400
     guard_days: int = 7
+    guard_min_days: int = 2
     guard_min_spread: float = 0.2
-    guard_prior_spread: float = 0.5
+    guard_prior_spread: float = 0.25
     rebase_points: int = 12
     rebase_surprise: float = 2.0
     severity_per_decade: float = 25.0
@@ -160,63 +161,51 @@ class SeriesResult:
 class TailHistogram:
     """Decaying counts of non-negative values in log-spaced buckets (ratio ``bucket_ratio`` apart).
 
-    Each past value weighs ``tail_decay ** age``. Internally a new value weighs ``unit``, which grows by
-    ``1 / tail_decay`` per value, so adding is O(1); ``counts()`` gives the effective counts. Exact zeros
-    have their own bucket. ``probability_at_least`` reads the tail empirically where ``tail_trust`` values
-    support it and extends it as a power law beyond.
+    ``counts`` are effective counts: each past value weighs ``tail_decay ** age``. Exact zeros have their
+    own bucket. A view (one per step) reads the tail empirically where ``tail_trust`` values support it
+    and extends it as a power law beyond.
     """
 
-    weights: dict[int, float] = field(default_factory=dict)
-    unit: float = 1.0
-    total: float = 0.0  # sum of weights
+    counts: dict[int, float] = field(default_factory=dict)
 
-    @classmethod
-    def from_counts(cls, counts: Mapping[int, float]) -> TailHistogram:
-        weights = dict(counts)
-        return cls(weights, 1.0, sum(weights.values()))
-
-    def counts(self) -> dict[int, float]:
-        return {bucket: weight / self.unit for bucket, weight in self.weights.items()}
+    @property
+    def total(self) -> float:
+        return sum(self.counts.values())
 
     def copy(self) -> TailHistogram:
-        return TailHistogram(dict(self.weights), self.unit, self.total)
+        return TailHistogram(dict(self.counts))
 
     def add(self, value: float, params: ModelParams) -> None:
-        self.unit /= params.tail_decay
+        decay = params.tail_decay
+        counts = self.counts
+        for bucket, count in list(counts.items()):
+            if count * decay < 1e-4:  # all but decayed away: forget the bucket, keeping the state small
+                del counts[bucket]
+            else:
+                counts[bucket] = count * decay
         bucket = _bucket(value, params)
-        self.weights[bucket] = self.weights.get(bucket, 0.0) + self.unit
-        self.total += self.unit
-        if self.unit > 1e100:
-            self._renormalise()
-        if len(self.weights) > params.max_buckets:
+        counts[bucket] = counts.get(bucket, 0.0) + 1.0
+        if len(counts) > params.max_buckets:
             # Merge the smallest non-zero bucket into its neighbour: resolution is lost only at the low end.
-            ordered = sorted(k for k in self.weights if k != _ZERO_BUCKET)
-            self.weights[ordered[1]] += self.weights.pop(ordered[0])
-
-    def _renormalise(self) -> None:
-        self.weights = {bucket: weight / self.unit for bucket, weight in self.weights.items()}
-        self.weights = {bucket: weight for bucket, weight in self.weights.items() if weight >= 1e-6}
-        self.total = sum(self.weights.values())
-        self.unit = 1.0
+            ordered = sorted(k for k in counts if k != _ZERO_BUCKET)
+            counts[ordered[1]] += counts.pop(ordered[0])
 
     def view(self, params: ModelParams) -> TailView:
-        """The buckets largest first and the trusted anchor, for the queries of one step (weights, not counts)."""
-        items = sorted(self.weights.items(), reverse=True)
-        trusted = params.tail_trust * self.unit
+        """The buckets largest first and the trusted anchor, for the queries of one step."""
+        items = sorted(self.counts.items(), reverse=True)
         anchor, anchor_weight, weight = 0.0, 0.0, 0.0
-        for bucket, bucket_weight in items:
-            weight += bucket_weight
-            if weight >= trusted:
+        for bucket, count in items:
+            weight += count
+            if weight >= params.tail_trust:
                 anchor, anchor_weight = _bucket_value(bucket, params), weight
                 break
-        return TailView(items, self.total, self.unit, anchor, anchor_weight)
+        return TailView(items, sum(count for _, count in items), anchor, anchor_weight)
 
 
 @dataclass(frozen=True)
 class TailView:
-    items: list[tuple[int, float]]  # (bucket, weight), largest bucket first
+    items: list[tuple[int, float]]  # (bucket, effective count), largest bucket first
     total: float
-    unit: float  # the weight of one (new) value
     anchor: float  # the largest bucket value with at least tail_trust values at or beyond it (0: none)
     anchor_weight: float
 
@@ -232,11 +221,11 @@ class TailView:
                 at_least += 0.5 * weight
             else:
                 break
-        if at_least >= params.tail_trust * self.unit:
+        if at_least >= params.tail_trust:
             return at_least / self.total
         if self.anchor <= 0 or value <= self.anchor:
             # Fewer than tail_trust values in all, or only zeros beyond: as rare as half a value.
-            return max(at_least, 0.5 * self.unit) / self.total
+            return max(at_least, 0.5) / self.total
         return self.anchor_weight / self.total * (value / self.anchor) ** (-params.tail_exponent)
 
     def value_at_probability(self, probability: float, params: ModelParams) -> float:
@@ -292,8 +281,13 @@ class DailyMaxima:
         self.current = max(self.current, value)
 
     def probability_of_day_reaching(self, value: float, params: ModelParams) -> float:
-        """How likely a day's maximum reaches ``value``: a Gumbel law for the log maxima, fitted robustly."""
-        if not self.maxima or value <= 0:
+        """How likely a day's maximum reaches ``value``: a Gumbel law for the log maxima, fitted robustly.
+
+        0 (no objection) until ``guard_min_days`` days have been seen.
+        """
+        if len(self.maxima) < params.guard_min_days:
+            return 0.0
+        if value <= 0:
             return 1.0
         logs = [math.log(m) for m in self.maxima if m > 0]
         if not logs:
@@ -308,9 +302,7 @@ class DailyMaxima:
 
     def value_at_probability(self, probability: float, params: ModelParams) -> float:
         logs = [math.log(m) for m in self.maxima if m > 0]
-        if not self.maxima:
-            return 0.0
-        if not logs:
+        if len(self.maxima) < params.guard_min_days or not logs:
             return 0.0
         location, spread = self._fit(logs, params)
         reduced = -math.log(-math.log1p(-min(max(probability, 1e-300), 1 - 1e-12)))
@@ -343,6 +335,7 @@ class SeriesState:
     weekly: list[float] = field(default_factory=list)
     weekly_seen: list[int] = field(default_factory=list)
     profile_level: float | None = None
+    profile_ready: bool = False  # the daily profile holds offsets (after the first day), not raw means
     recent: list[list[float]] = field(default_factory=lambda: [[], [], []])  # per forecaster: value - profile
     typical_error: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # clipped mean |error|
     mean_error: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # for choosing the forecaster
@@ -364,6 +357,7 @@ class SeriesState:
             last_time=self.last_time,
             spacing=self.spacing,
             profile_level=self.profile_level,
+            profile_ready=self.profile_ready,
             rebase_run=self.rebase_run,
             seen_negative=self.seen_negative,
             open_anomaly=self.open_anomaly,
@@ -385,7 +379,7 @@ class SeriesState:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """A compact JSON-able document: numbers as float32/int arrays in base64, the rest as scalars."""
+        """A compact JSON-able document: number lists as base64 float64/int arrays, the rest as scalars."""
         return {
             "f": STATE_FORMAT,
             "n": self.count,
@@ -398,11 +392,12 @@ class SeriesState:
             "week": _pack_floats(self.weekly),
             "weekn": _pack_counts(self.weekly_seen),
             "pl": self.profile_level,
-            "recent": [_pack_floats(values, double=True) for values in self.recent],
+            "pr": int(self.profile_ready),
+            "recent": [_pack_floats(values) for values in self.recent],
             "err": self.typical_error,
             "mae": self.mean_error,
             "slow": self.slow_level,
-            "shift": _pack_floats(self.shift_window, double=True),
+            "shift": _pack_floats(self.shift_window),
             "pt": _pack_histogram(self.point_tail),
             "st": _pack_histogram(self.shift_tail),
             "dmax": _pack_floats(self.daily_maxima.maxima),
@@ -431,11 +426,12 @@ class SeriesState:
                 weekly=_unpack_floats(document["week"]),
                 weekly_seen=_unpack_counts(document["weekn"]),
                 profile_level=_optional_float(document["pl"]),
-                recent=[_unpack_floats(values, double=True) for values in document["recent"]],
+                profile_ready=bool(document["pr"]),
+                recent=[_unpack_floats(values) for values in document["recent"]],
                 typical_error=[float(x) for x in document["err"]],
                 mean_error=[float(x) for x in document["mae"]],
                 slow_level=[float(x) for x in document["slow"]],
-                shift_window=_unpack_floats(document["shift"], double=True),
+                shift_window=_unpack_floats(document["shift"]),
                 point_tail=_unpack_histogram(document["pt"]),
                 shift_tail=_unpack_histogram(document["st"]),
                 daily_maxima=DailyMaxima(
@@ -459,12 +455,13 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _pack_floats(values: list[float], *, double: bool = False) -> str:
-    return _b64encode(array("d" if double else "f", values).tobytes()).decode("ascii")
+def _pack_floats(values: list[float]) -> str:
+    # float64: a state read back judges exactly as the one written (float32 would change verdicts slightly).
+    return _b64encode(array("d", values).tobytes()).decode("ascii")
 
 
-def _unpack_floats(text: str, *, double: bool = False) -> list[float]:
-    packed = array("d" if double else "f")
+def _unpack_floats(text: str) -> list[float]:
+    packed = array("d")
     packed.frombytes(binascii.a2b_base64(text))
     return packed.tolist()
 
@@ -478,23 +475,19 @@ def _unpack_counts(text: str) -> list[int]:
 
 
 def _pack_histogram(histogram: TailHistogram) -> list[str]:
-    # Effective counts; buckets whose values have all but decayed away (< 1e-4 of a value) are dropped.
-    smallest = 1e-4 * histogram.unit
-    kept = [bucket for bucket, weight in histogram.weights.items() if weight >= smallest]
-    scale = 1.0 / histogram.unit
     return [
-        _b64encode(array("h", kept).tobytes()).decode("ascii"),
-        _b64encode(array("f", [histogram.weights[bucket] * scale for bucket in kept]).tobytes()).decode("ascii"),
+        _b64encode(array("h", list(histogram.counts)).tobytes()).decode("ascii"),
+        _b64encode(array("d", list(histogram.counts.values())).tobytes()).decode("ascii"),
     ]
 
 
 def _unpack_histogram(packed: list[str]) -> TailHistogram:
-    buckets, counts = array("h"), array("f")
+    buckets, counts = array("h"), array("d")
     buckets.frombytes(binascii.a2b_base64(packed[0]))
     counts.frombytes(binascii.a2b_base64(packed[1]))
     if len(buckets) != len(counts):
         raise ValueError("histogram buckets and counts differ in length")
-    return TailHistogram.from_counts(dict(zip(buckets.tolist(), counts.tolist(), strict=True)))
+    return TailHistogram(dict(zip(buckets.tolist(), counts.tolist(), strict=True)))
 
 
 # --- The model ------------------------------------------------------------------------------------------
@@ -534,7 +527,9 @@ def update(
     _observe_time(new, now, params)
 
     daily_bin, weekly_bin = _bins(new, now)
-    daily_offset = new.daily[daily_bin] if daily_bin is not None and new.daily_seen[daily_bin] else 0.0
+    daily_offset = (
+        new.daily[daily_bin] if daily_bin is not None and new.profile_ready and new.daily_seen[daily_bin] else 0.0
+    )
     weekly_offset = new.weekly[weekly_bin] if weekly_bin is not None and _weekly_established(new) else 0.0
     offsets = (0.0, daily_offset, daily_offset + weekly_offset)
     chosen = _choose_forecaster(new, daily_bin, weekly_bin, params)
@@ -695,6 +690,7 @@ def _choose_forecaster(state: SeriesState, daily_bin: int | None, weekly_bin: in
     chosen = _NONE
     if (
         daily_bin is not None
+        and state.profile_ready
         and state.daily_seen[daily_bin] >= 2
         and errors[_DAILY] < params.selection_margin * errors[_NONE]
     ):
@@ -732,6 +728,8 @@ def _learn(
     if warm:
         state.point_tail.add(point_distance, params)
         state.shift_tail.add(shift_distance, params)
+    if state.count > params.warmup_points:
+        # Only judged values: the warm-up's errors say more about the young model than about the series' days.
         state.daily_maxima.add(point_distance)
     limits = []
     for index in range(3):
@@ -770,18 +768,29 @@ def _learn_profiles(
 ) -> None:
     if daily_bin is None:
         return
+    if not state.profile_ready:
+        # The first day: each bin keeps the mean of its raw values. Offsets from a level learnt on the way
+        # would be biased wherever the level was still moving, so the day's mean is taken once it is complete.
+        seen = state.daily_seen[daily_bin]
+        state.daily[daily_bin] += (value - state.daily[daily_bin]) / (seen + 1)
+        state.daily_seen[daily_bin] = min(seen + 1, 255)
+        if (state.last_time or 0.0) - (state.first_time or 0.0) >= SECONDS_PER_DAY - (state.spacing or 0.0):
+            seen_bins = [index for index, count in enumerate(state.daily_seen) if count]
+            level = sum(state.daily[index] for index in seen_bins) / len(seen_bins)
+            for index in seen_bins:
+                state.daily[index] -= level
+            state.profile_level = level
+            state.profile_ready = True
+        return
     daily = state.daily[daily_bin] if state.daily_seen[daily_bin] else 0.0
     # The weekly correction enters the daily profile's targets only while it is the forecaster in use:
     # for a series without a weekly cycle it is noise, and must not leak into the daily profile.
     weekly = state.weekly[weekly_bin] if weekly_bin is not None and chosen == _WEEKLY else 0.0
     # The profiles are offsets from a level that changes slowly (about a day), so that the recent level
     # cannot absorb the daily shape while it is being learnt.
-    if state.profile_level is None:
-        state.profile_level = value - daily - weekly
-    else:
-        rate = max(1.0 / state.count, 1.0 / per_day)
-        state.profile_level += rate * _clip(value - daily - weekly - state.profile_level, 3 * limit)
-    level = state.profile_level
+    level = state.profile_level if state.profile_level is not None else value - daily - weekly
+    level += _clip(value - daily - weekly - level, 3 * limit) / per_day
+    state.profile_level = level
     if not state.daily_seen[daily_bin]:
         state.daily[daily_bin] = value - level - weekly
     else:
