@@ -98,6 +98,7 @@ class ModelParams:
     guard_min_spread: float = 0.2
     guard_prior_spread: float = 0.25
     rebase_points: int = 12
+    rewarm_points: int = 6
     rebase_surprise: float = 2.0
     severity_per_decade: float = 25.0
     episode_clear_fraction: float = 0.5
@@ -344,6 +345,7 @@ class SeriesState:
     point_tail: TailHistogram = field(default_factory=TailHistogram)
     shift_tail: TailHistogram = field(default_factory=TailHistogram)
     daily_maxima: DailyMaxima = field(default_factory=DailyMaxima)
+    rewarm: int = 0  # values still to learn, not judge, after a long gap
     rebase_run: int = 0
     seen_negative: bool = False
     open_anomaly: bool = False
@@ -376,6 +378,7 @@ class SeriesState:
             point_tail=self.point_tail.copy(),
             shift_tail=self.shift_tail.copy(),
             daily_maxima=DailyMaxima(list(self.daily_maxima.maxima), self.daily_maxima.current, self.daily_maxima.day),
+            rewarm=self.rewarm,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -403,6 +406,7 @@ class SeriesState:
             "dmax": _pack_floats(self.daily_maxima.maxima),
             "dcur": self.daily_maxima.current,
             "dday": self.daily_maxima.day,
+            "rw": self.rewarm,
             "rb": self.rebase_run,
             "neg": int(self.seen_negative),
             "open": [int(self.open_anomaly), self.open_for, self.quiet_for],
@@ -437,6 +441,7 @@ class SeriesState:
                 daily_maxima=DailyMaxima(
                     _unpack_floats(document["dmax"]), float(document["dcur"]), int(document["dday"])
                 ),
+                rewarm=int(document["rw"]),
                 rebase_run=int(document["rb"]),
                 seen_negative=bool(document["neg"]),
                 open_anomaly=bool(open_flag),
@@ -547,7 +552,7 @@ def update(
     del new.shift_window[: -params.shift_window]
     shift_deviation = sum(new.shift_window) / len(new.shift_window)
 
-    scored = new.count > params.warmup_points
+    scored = new.count > params.warmup_points and new.rewarm == 0
     point_distance, shift_distance = abs(point_deviation), abs(shift_deviation)
     point_surprise = shift_surprise = 0.0
     threshold_surprise = surprise_for_severity(threshold, params) + math.log10(2.0)
@@ -577,6 +582,7 @@ def update(
     if not new.seen_negative:
         low = max(low, 0.0)  # a series that was never negative is not expected to go below zero
 
+    new.rewarm = max(0, new.rewarm - 1)
     _learn(new, now, value, forecasts, offsets, daily_bin, weekly_bin, point_distance, shift_distance, chosen, params)
     if scored:
         _maybe_rebase(new, shift_surprise, abs(baseline_deviation) > point_distance, params)
@@ -659,9 +665,10 @@ def _observe_time(state: SeriesState, now: float, params: ModelParams) -> None:
                 state.spacing_samples = []
                 _allocate_profiles(state, params)
         elif gap > params.level_window * state.spacing:
-            # A long gap: the recent level is stale; forecasts restart from the slow baseline.
+            # A long gap: the recent level is stale. The next values rebuild it and are learnt, not judged.
             state.recent = [[], [], []]
             state.shift_window = []
+            state.rewarm = params.rewarm_points
     state.last_time = now
     state.daily_maxima.advance_to(int((now - state.first_time) // SECONDS_PER_DAY), params)
 
