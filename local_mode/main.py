@@ -162,12 +162,17 @@ class SetupError(Exception):
 
 
 def check_before_start(args: LocalModeArgs) -> EnvironmentConfig:
-    """Everything that can be checked in a second, before Spark starts or anything is written."""
+    """Everything that can be checked in seconds, before Spark starts or anything is written."""
     try:
         config = load_config(args.env)
     except ConfigError as error:
         raise SetupError(f"--env {args.env}: {error}") from None
     if args.only != "streaming":
+        if args.input_path is not None and not args.fail_prep:
+            try:
+                check_trip_input(args.input_path)
+            except TripInputError as error:
+                raise SetupError(str(error)) from None
         from glue_scripts.taxi_prep import PrepInputError, input_options_from_arguments
 
         try:
@@ -175,11 +180,6 @@ def check_before_start(args: LocalModeArgs) -> EnvironmentConfig:
         except PrepInputError as error:
             message = str(error).replace("--analysis_", "--analysis-").replace("--max_windows", "--max-windows")
             raise SetupError(message) from None
-        if args.input_path is not None and not args.fail_prep:
-            try:
-                check_trip_input(args.input_path)
-            except TripInputError as error:
-                raise SetupError(str(error)) from None
     try:
         prepare_output_folder(args.out)
     except OutputFolderError as error:
