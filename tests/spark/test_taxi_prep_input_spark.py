@@ -43,16 +43,17 @@ def configured(spark: SparkSession) -> None:
 
 
 def write_parquet(path: Path, pickups: list[dt.datetime], counts: pa.Array, unit: str = "us") -> Path:
+    """Trip Parquet with the pickup time in `unit` (ms, us, ns) or as INT96 (`int96`, older writers' format)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.table(
         {
             "VendorID": pa.array([2] * len(pickups), pa.int32()),
-            "tpep_pickup_datetime": pa.array(pickups, pa.timestamp(unit)),
+            "tpep_pickup_datetime": pa.array(pickups, pa.timestamp("ns" if unit == "int96" else unit)),
             "passenger_count": counts,
         }
     )
     # Parquet format 2.6 keeps nanoseconds as TIMESTAMP(NANOS), as pandas writes them.
-    pq.write_table(table, path, version="2.6", coerce_timestamps=None)
+    pq.write_table(table, path, version="2.6", coerce_timestamps=None, use_deprecated_int96_timestamps=unit == "int96")
     return path
 
 
@@ -142,7 +143,7 @@ def test_every_pickup_outside_the_range_fails_naming_the_range(spark: SparkSessi
         run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), 1, RecordingLogger())
 
 
-@pytest.mark.parametrize("unit", ["ns", "us", "ms"])
+@pytest.mark.parametrize("unit", ["ns", "us", "ms", "int96"])
 @pytest.mark.parametrize("passenger_type", [pa.float64(), pa.int64()], ids=["double", "long"])
 def test_parquet_timestamps_of_every_precision_and_both_count_types_are_read(
     spark: SparkSession, tmp_path: Path, unit: str, passenger_type: pa.DataType
