@@ -85,6 +85,8 @@ def test_stray_dates_outside_the_files_month_are_dropped_and_counted(spark: Spar
         "2024-01-01..2024-02-01 (from the file names: yellow_tripdata_2024-01.parquet)"
     )
     assert any("dropped 2 pickups outside it" in line for line in logger.lines)
+    # (in sentences: no dataclass reprs in the job's log)
+    assert not any("PrepResult(" in line for line in logger.lines)
 
 
 def test_without_a_month_in_the_file_name_the_bulk_of_the_data_sets_the_range(

@@ -101,3 +101,18 @@ def test_app_without_its_packages_says_how_to_get_them() -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("app.py needs the packages in requirements.txt (No module named")
     assert "make synth" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_importing_the_app_prints_no_jsii_end_of_life_banner() -> None:
+    # Given an environment that does not silence jsii itself (app.py must, before aws_cdk starts Node)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("JSII_SILENCE")}
+    result = subprocess.run(
+        [sys.executable, "-c", "import app"],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "end-of-life" not in result.stderr and "!!!!" not in result.stderr
