@@ -63,7 +63,7 @@ def loopback_dynamodb() -> Iterator[DynamoDbServer]:
             if _users == 0 and _running is not None:
                 server, running = _running
                 _running = None
-                reset = urllib.request.Request(running.endpoint_url + "/moto-api/reset", method="POST")
+                reset = urllib.request.Request(running.endpoint_url + "/moto-api/reset", method="POST")  # noqa: S310
                 with urllib.request.urlopen(reset, timeout=10):  # noqa: S310 - our own loopback server
                     pass
                 server.stop()
