@@ -82,16 +82,7 @@ class Alarms(Construct):
         )
         self._action = cw_actions.SnsAction(self.topic)
 
-    def _alarm(
-        self,
-        construct_id: str,
-        what_broke: str,
-        metric: cloudwatch.IMetric,
-        description: str,
-        *,
-        evaluation_periods: int = 1,
-        datapoints_to_alarm: int | None = None,
-    ) -> cloudwatch.Alarm:
+    def _alarm(self, construct_id: str, what_broke: str, metric: cloudwatch.IMetric, description: str) -> None:
         alarm = cloudwatch.Alarm(
             self,
             construct_id,
@@ -100,31 +91,10 @@ class Alarms(Construct):
             metric=metric,
             threshold=0,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=evaluation_periods,
-            datapoints_to_alarm=datapoints_to_alarm,
+            evaluation_periods=1,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         alarm.add_alarm_action(self._action)
-        return alarm
-
-    def alarm_when_positive(
-        self,
-        what_broke: str,
-        metric: cloudwatch.IMetric,
-        description: str,
-        *,
-        evaluation_periods: int = 1,
-        datapoints_to_alarm: int | None = None,
-    ) -> cloudwatch.Alarm:
-        """Alarm when ``metric`` is above 0 in ``datapoints_to_alarm`` of ``evaluation_periods`` periods."""
-        return self._alarm(
-            f"{what_broke}-alarm",
-            what_broke,
-            metric,
-            description,
-            evaluation_periods=evaluation_periods,
-            datapoints_to_alarm=datapoints_to_alarm,
-        )
 
     def alarm_on_dead_letters(self, what_broke: str, queue: sqs.IQueue, description: str) -> None:
         self._alarm(

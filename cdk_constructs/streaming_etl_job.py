@@ -144,7 +144,9 @@ class StreamingEtlJob(Construct):
             "--starting_position": streaming.source_starting_position,
             "--output_uri": f"s3://{bucket}/{INTERVALS_PREFIX}",
             "--quarantine_uri": f"s3://{bucket}/{QUARANTINE_PREFIX}",
-            "--checkpoint_uri": f"s3://{bucket}/{CHECKPOINT_PREFIX}",
+            # One checkpoint per stream: the checkpoint holds that stream's shard positions, so reading another
+            # stream starts afresh at --starting_position instead of from positions that are not its own.
+            "--checkpoint_uri": f"s3://{bucket}/{CHECKPOINT_PREFIX}{stream.stream_name}/",
             "--window_size_seconds": str(streaming.window_size_seconds),
             "--frequency_minutes": str(streaming.frequency_minutes),
             "--batch_max_retries": str(streaming.batch_max_retries),

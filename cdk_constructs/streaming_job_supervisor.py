@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -47,6 +48,8 @@ class StreamingJobSupervisor(Construct):
         super().__init__(scope, construct_id)
         streaming = config.streaming
         policy = job.run_policy
+        self._alarm_prefix = f"taxi-anomaly-{config.name}"
+        self._topic = alarms.topic
         self.function = PythonFunction(
             self,
             "Supervisor",
@@ -125,6 +128,31 @@ class StreamingJobSupervisor(Construct):
 
         self._alarms(config, alarms, job, interval, detector_namespace)
 
+    def _alarm_when_positive(
+        self,
+        what_broke: str,
+        metric: cloudwatch.IMetric,
+        description: str,
+        *,
+        evaluation_periods: int = 1,
+        datapoints_to_alarm: int | None = None,
+    ) -> cloudwatch.Alarm:
+        """An alarm named after what broke, to the operations topic, like the stack's other alarms."""
+        alarm = cloudwatch.Alarm(
+            self,
+            f"{what_broke}-alarm",
+            alarm_name=f"{self._alarm_prefix}-{what_broke}",
+            alarm_description=description,
+            metric=metric,
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=datapoints_to_alarm,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cw_actions.SnsAction(self._topic))
+        return alarm
+
     def metric(
         self, name: str, job: StreamingEtlJob, period: Duration, statistic: str = "Maximum"
     ) -> cloudwatch.Metric:
@@ -144,20 +172,20 @@ class StreamingJobSupervisor(Construct):
         interval: Duration,
         detector_namespace: str,
     ) -> None:
-        alarms.alarm_when_positive(
+        self._alarm_when_positive(
             "streaming-job-not-running",
             self.metric("JobDown", job, interval),
             f"The streaming ETL job should be running but has had no active run for {DOWN_PERIODS_TO_ALARM} "
             "supervisor checks in a row; see the supervisor's log for why it did not (re)start.",
             evaluation_periods=DOWN_PERIODS_TO_ALARM,
         )
-        alarms.alarm_when_positive(
+        self._alarm_when_positive(
             "streaming-job-run-ended",
             self.metric("UnexpectedRunEnd", job, interval, "Sum"),
             "A streaming ETL run ended (failed, timed out, expired or finished) while it should have been running; "
             "the supervisor restarts it within its failure budget.",
         )
-        alarms.alarm_when_positive(
+        self._alarm_when_positive(
             "streaming-job-supervisor-gave-up",
             self.metric("GaveUp", job, interval),
             f"{config.streaming.job_failure_limit} streaming ETL runs failed within "
@@ -184,7 +212,7 @@ class StreamingJobSupervisor(Construct):
         )
         # The detector publishes each interval's figure a few minutes after it ends (timestamped at its start),
         # so the newest period is usually still empty: two of the last three intervals decide.
-        alarms.alarm_when_positive(
+        self._alarm_when_positive(
             "streaming-empty-intervals",
             empty,
             "Two recent intervals had no data at all while the streaming job should have been running: check the "

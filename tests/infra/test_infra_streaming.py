@@ -396,7 +396,10 @@ def test_an_existing_stream_replaces_the_created_one_and_the_generator(existing:
         "metrics_generator" in str(f["Properties"].get("Handler"))
         for f in streaming.find_resources("AWS::Lambda::Function").values()
     )
-    assert job(streaming)["DefaultArguments"]["--source_stream_arn"] == EXISTING_STREAM_ARN
+    arguments = job(streaming)["DefaultArguments"]
+    assert arguments["--source_stream_arn"] == EXISTING_STREAM_ARN
+    # with a checkpoint of its own: positions in another stream's shards would not be its own
+    assert json.dumps(arguments["--checkpoint_uri"]).endswith('"/metrics/checkpoints/clickstream/"]]}')
     assert running_job(streaming)["Properties"]["RunPolicy"] == {
         "Mode": "active_hours",
         "GeneratorRuleName": "",
