@@ -41,8 +41,10 @@ them again::
     output_uri/intvl_date=YYYY-MM-DD/intvl_hhmm=HHMM/batch_id=000000000042/part-*.csv   (header: dim,time,measure)
     quarantine_uri/batch_id=000000000042/part-*.json
 
-Spark documents the batch id as the way to get exactly-once output from ``foreachBatch``; a replayed batch has the
-same id and the same records (the offsets of a batch are logged before it runs). :func:`process_batch` ties
+Spark's Structured Streaming guide (foreachBatch): "By default, foreachBatch provides only at-least-once write
+guarantees. However, you can use the batchId provided to the function as way to deduplicate the output and get an
+exactly-once guarantee." A replayed batch has the same id and the same records (a batch's offsets are logged
+before it runs). :func:`process_batch` ties
 the pieces together and never raises because of a record's content.
 """
 
