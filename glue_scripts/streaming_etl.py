@@ -258,7 +258,8 @@ def split_batch(batch: DataFrame, settings: StreamSettings, batch_id: int) -> Ba
     )
     quarantine = classified.where(sf.col(_REASON_COLUMN).isNotNull()).select(
         sf.col(_RAW_COLUMN),
-        sf.base64(sf.col(_RAW_COLUMN).cast("binary")).alias("raw_base64"),
+        # Spark's base64 may break lines every 76 characters (MIME); one unbroken string is easier to decode.
+        sf.translate(sf.base64(sf.col(_RAW_COLUMN).cast("binary")), "\r\n", "").alias("raw_base64"),
         sf.col("raw_complete"),
         sf.col(_REASON_COLUMN),
         sf.current_timestamp().alias("quarantined_at"),

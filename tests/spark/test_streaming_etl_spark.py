@@ -191,12 +191,13 @@ def test_every_kind_of_bad_record_is_quarantined_with_its_reason(spark: SparkSes
 def test_a_malformed_record_is_quarantined_byte_for_byte_even_when_it_is_not_utf8(spark: SparkSession) -> None:
     # Given malformed records: a leading quote, a comma, a newline, quotes, and bytes that are not UTF-8
     malformed = [b'"quoted", then, commas', b'{"a": 1,\n "b": ', b'{"x": "\xff\xfe\x00 tail', b"\x00\x01binary"]
+    malformed.append(b"{" + b"x" * 200)  # longer than one MIME line of base64
 
     # When they are quarantined
     rows = quarantined(spark, malformed)
 
     # Then each carries its exact bytes (base64) and says its text is complete
-    assert sorted(base64.b64decode(str(row["raw_base64"])) for row in rows) == sorted(malformed)
+    assert sorted(base64.b64decode(str(row["raw_base64"]), validate=True) for row in rows) == sorted(malformed)
     assert {row["raw_complete"] for row in rows} == {True}
     assert {row["reason"] for row in rows} == {INVALID_JSON}
 
