@@ -10,18 +10,24 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline_callback.clients import client_config
 from pipeline_callback.retry import LAMBDA_RETRY_POLICY, Retrier
-from task_watchdog.logic import handle_task_state_change, load_config
+from task_watchdog.logic import WatchdogClients, handle_task_state_change, load_config
 
 logger = Logger(service="prep-task-watchdog")
 copy_config_to_registered_loggers(source_logger=logger, include={"pipeline_callback", "task_watchdog"})
 config = load_config(os.environ)
-sagemaker_client = boto3.client("sagemaker")
-retrier = Retrier(policy=LAMBDA_RETRY_POLICY)
+clients = WatchdogClients(
+    sagemaker=boto3.client("sagemaker", config=client_config("sagemaker")),
+    glue=boto3.client("glue", config=client_config("glue")),
+    records=config.records.records(boto3.client("dynamodb", config=client_config("dynamodb"))),
+)
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
-    outcome = handle_task_state_change(event, config.container_name, sagemaker=sagemaker_client, retrier=retrier)
+    retrier = Retrier(policy=LAMBDA_RETRY_POLICY, time_left=lambda: context.get_remaining_time_in_millis() / 1000)
+    # Errors raise: Lambda retries the event, then sends it to the on-failure destination (a queue with an alarm).
+    outcome = handle_task_state_change(event, config, clients, retrier)
     logger.info("Task state change handled", outcome=outcome, task_arn=event.get("detail", {}).get("taskArn"))
     return {"outcome": outcome}
