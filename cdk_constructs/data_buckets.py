@@ -10,6 +10,9 @@ from constructs import Construct
 
 from cdk_constructs.nag import acknowledge
 
+# Old versions of objects in kept (versioned) buckets are deleted this long after being replaced.
+NONCURRENT_VERSION_DAYS = 30
+
 
 class DataBuckets(Construct):
     """Raw input, prepared data, model artifacts and streaming metrics buckets.
@@ -56,5 +59,12 @@ class DataBuckets(Construct):
             **self._common(),
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix=log_prefix,
-            lifecycle_rules=[s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(7))],
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                    # Versioned (kept) buckets: objects rewritten often (the detector's state, every
+                    # interval) would otherwise pile up old versions forever.
+                    noncurrent_version_expiration=None if self._destroy else Duration.days(NONCURRENT_VERSION_DAYS),
+                )
+            ],
         )

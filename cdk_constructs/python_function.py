@@ -26,6 +26,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from cdk_constructs.nag import acknowledge
+from cdk_constructs.service_roles import service_principal
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_SOURCE_ROOT = REPO_ROOT / "lambda"
@@ -134,7 +135,7 @@ class PythonFunction(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            assumed_by=service_principal(self, "lambda.amazonaws.com"),
             description=f"Runs the {spec.package} Lambda function",
         )
         # Logging permission scoped to this function's own log group (no managed policy).
@@ -172,9 +173,8 @@ class PythonFunction(Construct):
         acknowledge(
             self.role,
             "AwsSolutions-IAM5",
-            "X-Ray tracing (PutTraceSegments/PutTelemetryRecords) and, where granted, the SageMaker callback APIs "
-            "(addressed by callback token, not by ARN) and ecs:ListTasks (scoped by an ecs:cluster condition) "
-            "accept no resource-level permissions.",
+            "X-Ray tracing (PutTraceSegments/PutTelemetryRecords) and, where granted, ecs:ListTasks (scoped by an "
+            "ecs:cluster condition) accept no resource-level permissions.",
             ["Resource::*"],
         )
 

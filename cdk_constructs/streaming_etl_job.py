@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import CustomResource, Stack
+from aws_cdk import CustomResource, RemovalPolicy, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import custom_resources as cr
@@ -17,7 +18,7 @@ from app_config import EnvironmentConfig
 from cdk_constructs.glue_prep_job import GLUE_VERSION
 from cdk_constructs.glue_security import GlueSecurity
 from cdk_constructs.nag import acknowledge, matching
-from cdk_constructs.python_function import FunctionSpec, PythonFunction
+from cdk_constructs.python_function import FunctionSpec, PythonFunction, retention_days
 from cdk_constructs.s3_grants import grant_prefix_read, grant_prefix_write
 
 SCRIPT = Path(__file__).resolve().parents[1] / "glue_scripts" / "streaming_etl.py"
@@ -184,7 +185,18 @@ class StreamingEtlJob(Construct):
                 actions=["glue:StartJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"], resources=[self.job_arn]
             )
         )
-        provider = cr.Provider(self, "JobControlProvider", on_event_handler=control.function)
+        provider = cr.Provider(
+            self,
+            "JobControlProvider",
+            on_event_handler=control.function,
+            # The framework's own log group: the environment's retention, gone with the stack (issue 11, item 13).
+            log_group=logs.LogGroup(
+                self,
+                "JobControlProviderLogs",
+                retention=retention_days(config.log_retention_days),
+                removal_policy=RemovalPolicy.DESTROY,
+            ),
+        )
         acknowledge(
             provider,
             "AwsSolutions-IAM5",
