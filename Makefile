@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# checkov clashes with the project's pins, so it gets a virtualenv of its own (tests/infra runs it).
+CHECKOV_VENV := .venv-checkov
 ENV    ?= dev
 # The CDK CLI version matches aws-cdk-lib's cloud-assembly schema (see requirements.txt).
 CDK    := npx --yes aws-cdk@2.1148.1
@@ -11,10 +13,12 @@ MYPY_TARGETS := app.py app_config stacks cdk_constructs pipeline_callback fargat
 
 .PHONY: install test lint unit local bench synth deploy destroy clean check-java
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
 	touch $(STAMP)
 
 install: $(STAMP)

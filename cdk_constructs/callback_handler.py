@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from constructs import Construct
 
@@ -10,6 +11,7 @@ from app_config import EnvironmentConfig
 from cdk_constructs.callback_permissions import grant_send_callbacks
 from cdk_constructs.callback_queue import CallbackQueue
 from cdk_constructs.callback_table import CallbackTokenTable
+from cdk_constructs.checker_skips import skip_cfn_lint
 from cdk_constructs.nag import acknowledge, matching
 from cdk_constructs.prep_task import CONTAINER_NAME, PrepTask, TaskNetwork
 from cdk_constructs.python_function import FunctionSpec, PythonFunction
@@ -57,6 +59,10 @@ class CallbackHandler(Construct):
                 environment=environment,
                 timeout_seconds=prep.handler_timeout_seconds,
                 shared_packages=("pipeline_callback",),
+                failed_invocations=(
+                    "Invoked synchronously by the SQS event source mapping, where a Lambda dead-letter queue never "
+                    "applies; messages that keep failing move to the callback queue's own dead-letter queue."
+                ),
             ),
             log_retention_days=config.log_retention_days,
             destroy_logs_with_stack=config.destroy_data_with_stack,
@@ -72,6 +78,14 @@ class CallbackHandler(Construct):
                 max_concurrency=5,
             )
         )
+        for mapping in self.function.function.node.find_all():
+            if isinstance(mapping, lambda_.CfnEventSourceMapping):
+                skip_cfn_lint(
+                    mapping,
+                    "ES1001",
+                    "An SQS event source mapping takes no on-failure destination; messages that keep failing move "
+                    "to the callback queue's dead-letter queue through its redrive policy (maxReceiveCount).",
+                )
         # The handler answers bad arguments, launch failures and stop requests with a failure callback.
         grant_send_callbacks(role, config.pipeline_name, success=False)
         table.grant_record_access(role)

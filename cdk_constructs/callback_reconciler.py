@@ -13,6 +13,7 @@ from constructs import Construct
 from app_config import EnvironmentConfig
 from cdk_constructs.callback_permissions import grant_send_callbacks
 from cdk_constructs.callback_table import CallbackTokenTable
+from cdk_constructs.checker_skips import skip_on_invoke_permissions
 from cdk_constructs.nag import acknowledge, matching
 from cdk_constructs.prep_task import PrepTask
 from cdk_constructs.python_function import FunctionSpec, PythonFunction
@@ -53,8 +54,10 @@ class CallbackReconciler(Construct):
                 environment=environment,
                 timeout_seconds=120,
                 shared_packages=("pipeline_callback",),
-                # One pass at a time: two overlapping passes would only do the same conditional writes twice.
-                reserved_concurrency=1,
+                failed_invocations=(
+                    "Invoked on a schedule; a failed pass loses nothing because the next pass, minutes later, "
+                    "reads the same open records again (and the function-errors alarm fires)."
+                ),
             ),
             log_retention_days=config.log_retention_days,
             destroy_logs_with_stack=config.destroy_data_with_stack,
@@ -94,6 +97,12 @@ class CallbackReconciler(Construct):
                 retry_attempts=2,
                 max_event_age=Duration.minutes(prep.reconcile_every_minutes),
             )
+        )
+        skip_on_invoke_permissions(
+            self.rule,
+            "ES1007",
+            "A scheduled pass that fails for good loses nothing: the next pass, minutes later, reads the same open "
+            "records again, and the function-errors alarm fires.",
         )
         # The reconciler counts the steps still waiting after callback_alarm_minutes on every run.
         self.overdue_steps = cloudwatch.Metric(

@@ -14,6 +14,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from app_config import DataPrepConfig
+from cdk_constructs.checker_skips import skip_checkov
 from cdk_constructs.nag import acknowledge
 from pipeline_callback.token_records import OPEN_INDEX_NAME, TOKEN_KEY, TTL_ATTRIBUTE
 
@@ -60,6 +61,12 @@ class CallbackTokenTable(Construct):
                 "In this environment data is destroyed with the stack by design; the table holds only per-execution "
                 "coordination records that expire after a few days, so point-in-time recovery is enabled where "
                 "data is kept (prod) only.",
+            )
+            skip_checkov(
+                self.table,
+                "CKV_AWS_28",
+                "In this environment data is destroyed with the stack by design; the records are short-lived "
+                "coordination state, and point-in-time recovery is enabled where data is kept (prod).",
             )
 
     def grant_record_access(self, role: iam.IRole) -> None:

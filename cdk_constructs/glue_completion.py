@@ -13,6 +13,7 @@ from constructs import Construct
 from app_config import EnvironmentConfig
 from cdk_constructs.callback_permissions import grant_send_callbacks
 from cdk_constructs.callback_table import CallbackTokenTable
+from cdk_constructs.checker_skips import ASYNC_DESTINATION_NOT_MATCHED, skip_on_invoke_permissions
 from cdk_constructs.python_function import FunctionSpec, PythonFunction
 from pipeline_callback.glue import TERMINAL_STATES
 
@@ -41,6 +42,10 @@ class GlueCompletion(Construct):
                 description="Reports a finished Glue prep run to its SageMaker callback step",
                 environment={"GLUE_JOB_NAME": glue_job_name, **table.environment(config.data_prep)},
                 shared_packages=("pipeline_callback",),
+                failed_invocations=(
+                    "Invoked asynchronously by EventBridge; after Lambda's retries a failed event goes to the "
+                    "function's on-failure destination (an alarmed SQS queue) with the error, not to a DLQ."
+                ),
             ),
             log_retention_days=config.log_retention_days,
             destroy_logs_with_stack=config.destroy_data_with_stack,
@@ -73,3 +78,4 @@ class GlueCompletion(Construct):
                 max_event_age=Duration.hours(1),
             )
         )
+        skip_on_invoke_permissions(self.rule, "ES1007", ASYNC_DESTINATION_NOT_MATCHED)

@@ -15,7 +15,19 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from cdk_constructs.checker_skips import skip_cfn_lint, skip_checkov
 from cdk_constructs.nag import acknowledge
+
+_SQS_MANAGED_ENCRYPTION = (
+    "Encrypted at rest with SQS-managed keys (SqsManagedSseEnabled); checkov's rule only recognises a "
+    "KmsMasterKeyId, and the queue holds only event envelopes and error records, no data."
+)
+
+
+_IS_A_DEAD_LETTER_QUEUE = (
+    "This queue is itself where failed events end (a dead-letter queue or on-failure destination); nothing "
+    "consumes it, so a redrive policy would have nothing to redrive. Its alarm tells an operator to look."
+)
 
 
 class OperationsTopic(Construct):
@@ -113,6 +125,8 @@ class Alarms(Construct):
             "AwsSolutions-SQS3",
             "This queue is itself a dead-letter queue for EventBridge targets.",
         )
+        skip_checkov(self.event_dead_letter_queue, "CKV_AWS_27", _SQS_MANAGED_ENCRYPTION)
+        skip_cfn_lint(self.event_dead_letter_queue, "ES6000", _IS_A_DEAD_LETTER_QUEUE)
         self._action = cw_actions.SnsAction(self.topic)
         # EventBridge targets publish through this reference: the topic's own policy (OperationsTopic)
         # grants EventBridge with source conditions, so the target must not add an unconditioned grant.
@@ -128,6 +142,8 @@ class Alarms(Construct):
             retention_period=Duration.days(14),
         )
         acknowledge(queue, "AwsSolutions-SQS3", "This queue is itself the on-failure destination of Lambda functions.")
+        skip_checkov(queue, "CKV_AWS_27", _SQS_MANAGED_ENCRYPTION)
+        skip_cfn_lint(queue, "ES6000", _IS_A_DEAD_LETTER_QUEUE)
         return queue
 
     def alarm_above_zero(self, what_broke: str, metric: cloudwatch.IMetric, description: str) -> None:

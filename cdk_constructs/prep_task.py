@@ -16,6 +16,7 @@ from app_config import DataPrepConfig
 from cdk_constructs.callback_permissions import SENDS_CALLBACKS as SENDS_CALLBACKS
 from cdk_constructs.callback_permissions import grant_send_callbacks
 from cdk_constructs.callback_table import CallbackTokenTable
+from cdk_constructs.checker_skips import LOG_GROUP_SERVICE_ENCRYPTION, skip_checkov
 from cdk_constructs.nag import acknowledge
 from cdk_constructs.python_function import retention_days
 from cdk_constructs.service_roles import service_principal
@@ -56,6 +57,7 @@ class TaskNetwork(Construct):
             flow_logs = logs.LogGroup(
                 self, "FlowLogs", retention=retention_days(log_retention), removal_policy=RemovalPolicy.DESTROY
             )
+            skip_checkov(flow_logs, "CKV_AWS_158", LOG_GROUP_SERVICE_ENCRYPTION)
             flow_log_role = iam.Role(
                 self,
                 "FlowLogRole",
@@ -141,6 +143,7 @@ class PrepTask(Construct):
             retention=retention_days(log_retention),
             removal_policy=RemovalPolicy.DESTROY if destroy_logs_with_stack else RemovalPolicy.RETAIN,
         )
+        skip_checkov(self.log_group, "CKV_AWS_158", LOG_GROUP_SERVICE_ENCRYPTION)
         self.container = self.task_definition.add_container(
             CONTAINER_NAME,
             container_name=CONTAINER_NAME,
