@@ -354,6 +354,8 @@ class PrepTaskRun:
             return EXIT_NOT_REPORTED, "not reported"
         if report.outcome != SUCCESS:
             return EXIT_REPORTED, f"step already answered {report.outcome}"
+        if "already_reported" in report.note:
+            return EXIT_REPORTED, "token already used"
         return EXIT_REPORTED, "success sent" if report.sent else "already answered"
 
     def _fail(self, reason: str, *, ended: bool = True) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import boto3
@@ -27,6 +28,9 @@ clients = ReconcilerClients(
     ecs=boto3.client("ecs", config=client_config("ecs")) if config.cluster_arn else None,
 )
 
+# Injected so tests can retry without really sleeping.
+retry_sleep = time.sleep
+
 
 @metrics.log_metrics
 @logger.inject_lambda_context
@@ -34,7 +38,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     def time_left() -> float:
         return context.get_remaining_time_in_millis() / 1000
 
-    summary = reconcile(config, clients, Retrier(policy=LAMBDA_RETRY_POLICY, time_left=time_left), time_left=time_left)
+    retrier = Retrier(policy=LAMBDA_RETRY_POLICY, sleep=retry_sleep, time_left=time_left)
+    summary = reconcile(config, clients, retrier, time_left=time_left)
     # The "callback step waited longer than expected" alarm watches this metric.
     metrics.add_metric(name="OverdueCallbackSteps", unit=MetricUnit.Count, value=summary.overdue)
     metrics.add_metric(name="ReconciledCallbackSteps", unit=MetricUnit.Count, value=summary.resolved)

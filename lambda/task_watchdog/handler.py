@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import boto3
@@ -23,10 +24,16 @@ clients = WatchdogClients(
     records=config.records.records(boto3.client("dynamodb", config=client_config("dynamodb"))),
 )
 
+# Injected so tests can retry without really sleeping.
+retry_sleep = time.sleep
+
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
-    retrier = Retrier(policy=LAMBDA_RETRY_POLICY, time_left=lambda: context.get_remaining_time_in_millis() / 1000)
+    def time_left() -> float:
+        return context.get_remaining_time_in_millis() / 1000
+
+    retrier = Retrier(policy=LAMBDA_RETRY_POLICY, sleep=retry_sleep, time_left=time_left)
     # Errors raise: Lambda retries the event, then sends it to the on-failure destination (a queue with an alarm).
     outcome = handle_task_state_change(event, config, clients, retrier)
     logger.info("Task state change handled", outcome=outcome, task_arn=event.get("detail", {}).get("taskArn"))
