@@ -11,11 +11,16 @@ The server binds 127.0.0.1 on an ephemeral port: several runs can share one mach
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
+from moto.moto_server.threaded_moto_server import MotoRequestHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
 
 LOOPBACK = "127.0.0.1"
 
@@ -29,10 +34,33 @@ class DynamoDbServer:
         return {"AWS_ENDPOINT_URL_DYNAMODB": self.endpoint_url}
 
 
+class _OneRequestAtATime:
+    """moto's backend does not lock: two concurrent conditional writes to one item could both pass their
+    condition, which DynamoDB never allows ("conditional writes ... succeed only if the item attributes
+    meet one or more expected conditions"). Serving one request at a time keeps each write atomic, so the
+    emulation is never more lenient than DynamoDB."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
+class _AtomicMotoServer(ThreadedMotoServer):
+    def _server_entry(self) -> None:
+        app = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
 @contextmanager
 def loopback_dynamodb() -> Iterator[DynamoDbServer]:
     """Start a moto server on 127.0.0.1:<free port>; every table it holds is gone when the block ends."""
-    server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
+    server = _AtomicMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
     server.start()
     try:
         host, port = server.get_host_and_port()

@@ -138,7 +138,8 @@ def report_outcome(
         callback_token, outcome=outcome, reason=failure_reason, outputs=outputs, decided_by=decided_by
     )
     record = decision.record
-    if not decision.first:
+    # A reporter that comes second, or the same one again (a redelivered stop), never sends twice.
+    if not decision.first or record.reported:
         if record.reported:
             if work_ended and not record.work_ended_at:
                 records.mark_work_ended(callback_token, note=f"{decided_by}: work ended")
