@@ -14,6 +14,7 @@ from pipeline_callback.clients import client_config
 
 def run() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stdout)
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # its endpoint-discovery lines are noise here
     # boto3 honours AWS_ENDPOINT_URL_GLUE / _SAGEMAKER / _DYNAMODB when they are set (the local mode).
     return main(
         os.environ,

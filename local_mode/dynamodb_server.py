@@ -49,17 +49,26 @@ class _OneRequestAtATime:
             return list(self._app(environ, start_response))
 
 
+class _QuietRequestHandler(MotoRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # one line per DynamoDB call would drown the local mode's progress output
+
+
 class _AtomicMotoServer(ThreadedMotoServer):
     def _server_entry(self) -> None:
         app = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+        self._server = make_server(self._ip_address, self._port, app, True, request_handler=_QuietRequestHandler)
         self._server_ready_event.set()
         self._server.serve_forever()
 
 
 @contextmanager
 def loopback_dynamodb() -> Iterator[DynamoDbServer]:
-    """Start a moto server on 127.0.0.1:<free port>; every table it holds is gone when the block ends."""
+    """Start a moto server on 127.0.0.1:<free port> for the block.
+
+    moto keeps its data per process, not per server: callers use table names of their own (or delete
+    their tables) when several servers run in one process, as the tests and in-process local runs do.
+    """
     server = _AtomicMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
     server.start()
     try:

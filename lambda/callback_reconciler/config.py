@@ -17,6 +17,8 @@ class ReconcilerConfig:
     records: RecordSettings
     # A step still waiting after this long counts as overdue (the alarm's metric).
     alarm_after_seconds: float
+    # A task that stopped this recently is the watchdog's to report (it has the exact stop reason).
+    task_stop_grace_seconds: float = 120.0
 
 
 def load_config(environ: Mapping[str, str]) -> ReconcilerConfig:

@@ -176,6 +176,9 @@ def _stopped_task_reason(
     task = tasks[0]
     if task.get("lastStatus") != "STOPPED":
         return None
+    stopped_at = task.get("stoppedAt")
+    if stopped_at is not None and time.time() - stopped_at.timestamp() < config.task_stop_grace_seconds:
+        return None  # the watchdog's event is on its way; give it the first word
     return str(task.get("stoppedReason") or task.get("stopCode") or "unknown reason")
 
 
