@@ -205,3 +205,15 @@ def test_handler_may_list_tasks_only_in_its_cluster_and_statements_have_no_star_
     statements = role_statements(dev.template(dev.stacks.data_prep), "CallbackHandlerRole")
     list_tasks = next(s for s in statements if s["Action"] == "ecs:ListTasks")
     assert "ecs:cluster" in list_tasks["Condition"]["ArnEquals"]
+
+
+def test_the_local_token_table_has_the_deployed_tables_shape(dev: Synthesized) -> None:
+    # The local mode and the tests create the table themselves (local_mode/token_table.py): same keys and index.
+    from local_mode.token_table import KEY_SCHEMA, OPEN_INDEX
+
+    table = next(iter(dev.template(dev.stacks.storage).find_resources("AWS::DynamoDB::Table").values()))
+    assert table["Properties"]["KeySchema"] == KEY_SCHEMA
+    (index,) = table["Properties"]["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == OPEN_INDEX["IndexName"]
+    assert index["KeySchema"] == OPEN_INDEX["KeySchema"]
+    assert index["Projection"] == OPEN_INDEX["Projection"]
