@@ -76,7 +76,7 @@ def loopback_dynamodb() -> Iterator[DynamoDbServer]:
         if _running is None:
             # werkzeug logs every request at INFO; the local mode's console is for the user.
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
-            server = _AtomicMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
+            server: ThreadedMotoServer = _AtomicMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
             server.start()
             host, port = server.get_host_and_port()
             _running = (server, DynamoDbServer(endpoint_url=f"http://{host}:{port}"))
