@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from callback_handler.config import HandlerConfig, PrepTaskSettings
 from pipeline_callback.callback import report_outcome
 from pipeline_callback.errors import describe_error
-from pipeline_callback.faults import TransientError, error_code
+from pipeline_callback.faults import TransientError, error_code, may_have_executed
 from pipeline_callback.glue import (
     ACTIVE_STATES,
     CALLBACK_TOKEN_ARGUMENT,
@@ -165,8 +165,14 @@ def start_work(request: StartRequest, run: HandlerRun) -> str:
 
 def _start_failed(request: StartRequest, run: HandlerRun, what: str, error: Exception) -> str:
     logger.error("Could not start the %s for token %s: %s", what, request.token, describe_error(error))
+    # After a lost answer the work may exist after all: the record stays open, and the reconciler
+    # stops whatever it finds running for the token.
     report = _report_failure(
-        run, request.token, f"Could not start the {what}: {describe_error(error)}", decided_by=HANDLER
+        run,
+        request.token,
+        f"Could not start the {what}: {describe_error(error)}",
+        decided_by=HANDLER,
+        work_ended=not may_have_executed(error),
     )
     return f"{what} not started; failure reported ({report.note})"
 
@@ -338,7 +344,9 @@ def _running_task_arns(run: HandlerRun, settings: PrepTaskSettings, callback_tok
             return arns
 
 
-def _report_failure(run: HandlerRun, callback_token: str, reason: str, *, decided_by: str) -> Any:
+def _report_failure(
+    run: HandlerRun, callback_token: str, reason: str, *, decided_by: str, work_ended: bool | None = None
+) -> Any:
     return report_outcome(
         run.clients.records,
         run.clients.sagemaker,
@@ -347,6 +355,6 @@ def _report_failure(run: HandlerRun, callback_token: str, reason: str, *, decide
         reason=reason,
         decided_by=decided_by,
         retrier=run.retrier,
-        work_ended=decided_by == HANDLER,
+        work_ended=decided_by == HANDLER if work_ended is None else work_ended,
     )
 

@@ -185,8 +185,9 @@ class FakeClock:
         self.now += seconds
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def dynamodb_endpoint() -> Iterator[str]:
+    """The process's loopback DynamoDB, held for one test (it resets when its last user leaves)."""
     from local_mode.dynamodb_server import loopback_dynamodb
 
     with loopback_dynamodb() as server:
