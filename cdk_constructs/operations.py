@@ -20,7 +20,7 @@ from cdk_constructs.nag import acknowledge
 
 _SQS_MANAGED_ENCRYPTION = (
     "Encrypted at rest with SQS-managed keys (SqsManagedSseEnabled); checkov's rule only recognises a "
-    "KmsMasterKeyId, and the queue holds only event envelopes and error records, no data."
+    "KmsMasterKeyId; the queue holds only event envelopes and error records (ids, tokens, S3 URIs), no dataset."
 )
 
 
