@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# checkov clashes with the project's pins, so it gets a virtualenv of its own (tests/infra runs it).
+CHECKOV_VENV := .venv-checkov
 ENV    ?= dev
 # The CDK CLI version matches aws-cdk-lib's cloud-assembly schema (see requirements.txt). --app uses this
 # venv's Python whatever cdk.json says (cdk.json's `python app.py` is for an activated environment).
@@ -19,10 +21,12 @@ MYPY_TARGETS := app.py app_config stacks cdk_constructs pipeline_callback fargat
 
 .PHONY: install test lint unit local bench synth deploy destroy clean check-java check-node lambda-deps
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
 	touch $(STAMP)
 
 # After this, synth needs no network: every Lambda's dependencies are cached by requirements hash.

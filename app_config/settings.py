@@ -42,9 +42,16 @@ class ConfigError(ValueError):
     """A configuration value is missing or invalid; the message names it."""
 
 
+# AWS's guidance for a queue that feeds Lambda: "set the maxReceiveCount on the source queue's redrive
+# policy to at least 5" (Lambda Developer Guide, "Using Lambda with Amazon SQS").
+MIN_MAX_RECEIVE_COUNT = 5
+# The handler starts a record only with this much of its invocation left (lambda/callback_handler).
+HANDLER_SECONDS_PER_RECORD = 20
+
+
 @dataclass(frozen=True)
 class DataPrepConfig:
-    dlq_max_receive_count: int = 3
+    dlq_max_receive_count: int = 5
     handler_timeout_seconds: int = 60
     glue_worker_type: str = "G.1X"
     glue_number_of_workers: int = 2
@@ -57,13 +64,39 @@ class DataPrepConfig:
     vpc_id: str | None = None
     subnet_ids: tuple[str, ...] = ()
     queue_kms: bool = False
+    handler_batch_size: int = 1
+    callback_deadline_minutes: int = 180
+    callback_alarm_minutes: int = 120
+    reconcile_every_minutes: int = 5
+    callback_record_ttl_days: int = 30
     # The new VPC's two AZs, e.g. ["us-east-1a", "us-east-1b"]; empty: CloudFormation's Fn::GetAZs picks them
     # at deploy. Either way synth makes no availability-zone lookup, so it needs no credentials.
     availability_zones: tuple[str, ...] = ()
 
     def validate(self) -> None:
-        _require(1 <= self.dlq_max_receive_count <= 1000, "data_prep.dlq_max_receive_count must be 1..1000")
+        _require(
+            MIN_MAX_RECEIVE_COUNT <= self.dlq_max_receive_count <= 1000,
+            f"data_prep.dlq_max_receive_count must be {MIN_MAX_RECEIVE_COUNT}..1000 "
+            "(AWS: at least 5 for a queue that feeds Lambda)",
+        )
         _require(3 <= self.handler_timeout_seconds <= 900, "data_prep.handler_timeout_seconds must be 3..900")
+        _require(1 <= self.handler_batch_size <= 10, "data_prep.handler_batch_size must be 1..10")
+        _require(
+            self.handler_batch_size * HANDLER_SECONDS_PER_RECORD <= self.handler_timeout_seconds,
+            f"data_prep.handler_batch_size x {HANDLER_SECONDS_PER_RECORD}s (one record's worst case) must fit in "
+            f"handler_timeout_seconds ({self.handler_batch_size} x {HANDLER_SECONDS_PER_RECORD}s > "
+            f"{self.handler_timeout_seconds}s): lower the batch size or raise the timeout",
+        )
+        _require(
+            self.callback_deadline_minutes > self.glue_timeout_minutes,
+            "data_prep.callback_deadline_minutes must be longer than glue_timeout_minutes",
+        )
+        _require(
+            0 < self.callback_alarm_minutes < self.callback_deadline_minutes,
+            "data_prep.callback_alarm_minutes must be between 0 and callback_deadline_minutes",
+        )
+        _require(1 <= self.reconcile_every_minutes <= 60, "data_prep.reconcile_every_minutes must be 1..60")
+        _require(1 <= self.callback_record_ttl_days <= 3650, "data_prep.callback_record_ttl_days must be 1..3650")
         _require(
             self.glue_worker_type in _GLUE_WORKER_TYPES,
             f"data_prep.glue_worker_type must be one of {', '.join(_GLUE_WORKER_TYPES)}",

@@ -15,6 +15,7 @@ from app_config import DataPrepConfig
 from cdk_constructs.glue_security import GlueSecurity
 from cdk_constructs.nag import acknowledge, matching
 from cdk_constructs.s3_grants import grant_prefix_read, grant_prefix_write
+from cdk_constructs.service_roles import service_principal
 
 GLUE_VERSION = "5.0"
 SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "glue_scripts"
@@ -41,7 +42,7 @@ class GluePrepJob(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
+            assumed_by=service_principal(self, "glue.amazonaws.com"),
             description="Runs the taxi prep Glue job: reads raw trips, writes prepared windows",
         )
         self.role.add_to_policy(

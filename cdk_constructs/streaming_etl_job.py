@@ -21,6 +21,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from app_config import EnvironmentConfig, StreamingConfig
+from cdk_constructs.checker_skips import LOG_GROUP_SERVICE_ENCRYPTION, skip_checkov
 from cdk_constructs.glue_prep_job import GLUE_VERSION
 from cdk_constructs.glue_security import GlueSecurity
 from cdk_constructs.nag import acknowledge, matching
@@ -199,6 +200,10 @@ class StreamingEtlJob(Construct):
             "JobControl",
             spec=FunctionSpec(
                 package="streaming_job_control",
+                failed_invocations=(
+                    "Invoked synchronously by the custom-resource provider framework, which reports a failure to "
+                    "CloudFormation; a Lambda dead-letter queue never applies to synchronous invocations."
+                ),
                 handler="handler.on_event",
                 description="Starts the streaming ETL job on deploy, restarts it on change and stops it on destroy",
                 # Delete waits for the runs to stop (up to ~10 minutes) before the job is removed.
@@ -218,7 +223,15 @@ class StreamingEtlJob(Construct):
                 iam.PolicyStatement(actions=["events:DescribeRule"], resources=[generator_rule.rule_arn])
             )
         self.control = control
-        provider = cr.Provider(self, "JobControlProvider", on_event_handler=control.function)
+        # The framework's own log group: the environment's retention, gone with the stack (issue 11, item 13).
+        provider_logs = logs.LogGroup(
+            self,
+            "JobControlProviderLogs",
+            retention=retention_days(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        skip_checkov(provider_logs, "CKV_AWS_158", LOG_GROUP_SERVICE_ENCRYPTION)
+        provider = cr.Provider(self, "JobControlProvider", on_event_handler=control.function, log_group=provider_logs)
         acknowledge(
             provider,
             "AwsSolutions-IAM5",

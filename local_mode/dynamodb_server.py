@@ -18,11 +18,15 @@ from __future__ import annotations
 import logging
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
+from moto.moto_server.threaded_moto_server import MotoRequestHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
 
 LOOPBACK = "127.0.0.1"
 
@@ -34,6 +38,29 @@ class DynamoDbServer:
     def environment(self) -> dict[str, str]:
         """Variables that point a subprocess's boto3 DynamoDB clients at this server (botocore's service endpoint)."""
         return {"AWS_ENDPOINT_URL_DYNAMODB": self.endpoint_url}
+
+
+class _OneRequestAtATime:
+    """moto's backend does not lock: two concurrent conditional writes to one item could both pass their
+    condition, which DynamoDB never allows ("a conditional write succeeds only if the item attributes meet
+    one or more expected conditions"). Serving one request at a time keeps each write atomic, so the
+    emulation is never more lenient than DynamoDB (tests/unit/callback: concurrent claims grant one)."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
+class _AtomicMotoServer(ThreadedMotoServer):
+    def _server_entry(self) -> None:
+        app = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
 
 
 _lock = threading.Lock()
@@ -49,7 +76,7 @@ def loopback_dynamodb() -> Iterator[DynamoDbServer]:
         if _running is None:
             # werkzeug logs every request at INFO; the local mode's console is for the user.
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
-            server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
+            server: ThreadedMotoServer = _AtomicMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
             server.start()
             host, port = server.get_host_and_port()
             _running = (server, DynamoDbServer(endpoint_url=f"http://{host}:{port}"))

@@ -45,6 +45,7 @@ class LocalModeArgs:
     poll_seconds: float | None = None
     fail_prep: bool = False
     kill_task_after: float | None = None
+    drop_events: bool = False
     stream_hours: int = 48
     stream_batch_hours: int = 3
     stream_anomaly_hour: float = DEFAULT_ANOMALY_HOUR
@@ -112,6 +113,12 @@ def parse_args(argv: Sequence[str] | None = None) -> LocalModeArgs:
         metavar="SECONDS",
         help="kill the Fargate task's process (SIGKILL, like an out-of-memory kill) after this long: "
         "the task watchdog then fails the callback step",
+    )
+    parser.add_argument(
+        "--drop-events",
+        action="store_true",
+        help="lose the Glue completion events (events mode; implies --completion events): "
+        "the reconciler ends the callback step instead",
     )
     parser.add_argument("--stream-hours", type=int, default=48, help="simulated hours of streaming (default 48)")
     parser.add_argument(
@@ -240,10 +247,11 @@ def run(args: LocalModeArgs, *, progress: Progress | None = None) -> RunResult:
                 input_path=args.input_path,
                 trips=args.trips,
                 seed=args.seed,
-                completion=args.completion or config.data_prep.completion,
+                completion="events" if args.drop_events else args.completion or config.data_prep.completion,
                 poll_seconds=args.poll_seconds,
                 fail_prep=args.fail_prep,
                 kill_task_after=args.kill_task_after,
+                drop_events=args.drop_events,
                 prep_arguments=args.prep_arguments(),
             )
             started = time.monotonic()

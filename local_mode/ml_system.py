@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from app_config.settings import DataPrepConfig, PipelineConfig
 from local_mode.aws_emulator import LOCAL_ACCOUNT_ID, CallbackSteps, GlueJob, GlueService, LocalAwsEndpoint
+from local_mode.callback_reliability import CallbackRecords, ReconcilerLoop, local_callback_records
 from local_mode.local_compute import LocalEcs, LocalEndpoints
 from local_mode.local_s3 import LocalS3
 from local_mode.pipeline_runner import PipelineExecution, PipelineRunner
@@ -63,6 +64,8 @@ class PipelineOptions:
     fail_prep: bool = False
     # Kill the Fargate task's process this long after it starts (what ECS does on out-of-memory).
     kill_task_after: float | None = None
+    # Lose the Glue completion events (events mode), as EventBridge may: the reconciler ends the step.
+    drop_events: bool = False
     # Extra default arguments of the prep Glue job (--analysis_start, --analysis_end, --max_windows).
     prep_arguments: Mapping[str, str] = field(default_factory=dict)
 
@@ -230,7 +233,12 @@ def run_pipeline(
     )
     callbacks = CallbackSteps()
     started = time.monotonic()
-    with LocalAwsEndpoint(glue, callbacks) as endpoint, _lambda_logs_as_progress(progress):
+    pipeline_name = str(definition.get("PipelineName", "taxi-anomaly-local"))
+    with (
+        LocalAwsEndpoint(glue, callbacks) as endpoint,
+        _lambda_logs_as_progress(progress),
+        local_callback_records(data_prep, progress) as token_records,
+    ):
         endpoints = LocalEndpoints(url=endpoint.url, region=region)
         glue.on_cancel = lambda run_id: get_spark().sparkContext.cancelJobGroup(run_id)
         progress.say(
@@ -238,16 +246,34 @@ def run_pipeline(
         )
         ecs = LocalEcs(
             endpoints=endpoints,
-            task_environment=_task_environment(data_prep, options.poll_seconds),
+            task_environment={
+                **_task_environment(data_prep, options.poll_seconds),
+                **token_records.task_environment(),
+            },
             log_folder=options.out / "logs",
             progress=progress,
             container_name=PREP_CONTAINER_NAME,
-            on_task_stopped=_task_watchdog_listener(endpoints, progress),
+            on_task_stopped=_task_watchdog_listener(endpoints, token_records, progress),
             kill_after_seconds=options.kill_task_after,
         )
+        glue.add_state_change_listener(
+            lambda event: progress.say(
+                "glue", f"job run {event['detail']['jobRunId'][:11]}... {event['detail']['state']}"
+            )
+        )
         if options.completion == "events":
-            glue.add_state_change_listener(_glue_completion_listener(endpoints, progress))
-        invoke_handler = _callback_handler(options.completion, ecs, endpoints)
+            glue.add_state_change_listener(
+                _glue_completion_listener(endpoints, token_records, progress, drop_events=options.drop_events)
+            )
+        invoke_handler = _callback_handler(options.completion, ecs, endpoints, token_records, pipeline_name)
+        reconciler = ReconcilerLoop(
+            endpoints=endpoints,
+            records=token_records,
+            glue_job_name=PREP_JOB_NAME,
+            ecs=ecs if options.completion == "poll" else None,
+            progress=progress,
+        )
+        reconciler.start()
 
         def task_exit_code(token: str) -> int | None:
             tasks = [task for task in ecs.tasks if task.started_by == token]
@@ -255,7 +281,6 @@ def run_pipeline(
                 return None
             return tasks[-1].process.returncode
 
-        pipeline_name = str(definition.get("PipelineName", "taxi-anomaly-local"))
         models: dict[str, str] = {}
         transform = TransformStepExecutor(s3, models, progress, region, LOCAL_ACCOUNT_ID)
         runner = PipelineRunner(
@@ -274,6 +299,8 @@ def run_pipeline(
         execution = runner.run()
         ecs.wait_all(timeout=30)
         glue.wait_for_runs(timeout=30)
+        # One last pass: it closes records whose work has now ended (and stops anything left running).
+        reconciler.stop()
         calls = list(endpoint.calls)
     timings["pipeline execution"] = time.monotonic() - started
     for step in execution.steps:
@@ -334,24 +361,33 @@ def _task_environment(data_prep: DataPrepConfig, poll_seconds: float | None) -> 
     return {"POLL_INTERVAL_SECONDS": f"{interval:g}", "FIRST_POLL_SECONDS": f"{first_poll:g}"}
 
 
-def _task_watchdog_listener(endpoints: LocalEndpoints, progress: Progress) -> Callable[[dict[str, Any]], None]:
+def _task_watchdog_listener(
+    endpoints: LocalEndpoints, token_records: CallbackRecords, progress: Progress
+) -> Callable[[dict[str, Any]], None]:
     """The task watchdog Lambda's logic, invoked with the task-stopped event as EventBridge would."""
-    from task_watchdog.logic import handle_task_state_change
+    from task_watchdog.logic import WatchdogClients, WatchdogConfig, handle_task_state_change
 
     from pipeline_callback.retry import LAMBDA_RETRY_POLICY, Retrier
 
-    sagemaker = endpoints.sagemaker()
+    config = WatchdogConfig(
+        container_name=PREP_CONTAINER_NAME, glue_job_name=PREP_JOB_NAME, records=token_records.settings
+    )
+    clients = WatchdogClients(sagemaker=endpoints.sagemaker(), glue=endpoints.glue(), records=token_records.records())
 
     def on_task_stopped(event: dict[str, Any]) -> None:
-        outcome = handle_task_state_change(
-            event, PREP_CONTAINER_NAME, sagemaker=sagemaker, retrier=Retrier(policy=LAMBDA_RETRY_POLICY)
-        )
+        outcome = handle_task_state_change(event, config, clients, Retrier(policy=LAMBDA_RETRY_POLICY))
         progress.say("watchdog", outcome)
 
     return on_task_stopped
 
 
-def _callback_handler(completion: CompletionMode, ecs: LocalEcs, endpoints: LocalEndpoints) -> Any:
+def _callback_handler(
+    completion: CompletionMode,
+    ecs: LocalEcs,
+    endpoints: LocalEndpoints,
+    token_records: CallbackRecords,
+    pipeline_name: str,
+) -> Any:
     """The callback Lambda: its config loader and logic, run the way handler.py runs them for an SQS batch.
 
     handler.py itself is not imported: it builds its clients and config from the environment at import
@@ -360,9 +396,16 @@ def _callback_handler(completion: CompletionMode, ecs: LocalEcs, endpoints: Loca
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from callback_handler.config import load_config
-    from callback_handler.logic import handle_callback_message
+    from callback_handler.logic import Clients, HandlerRun, handle_callback_message
 
-    environment = {"COMPLETION_MODE": completion, "GLUE_JOB_NAME": PREP_JOB_NAME}
+    from pipeline_callback.retry import LAMBDA_RETRY_POLICY, Retrier
+
+    environment = {
+        "COMPLETION_MODE": completion,
+        "GLUE_JOB_NAME": PREP_JOB_NAME,
+        "PIPELINE_NAME": pipeline_name,
+        **token_records.task_environment(),
+    }
     if completion == "poll":
         environment |= {
             "CLUSTER_ARN": f"arn:aws:ecs:{endpoints.region}:{LOCAL_ACCOUNT_ID}:cluster/local",
@@ -376,8 +419,11 @@ def _callback_handler(completion: CompletionMode, ecs: LocalEcs, endpoints: Loca
     glue, sagemaker = endpoints.glue(), endpoints.sagemaker()
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
+    records = token_records.records()
+
     def record_handler(record: SQSRecord) -> None:
-        handle_callback_message(record.body, config, ecs=cast(Any, ecs), glue=glue, sagemaker=sagemaker)
+        clients = Clients(ecs=cast(Any, ecs), glue=glue, sagemaker=sagemaker, records=records)
+        handle_callback_message(record.body, HandlerRun(config, clients, Retrier(policy=LAMBDA_RETRY_POLICY)))
 
     def invoke(event: dict[str, Any]) -> dict[str, Any]:
         return dict(process_partial_response(event=event, record_handler=record_handler, processor=processor))
@@ -385,21 +431,32 @@ def _callback_handler(completion: CompletionMode, ecs: LocalEcs, endpoints: Loca
     return invoke
 
 
-def _glue_completion_listener(endpoints: LocalEndpoints, progress: Progress) -> Any:
+def _glue_completion_listener(
+    endpoints: LocalEndpoints, token_records: CallbackRecords, progress: Progress, *, drop_events: bool
+) -> Any:
     """EventBridge rule -> glue-completion Lambda: its logic with loopback clients."""
     from glue_completion.logic import handle_glue_state_change
 
     from pipeline_callback.retry import LAMBDA_RETRY_POLICY, Retrier
 
-    glue, sagemaker = endpoints.glue(), endpoints.sagemaker()
+    glue, sagemaker, records = endpoints.glue(), endpoints.sagemaker(), token_records.records()
 
     def on_state_change(event: dict[str, Any]) -> None:
         detail = event["detail"]
         progress.say(
             "events", f"Glue Job State Change: {detail['jobName']} {detail['jobRunId'][:11]}... {detail['state']}"
         )
+        if drop_events:
+            # EventBridge delivers on a best-effort basis; here the event is lost on purpose.
+            progress.say("events", "--drop-events: the event is lost; the reconciler must end the step")
+            return
         outcome = handle_glue_state_change(
-            event, PREP_JOB_NAME, glue=glue, sagemaker=sagemaker, retrier=Retrier(policy=LAMBDA_RETRY_POLICY)
+            event,
+            PREP_JOB_NAME,
+            glue=glue,
+            sagemaker=sagemaker,
+            records=records,
+            retrier=Retrier(policy=LAMBDA_RETRY_POLICY),
         )
         progress.say("lambda", f"glue-completion: {outcome}")
 

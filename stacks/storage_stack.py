@@ -8,6 +8,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from app_config import EnvironmentConfig
+from cdk_constructs.callback_table import CallbackTokenTable
 from cdk_constructs.data_buckets import DataBuckets
 from cdk_constructs.metrics_stream import MetricsStream
 
@@ -33,3 +34,8 @@ class StorageStack(Stack):
             CfnOutput(self, output_id, value=bucket.bucket_name)
         if self.metrics_stream is not None:
             CfnOutput(self, "MetricsStreamName", value=self.metrics_stream.stream.stream_name)
+        # Durable per-token record of the callback steps (stateful, so it lives here).
+        self.callback_table = CallbackTokenTable(
+            self, "CallbackTokens", keep_data=not config.destroy_data_with_stack
+        )
+        CfnOutput(self, "CallbackTokenTableName", value=self.callback_table.table.table_name)

@@ -137,7 +137,7 @@ def test_a_killed_task_fails_the_callback_step_through_the_watchdog(tmp_path: Pa
     started = time.monotonic()
     result = run(
         LocalModeArgs(
-            out=tmp_path, trips=20_000, only="pipeline", poll_seconds=0.5, kill_task_after=1.0, quiet=True, charts=False
+            out=tmp_path, trips=20_000, only="pipeline", poll_seconds=0.5, kill_task_after=2.0, quiet=True, charts=False
         )
     )
     # Then the task watchdog answers for it: the callback step fails with the stop reason, within seconds
@@ -150,6 +150,13 @@ def test_a_killed_task_fails_the_callback_step_through_the_watchdog(tmp_path: Pa
     assert "exit 137" in failed.failure_reason
     assert failed.seconds < 30
     assert time.monotonic() - started < 90
+    # ...and its Glue run (if the task got to start one) does not outlive it: the watchdog stopped it,
+    # and it wrote nothing (issue 11, item 5)
+    if any("Started Glue job run" in line for line in result.progress_lines):
+        assert "was asked to stop" in failed.failure_reason
+        assert any(line.endswith("STOPPED") and "[glue] job run" in line for line in result.progress_lines)
+    prepared = tmp_path / "s3" / "taxi-prepared-local"
+    assert not any(path.is_file() for path in prepared.rglob("*")), "the stopped run wrote output"
 
 
 def test_events_completion_answers_through_glue_completion(tmp_path: Path) -> None:
@@ -167,3 +174,16 @@ def test_events_completion_answers_through_glue_completion(tmp_path: Path) -> No
     assert not any("fargate" in line for line in result.progress_lines)
     assert any(f"Glue Job State Change: {PREP_JOB_NAME}" in line for line in result.progress_lines)
     assert any("glue-completion: success reported" in line for line in result.progress_lines)
+
+
+def test_a_lost_completion_event_is_ended_by_the_reconciler(tmp_path: Path) -> None:
+    # Given events mode, where the Glue run's completion event is lost (--drop-events)
+    result = run(
+        LocalModeArgs(out=tmp_path, drop_events=True, trips=20_000, only="pipeline", quiet=True, charts=False)
+    )
+
+    # Then the reconciler finds the SUCCEEDED run and ends the step with its outputs; the pipeline goes on
+    assert result.exit_code == EXIT_OK, result.summary
+    assert any("--drop-events: the event is lost" in line for line in result.progress_lines)
+    assert not any("glue-completion:" in line for line in result.progress_lines)
+    assert any("[reconciler]" in line and "SUCCEEDED without a callback" in line for line in result.progress_lines)

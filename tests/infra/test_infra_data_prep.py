@@ -10,6 +10,9 @@ from infra_synth import Synthesized, logical_id, role_actions, role_grants, role
 
 XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+# The token table (DynamoDB items and its key).
+TOKEN_TABLE = {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query",
+               "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"}
 
 
 def test_callback_queue_is_encrypted_with_a_dead_letter_queue(dev: Synthesized) -> None:
@@ -103,8 +106,7 @@ def test_every_function_log_group_has_explicit_retention(dev: Synthesized) -> No
     log_groups = template.find_resources("AWS::Logs::LogGroup")
     for function_id, function in functions.items():
         logging = function["Properties"].get("LoggingConfig")
-        if logging is None:  # CDK's own singleton helpers (auto-delete, restrict default SG)
-            continue
+        assert logging is not None, f"{function_id} logs to a group without retention"
         group_id = logging["LogGroup"]["Ref"]
         assert log_groups[group_id]["Properties"]["RetentionInDays"] == dev.config.log_retention_days, function_id
 
@@ -116,6 +118,9 @@ def test_handler_role_can_run_stop_and_fail_but_nothing_more(dev: Synthesized) -
         "ecs:ListTasks",
         "ecs:StopTask",
         "iam:PassRole",
+        "glue:GetJobRuns",
+        "glue:BatchStopJobRun",
+        *TOKEN_TABLE,
         "sagemaker:SendPipelineExecutionStepFailure",
         "sqs:ReceiveMessage",
         "sqs:ChangeMessageVisibility",
@@ -135,12 +140,14 @@ def test_task_role_is_exactly_glue_on_one_job_and_the_callbacks(dev: Synthesized
     template = dev.template(dev.stacks.data_prep)
     statements = role_statements(template, "PrepTaskTaskRole")
     glue = next(s for s in statements if "glue:StartJobRun" in s["Action"])
-    assert set(glue["Action"]) == {"glue:StartJobRun", "glue:GetJobRun", "glue:BatchStopJobRun"}
+    assert set(glue["Action"]) == {"glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"}
     assert "job/" in str(glue["Resource"]) and "*" not in str(glue["Resource"])
     assert role_actions(template, "PrepTaskTaskRole") == {
         "glue:StartJobRun",
         "glue:GetJobRun",
+        "glue:GetJobRuns",
         "glue:BatchStopJobRun",
+        *TOKEN_TABLE,
         "sagemaker:SendPipelineExecutionStepSuccess",
         "sagemaker:SendPipelineExecutionStepFailure",
     }
@@ -278,7 +285,15 @@ def test_watchdog_listens_for_our_stopped_tasks(dev: Synthesized) -> None:
         },
     )
     assert role_actions(template, "TaskWatchdogRole") == {
+        "sagemaker:SendPipelineExecutionStepSuccess",
         "sagemaker:SendPipelineExecutionStepFailure",
+        "glue:GetJobRun",
+        "glue:GetJobRuns",
+        "glue:BatchStopJobRun",
+        *TOKEN_TABLE,
+        "sqs:SendMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
         *XRAY,
         *LOGS,
     }
@@ -293,6 +308,9 @@ def test_alarm_names_say_what_broke(dev: Synthesized) -> None:
         "taxi-anomaly-dev-callback-handler-errors",
         "taxi-anomaly-dev-prep-glue-job-failed",
         "taxi-anomaly-dev-task-watchdog-errors",
+        "taxi-anomaly-dev-callback-event-handling-failed",
+        "taxi-anomaly-dev-callback-reconciler-errors",
+        "taxi-anomaly-dev-callback-step-waiting-too-long",
     }
     for alarm in template.find_resources("AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"], alarm["Properties"]["AlarmName"]
@@ -315,7 +333,7 @@ def test_events_mode_has_no_fargate_task_and_reports_from_glue_events(dev_events
                 "detail-type": ["Glue Job State Change"],
                 "detail": {
                     "jobName": [Match.any_value()],
-                    "state": ["SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR"],
+                    "state": ["ERROR", "EXPIRED", "FAILED", "STOPPED", "SUCCEEDED", "TIMEOUT"],
                 },
             },
             "Targets": [Match.object_like({"Arn": Match.any_value()})],
@@ -329,6 +347,10 @@ def test_events_mode_has_no_fargate_task_and_reports_from_glue_events(dev_events
     assert not any(a.startswith("ecs:") for a in role_actions(template, "CallbackHandlerRole"))
     assert role_actions(template, "GlueCompletionRole") == {
         "glue:GetJobRun",
+        *TOKEN_TABLE,
+        "sqs:SendMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
         "sagemaker:SendPipelineExecutionStepSuccess",
         "sagemaker:SendPipelineExecutionStepFailure",
         *XRAY,
