@@ -27,6 +27,7 @@ from cdk_constructs.glue_security import GlueSecurity
 from cdk_constructs.nag import acknowledge, matching
 from cdk_constructs.python_function import FunctionSpec, PythonFunction, retention_days
 from cdk_constructs.s3_grants import grant_prefix_read, grant_prefix_write
+from cdk_constructs.service_roles import service_principal
 
 SCRIPT = Path(__file__).resolve().parents[1] / "glue_scripts" / "streaming_etl.py"
 INTERVALS_PREFIX = "metrics/intervals/"
@@ -93,7 +94,7 @@ class StreamingEtlJob(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
+            assumed_by=service_principal(self, "glue.amazonaws.com"),
             description="Runs the streaming metrics ETL: reads the stream, writes interval CSV",
         )
         role = self.role

@@ -13,10 +13,12 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from app_config import EnvironmentConfig
+from cdk_constructs.checker_skips import ASYNC_DESTINATION_NOT_MATCHED, skip_on_invoke_permissions
 from cdk_constructs.nag import acknowledge
 from cdk_constructs.operations import Alarms
 from cdk_constructs.python_function import FunctionSpec, PythonFunction
@@ -71,6 +73,10 @@ class StreamingJobSupervisor(Construct):
                 timeout_seconds=60,
                 # One look-and-act at a time; Glue's MaxConcurrentRuns of 1 backs this up.
                 reserved_concurrency=1,
+                failed_invocations=(
+                    "Invoked asynchronously by EventBridge; after Lambda's retries a failed event goes to the "
+                    "function's on-failure destination (an alarmed SQS queue) with the error, not to a DLQ."
+                ),
             ),
             log_retention_days=config.log_retention_days,
             destroy_logs_with_stack=config.destroy_data_with_stack,
@@ -100,6 +106,20 @@ class StreamingJobSupervisor(Construct):
             ["Resource::*"],
         )
 
+        # EventBridge invokes asynchronously: after Lambda's own retries a failed event goes to this alarmed
+        # queue instead of being discarded; the next scheduled check looks at the job again anyway.
+        failed_invocations = alarms.failed_invocations_queue("SupervisorFailures")
+        alarms.alarm_on_dead_letters(
+            "streaming-supervisor-event-failed",
+            failed_invocations,
+            "The streaming job's supervisor failed on an event after its retries; inspect the queue for the cause.",
+        )
+        self.function.function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(failed_invocations),
+            retry_attempts=2,
+            max_event_age=Duration.hours(1),
+        )
+
         interval = Duration.minutes(streaming.supervisor_interval_minutes)
         self.schedule = events.Rule(
             self,
@@ -125,6 +145,7 @@ class StreamingJobSupervisor(Construct):
             )
             # Deleted before the custom resource that stops the job on destroy, so nothing restarts it then.
             rule.node.add_dependency(job.running_job)
+            skip_on_invoke_permissions(rule, "ES1007", ASYNC_DESTINATION_NOT_MATCHED)
 
         self._alarms(config, alarms, job, interval, detector_namespace)
 
