@@ -14,12 +14,20 @@ the observed passengers, the expected passengers and Random Cut Forest's score.
 own; :func:`read_transform_output` parses the batch transform's JSON Lines into those inputs.
 """
 
-from pipeline_evaluation.cutoff import CUTOFF_SPREADS, ScoreCutoff, flag_windows, relative_scores, score_cutoff
+from pipeline_evaluation.cutoff import (
+    CUTOFF_MAX_SHARE,
+    CUTOFF_SPREADS,
+    ScoreCutoff,
+    flag_windows,
+    relative_scores,
+    score_cutoff,
+)
 from pipeline_evaluation.evaluation import WindowsEvaluation, evaluate_windows
 from pipeline_evaluation.events import DEFAULT_MAX_GAP_WINDOWS, AnomalyEvent, merge_events
 from pipeline_evaluation.transform_output import ScoredWindows, TransformOutputError, read_transform_output
 
 __all__ = [
+    "CUTOFF_MAX_SHARE",
     "CUTOFF_SPREADS",
     "DEFAULT_MAX_GAP_WINDOWS",
     "AnomalyEvent",

@@ -6,7 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pipeline_evaluation.cutoff import CUTOFF_SPREADS, ScoreCutoff, flag_windows, relative_scores, score_cutoff
+from pipeline_evaluation.cutoff import (
+    CUTOFF_MAX_SHARE,
+    CUTOFF_SPREADS,
+    ScoreCutoff,
+    flag_windows,
+    relative_scores,
+    score_cutoff,
+)
 from pipeline_evaluation.events import (
     DEFAULT_MAX_GAP_WINDOWS,
     AnomalyEvent,
@@ -36,11 +43,12 @@ def evaluate_windows(
     scores: Sequence[float],
     *,
     spreads: float = CUTOFF_SPREADS,
+    max_share: float = CUTOFF_MAX_SHARE,
     max_gap_windows: int = DEFAULT_MAX_GAP_WINDOWS,
     length: timedelta | None = None,
 ) -> WindowsEvaluation:
-    """Cut-off from the scores, flags, events. Windows must be in time order (strictly increasing starts)."""
-    cutoff = score_cutoff(window_starts, scores, spreads=spreads)
+    """Cut-off from the scores, flags, events. Windows must be in time order."""
+    cutoff = score_cutoff(window_starts, scores, spreads=spreads, max_share=max_share)
     flags = flag_windows(scores, cutoff)
     events = merge_events(
         window_starts, observed, expected, scores, flags, max_gap_windows=max_gap_windows, length=length

@@ -76,7 +76,8 @@ def window_length(window_starts: Sequence[datetime]) -> timedelta:
     if len(window_starts) < 2:
         return timedelta(days=1)
     gaps = np.diff(np.array([start.timestamp() for start in window_starts], dtype=np.float64))
-    return timedelta(seconds=float(np.median(gaps)))
+    gaps = gaps[gaps > 0]
+    return timedelta(seconds=float(np.median(gaps))) if len(gaps) else timedelta(days=1)
 
 
 def merge_events(

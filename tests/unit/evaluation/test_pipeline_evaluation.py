@@ -112,7 +112,7 @@ def test_relative_scores_are_one_half_at_the_cutoff_and_rise_with_the_score() ->
     [
         (half_hours(2), [1.0], "2 window starts for 1 scores"),
         ([], [], "at least one window"),
-        ([START, START], [1.0, 2.0], "strictly increasing"),
+        ([START + HALF_HOUR, START], [1.0, 2.0], "in time order"),
         (half_hours(2), [1.0, math.nan], "finite"),
     ],
 )
@@ -248,3 +248,25 @@ def test_a_window_scored_twice_is_refused() -> None:
     line = joined_line("2025-03-03 00:00:00", 1, 1, 1.0)
     with pytest.raises(TransformOutputError, match="appears twice"):
         read_transform_output([line, line])
+
+
+def test_the_cutoff_never_flags_more_than_its_share_of_windows() -> None:
+    # Given ten days whose every window scores 1.0 except a spiky day with 40 windows at 9.0..9.39
+    scores = daily_peaks([2.0, 2.1, 2.2, 2.3, 2.4, 2.5, 2.6, 2.7, 2.8, 9.0])
+    for index in range(40):
+        scores[9 * 48 + index] = 9.0 + index / 100
+
+    # When the cut-off may flag at most 1 % of the 480 windows
+    cutoff = score_cutoff(half_hours(len(scores)), scores, spreads=3.0, max_share=0.01)
+
+    # Then the share cap sets it, and at most 5 windows (1 % of 480, rounded up) are at or above it
+    assert cutoff.capped
+    assert 1 <= sum(flag_windows(scores, cutoff)) <= 5
+    assert "top 1%" in cutoff.describe()
+
+
+def test_repeated_window_starts_are_allowed_but_not_a_step_back_in_time() -> None:
+    starts = [START, START + HALF_HOUR, START + HALF_HOUR, START + 2 * HALF_HOUR]
+    assert score_cutoff(starts, [1.0, 2.0, 3.0, 4.0]).blocks >= 1
+    with pytest.raises(ValueError, match="in time order"):
+        score_cutoff([START + HALF_HOUR, START], [1.0, 2.0])
