@@ -15,7 +15,9 @@ series, with no per-dataset setting:
    ``CUTOFF_MAX_SHARE`` of the windows lie above it (the score quantile at ``1 - CUTOFF_MAX_SHARE``): a
    series whose every day is spiky does not flood its reader with flags.
 
-A window is flagged when its score is at or above the cut-off. So a series in which no day stands out
+A window is flagged when its score is at or above the cut-off. An event (see ``events``) also takes in the
+neighbouring windows at or above ``typical + EXTEND_SPREADS x spread``, so it covers all of an anomaly's
+high-scoring windows, not only those above the cut-off. So a series in which no day stands out
 gets no flag at all, however its scores are scaled, and one whose anomalies are far above its ordinary
 daily peaks gets them flagged. Where the block maxima do not vary at all (every score identical), nothing
 stands out and the cut-off lies just above the highest score.
@@ -40,6 +42,9 @@ MIN_BLOCKS = 7
 # "How the pipeline model works", which also shows how the results move with them).
 CUTOFF_SPREADS = 3.75
 CUTOFF_MAX_SHARE = 0.01
+# An event extends over the neighbouring windows that score at least this many spreads above the typical
+# block maximum (see pipeline_evaluation.events.merge_events).
+EXTEND_SPREADS = 2.0
 _MAD_TO_STANDARD_DEVIATION = 1.4826
 
 
@@ -55,6 +60,7 @@ class ScoreCutoff:
     block_seconds: float
     max_share: float = CUTOFF_MAX_SHARE
     capped: bool = False  # True when the share cap, not the spreads, set the value
+    extend_value: float = math.inf  # neighbours at or above this join an event (never above value)
 
     def describe(self) -> str:
         block = "day" if self.block_seconds == DAY_SECONDS else f"{self.block_seconds / 3600:g} h block"
@@ -80,6 +86,7 @@ class ScoreCutoff:
             "block_seconds": self.block_seconds,
             "max_share": self.max_share,
             "capped": self.capped,
+            "extend_value": self.extend_value,
         }
 
 
@@ -124,6 +131,7 @@ def score_cutoff(
     *,
     spreads: float = CUTOFF_SPREADS,
     max_share: float = CUTOFF_MAX_SHARE,
+    extend_spreads: float = EXTEND_SPREADS,
 ) -> ScoreCutoff:
     """The cut-off for one run's scores (``window_starts`` in time order, one score each; ties allowed)."""
     if len(window_starts) != len(scores):
@@ -148,9 +156,11 @@ def score_cutoff(
         share_cap = float(np.quantile(values, 1.0 - max_share))
         if share_cap > value:
             value, capped = share_cap, True
+        extend_value = min(value, typical + extend_spreads * spread)
     else:
         # With no spread every block peaks alike: nothing stands out, so the cut-off lies above every score.
         value = math.nextafter(float(values.max()), math.inf)
+        extend_value = value
     return ScoreCutoff(
         value=value,
         typical_block_max=typical,
@@ -160,12 +170,18 @@ def score_cutoff(
         block_seconds=block_seconds,
         max_share=max_share,
         capped=capped,
+        extend_value=extend_value,
     )
 
 
 def flag_windows(scores: Sequence[float], cutoff: ScoreCutoff) -> tuple[bool, ...]:
     """True for every window whose score is at or above the cut-off."""
     return tuple(bool(score >= cutoff.value) for score in scores)
+
+
+def elevated_windows(scores: Sequence[float], cutoff: ScoreCutoff) -> tuple[bool, ...]:
+    """True for every window whose score is at or above the extension level (flagged ones included)."""
+    return tuple(bool(score >= cutoff.extend_value) for score in scores)
 
 
 def relative_scores(scores: Sequence[float], cutoff: ScoreCutoff) -> tuple[float, ...]:
