@@ -1,4 +1,4 @@
-"""The Glue PySpark job that turns raw taxi trips into shingled passenger counts per 30 minutes."""
+"""The Glue PySpark job that turns raw taxi trips into the model's per-half-hour features."""
 
 from __future__ import annotations
 
@@ -31,13 +31,14 @@ class GluePrepJob(Construct):
         construct_id: str,
         *,
         config: DataPrepConfig,
-        shingle_size: int,
         raw_bucket: s3.IBucket,
         prepared_bucket: s3.IBucket,
         security: GlueSecurity,
     ) -> None:
         super().__init__(scope, construct_id)
         script = s3_assets.Asset(self, "Script", path=str(SCRIPTS_DIR / "taxi_prep.py"))
+        # The feature module the script imports, shared with the backtest's pipeline replay.
+        features_module = s3_assets.Asset(self, "FeaturesModule", path=str(SCRIPTS_DIR / "window_features.py"))
         self.role = iam.Role(
             self,
             "Role",
@@ -46,7 +47,11 @@ class GluePrepJob(Construct):
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["s3:GetObject"], resources=[script.bucket.arn_for_objects(script.s3_object_key)]
+                actions=["s3:GetObject"],
+                resources=[
+                    script.bucket.arn_for_objects(script.s3_object_key),
+                    features_module.bucket.arn_for_objects(features_module.s3_object_key),
+                ],
             )
         )
         grant_prefix_read(self.role, raw_bucket, RAW_PREFIX)
@@ -64,7 +69,7 @@ class GluePrepJob(Construct):
             self,
             "Job",
             role=self.role.role_arn,
-            description="Sums taxi passengers per 30-minute window and writes shingled training/scoring CSV",
+            description="Sums taxi passengers per 30-minute window and writes the model's training and scoring data",
             glue_version=GLUE_VERSION,
             command=glue.CfnJob.JobCommandProperty(
                 name="glueetl", python_version="3", script_location=script.s3_object_url
@@ -82,7 +87,10 @@ class GluePrepJob(Construct):
                 "--enable-continuous-log-filter": "true",
                 "--enable-metrics": "true",
                 "--enable-observability-metrics": "true",
-                "--shingle_size": str(shingle_size),
+                # --extra-py-files: "Additional Python files that AWS Glue adds to the Python path before
+                # executing your script. Only individual files are supported" (CDK's extraPythonFiles, which
+                # sets this argument). The module needs numpy, which Glue 5.0 ships (pandas depends on it).
+                "--extra-py-files": features_module.s3_object_url,
             },
         )
         self.job_name: str = self.job.ref
