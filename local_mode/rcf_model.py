@@ -85,7 +85,7 @@ def train_forest(points: np.ndarray, parameters: RcfHyperparameters) -> krcf.Ran
     """Batch training: each tree keeps a uniform sample of the points (no time decay), as SageMaker's RCF does."""
     options: dict[str, Any] = {
         "dimensions": parameters.feature_dim,
-        "shingle_size": 1,  # the prep job already shingled the series
+        "shingle_size": 1,  # each row is already a whole feature vector (krcf shingles nothing)
         "num_trees": parameters.num_trees,
         "sample_size": parameters.num_samples_per_tree,
         "output_after": 1,
