@@ -2,7 +2,7 @@
 
 What the pipeline does with a month of taxi windows, done with one series at its own spacing:
 
-1. ``glue_scripts.window_features.series_features``: the prep job's features (the same function; the
+1. ``glue_scripts.features.window_features.series_features``: the prep job's features (the same function; the
    series' spacing and span decide its daily/weekly slots, as they do for half hours).
 2. Random Cut Forest trained on every row of the series, as the pipeline trains on every window, with the
    pipeline's hyperparameters (``app_config.PipelineConfig`` defaults, which ``cdk.json`` uses) and scored
@@ -25,7 +25,7 @@ import numpy as np
 
 from app_config import PipelineConfig
 from backtest.detector_api import SeriesDetection
-from glue_scripts.window_features import FEATURE_DIM, series_features
+from glue_scripts.features.window_features import FEATURE_DIM, series_features
 from local_mode.rcf_model import RcfHyperparameters, train_forest
 from pipeline_evaluation import evaluate_windows
 

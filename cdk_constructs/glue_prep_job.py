@@ -37,8 +37,9 @@ class GluePrepJob(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         script = s3_assets.Asset(self, "Script", path=str(SCRIPTS_DIR / "taxi_prep.py"))
-        # The feature module the script imports, shared with the backtest's pipeline replay.
-        features_module = s3_assets.Asset(self, "FeaturesModule", path=str(SCRIPTS_DIR / "window_features.py"))
+        # The feature module the script imports (shared with the backtest's pipeline replay), as a zip whose
+        # root holds window_features.py: a single .py asset would be stored under its hash, not its name.
+        features_module = s3_assets.Asset(self, "FeaturesModule", path=str(SCRIPTS_DIR / "features"))
         self.role = iam.Role(
             self,
             "Role",
@@ -89,7 +90,9 @@ class GluePrepJob(Construct):
                 "--enable-observability-metrics": "true",
                 # --extra-py-files: "Additional Python files that AWS Glue adds to the Python path before
                 # executing your script. Only individual files are supported" (CDK's extraPythonFiles, which
-                # sets this argument). The module needs numpy, which Glue 5.0 ships (pandas depends on it).
+                # sets this argument); "Unless a library is contained in a single .py file, it should be
+                # packaged in a .zip archive" (Glue: Zipping Libraries for Inclusion). A zip on the path makes
+                # its root modules importable. The module needs numpy, which Glue 5.0 ships (pandas needs it).
                 "--extra-py-files": features_module.s3_object_url,
             },
         )

@@ -2,7 +2,7 @@
 
 Job arguments: ``--input_uri``, ``--output_uri``. Any other argument (``--callback_token``, Glue's own
 ``--JOB_NAME`` ...) is ignored. The feature logic lives in ``window_features.py``, which the job is given
-with ``--extra-py-files`` (in this repository: ``glue_scripts/window_features.py``).
+as a zip of ``glue_scripts/features/`` with ``--extra-py-files``.
 
 Input: the trip files under ``input_uri`` (s3:// in Glue; a local path or file:// locally), either
 
@@ -58,8 +58,8 @@ from pyspark.sql.types import (
 )
 
 try:  # in this repository the feature module is part of the glue_scripts package
-    from glue_scripts import window_features
-except ModuleNotFoundError:  # in Glue it is shipped with --extra-py-files, which adds it by its file name
+    from glue_scripts.features import window_features
+except ModuleNotFoundError:  # in Glue: the zip of glue_scripts/features/ that --extra-py-files puts on the path
     import window_features  # type: ignore[no-redef]
 
 WINDOW_SECONDS = 30 * 60

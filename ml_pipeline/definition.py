@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app_config import PipelineConfig
-from glue_scripts.window_features import FEATURE_DIM
+from glue_scripts.features.window_features import FEATURE_DIM
 from ml_pipeline.rcf_hyperparameters import check_rcf_hyperparameters
 from ml_pipeline.rcf_image import rcf_image_uri
 

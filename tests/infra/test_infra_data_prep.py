@@ -210,7 +210,7 @@ def test_glue_job_is_glue_5_with_workers_logging_and_security_configuration(dev:
                 {
                     "--enable-continuous-cloudwatch-log": "true",
                     # The feature module the script imports, shipped next to it
-                    "--extra-py-files": Match.string_like_regexp(r"^s3://.*\.py$"),
+                    "--extra-py-files": Match.string_like_regexp(r"^s3://.*\.zip$"),
                 }
             ),
         },

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 
+from glue_scripts.features.window_features import FEATURE_DIM, series_features
 from glue_scripts.taxi_prep import (
     PrepInputError,
     clean_trips,
@@ -25,7 +26,6 @@ from glue_scripts.taxi_prep import (
     remove_non_data_objects,
     run_prep,
 )
-from glue_scripts.window_features import FEATURE_DIM, series_features
 
 pytestmark = pytest.mark.spark
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from glue_scripts.window_features import (
+from glue_scripts.features.window_features import (
     DAILY,
     FEATURE_DIM,
     FEATURE_NAMES,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from backtest.pipeline_replay import pipeline_hyperparameters
-from glue_scripts.window_features import series_features
+from glue_scripts.features.window_features import series_features
 from local_mode.rcf_model import train_forest
 from local_mode.taxi_data import (
     _WEEKDAY_HOURLY,

@@ -27,7 +27,7 @@ from pipeline_support import (
 )
 
 from app_config import PipelineConfig
-from glue_scripts.window_features import FEATURE_DIM
+from glue_scripts.features.window_features import FEATURE_DIM
 from ml_pipeline.definition import (
     DEFINITION_PLACEHOLDERS,
     PipelineSettings,
