@@ -39,6 +39,9 @@ class DataPrepConfig:
     vpc_id: str | None = None
     subnet_ids: tuple[str, ...] = ()
     queue_kms: bool = False
+    # The new VPC's two AZs, e.g. ["us-east-1a", "us-east-1b"]; empty: CloudFormation's Fn::GetAZs picks them
+    # at deploy. Either way synth makes no availability-zone lookup, so it needs no credentials.
+    availability_zones: tuple[str, ...] = ()
 
     def validate(self) -> None:
         _require(1 <= self.dlq_max_receive_count <= 1000, "data_prep.dlq_max_receive_count must be 1..1000")
@@ -54,6 +57,10 @@ class DataPrepConfig:
         _require(
             (self.vpc_id is None) == (not self.subnet_ids),
             "data_prep.vpc_id and data_prep.subnet_ids must be given together (or neither)",
+        )
+        _require(
+            not self.availability_zones or len(self.availability_zones) == 2,
+            "data_prep.availability_zones must name two zones (the task's VPC spans two), or be empty",
         )
 
 
@@ -170,8 +177,9 @@ def _section(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-    if "subnet_ids" in raw:
-        raw["subnet_ids"] = tuple(raw["subnet_ids"] or ())
+    for name in ("subnet_ids", "availability_zones"):
+        if name in raw:
+            raw[name] = tuple(raw[name] or ())
     section = cls(**raw)
     if hasattr(section, "validate"):
         section.validate()
@@ -202,6 +210,9 @@ def load_environment(
         raise ConfigError(f"environment {name!r} has no region and CDK_DEFAULT_REGION is not set")
     retention = int(raw.get("log_retention_days", 14))
     _require(retention > 0, "log_retention_days must be positive")
+    data_prep = _section(DataPrepConfig, raw.get("data_prep"), f"{name}.data_prep")
+    foreign = [zone for zone in data_prep.availability_zones if not zone.startswith(region)]
+    _require(not foreign, f"{name}.data_prep.availability_zones {', '.join(foreign)} are not in region {region}")
     return EnvironmentConfig(
         name=name,
         account=raw.get("account") or default_account,
@@ -209,7 +220,7 @@ def load_environment(
         destroy_data_with_stack=bool(raw.get("destroy_data_with_stack", False)),
         termination_protection=bool(raw.get("termination_protection", True)),
         log_retention_days=retention,
-        data_prep=_section(DataPrepConfig, raw.get("data_prep"), f"{name}.data_prep"),
+        data_prep=data_prep,
         pipeline=_section(PipelineConfig, raw.get("pipeline"), f"{name}.pipeline"),
         streaming=_section(StreamingConfig, raw.get("streaming"), f"{name}.streaming"),
         operations=_section(OperationsConfig, raw.get("operations"), f"{name}.operations"),

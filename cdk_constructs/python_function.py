@@ -2,18 +2,19 @@
 
 Each function lives in its own package under `lambda/` with a `requirements.txt`.
 At synth the package (plus any shared top-level packages such as
-`pipeline_callback`) is copied into the asset and its requirements are
-installed with pip for the Lambda platform (manylinux wheels only), so no
-Docker engine is needed. Tests skip bundling through the standard
-`aws:cdk:bundling-stacks` context, so they never touch the network.
+`pipeline_callback`) is copied into the asset with its requirements, installed
+with pip for the Lambda platform (manylinux wheels only), so no Docker engine
+is needed. The installed requirements are cached per requirements hash
+(`cdk_constructs/lambda_dependencies.py`): synth reaches the package registry
+only for a requirements set it has not installed before. Tests skip bundling
+through the standard `aws:cdk:bundling-stacks` context, so they never touch
+the network.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,15 +26,14 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from cdk_constructs.lambda_dependencies import CACHE_ROOT, PYTHON_VERSION, cached_dependencies
 from cdk_constructs.nag import acknowledge
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_SOURCE_ROOT = REPO_ROOT / "lambda"
 # The newest Python runtime Lambda offers (cdk-nag AwsSolutions-L1 checks this).
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
-_PYTHON_VERSION = "3.14"
-# Lambda's Python runtimes run on Amazon Linux 2023 (glibc 2.34), so manylinux_2_28 wheels load.
-_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
+assert LAMBDA_RUNTIME.name == f"python{PYTHON_VERSION}", "the dependency cache must target the runtime's Python"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", "tests")
 
 
@@ -53,39 +53,18 @@ def source_hash(package_dirs: Sequence[Path]) -> str:
 
 @jsii.implements(ILocalBundling)
 class _PipForLambdaBundler:
-    """Copies the packages and pip-installs the requirements for the Lambda platform."""
+    """Copies the packages and the requirements, pip-installed for the Lambda platform (cached per hash)."""
 
-    def __init__(self, package_dirs: Sequence[Path], requirements: Path | None) -> None:
+    def __init__(self, package_dirs: Sequence[Path], requirements: Path | None, cache_root: Path = CACHE_ROOT) -> None:
         self._package_dirs = list(package_dirs)
         self._requirements = requirements
+        self._cache_root = cache_root
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
         out = Path(output_dir)
         if self._requirements is not None and self._requirements.read_text().strip():
-            platform_args = [arg for platform in _PLATFORMS for arg in ("--platform", platform)]
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "--requirement",
-                    str(self._requirements),
-                    "--target",
-                    str(out),
-                    "--implementation",
-                    "cp",
-                    "--python-version",
-                    _PYTHON_VERSION,
-                    "--only-binary=:all:",
-                    "--no-compile",
-                    "--upgrade",
-                    *platform_args,
-                ],
-                check=True,
-            )
+            installed = cached_dependencies(self._requirements, self._cache_root)
+            shutil.copytree(installed, out, dirs_exist_ok=True)
         for directory in self._package_dirs:
             shutil.copytree(directory, out / directory.name, dirs_exist_ok=True, ignore=_IGNORED)
         return True

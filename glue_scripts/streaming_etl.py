@@ -38,7 +38,7 @@ all-string schema (no Python UDFs) and splits them into
 * quarantined rows: ``raw``, ``reason`` (``invalid JSON``, ``missing field <name>``, ``unparseable
   timestamp`` or ``non-numeric <measure>``; the first that applies), ``batch_id``, ``quarantined_at``.
 
-:func:`write_batch` appends good rows as CSV with a header under
+:func:`write_batch` appends good rows as CSV with a header (whole measures written as 98, not 98.0) under
 ``output_uri/intvl_date=YYYY-MM-DD/intvl_hhmm=HHMM/part-*.csv`` and quarantined rows as JSON lines under
 ``quarantine_uri/ingest_date=YYYY-MM-DD/``. :func:`process_batch` ties them together, skips empty batches with a
 one-row probe and never raises because of a record's content.
@@ -53,7 +53,7 @@ from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as sf
-from pyspark.sql.types import BinaryType, StringType, StructField, StructType
+from pyspark.sql.types import BinaryType, DoubleType, StringType, StructField, StructType
 
 RAW_COLUMN = "raw"
 RAW_RECORD_DELIMITER = "\u0001"
@@ -208,10 +208,24 @@ def split_batch(raw_df: DataFrame, settings: StreamSettings, batch_id: int | Non
     return BatchSplit(good=good, quarantine=quarantine, classified=classified)
 
 
+def _whole_numbers_without_fraction(frame: DataFrame) -> DataFrame:
+    """Double columns as text, whole values without ``.0`` (98, not 98.0); others as Spark writes them."""
+    columns = []
+    for column in frame.schema.fields:
+        value = sf.col(f"`{column.name}`")
+        if isinstance(column.dataType, DoubleType):
+            # Below 2^53 every whole double is exact as a long.
+            is_whole = (value == sf.floor(value)) & (sf.abs(value) < 2**53)
+            value = sf.when(is_whole, value.cast("long").cast("string")).otherwise(value.cast("string"))
+        columns.append(value.alias(column.name))
+    return frame.select(*columns)
+
+
 def _write_good(good_df: DataFrame, output_uri: str) -> None:
     (
         # One file per interval per batch instead of one per interval per input partition.
-        good_df.repartition(INTERVAL_DATE_COLUMN, INTERVAL_HHMM_COLUMN)
+        _whole_numbers_without_fraction(good_df)
+        .repartition(INTERVAL_DATE_COLUMN, INTERVAL_HHMM_COLUMN)
         .write.mode("append")
         .partitionBy(INTERVAL_DATE_COLUMN, INTERVAL_HHMM_COLUMN)
         .option("header", True)

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from local_mode.ml_system import PipelineOutcome
 from local_mode.streaming_sim import StreamOutcome
@@ -30,6 +31,13 @@ def draw_all(pipeline: PipelineOutcome | None, streaming: StreamOutcome | None, 
 
 
 def draw_pipeline(pipeline: PipelineOutcome, path: Path) -> Path:
+    figure = pipeline_figure(pipeline)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def pipeline_figure(pipeline: PipelineOutcome) -> Figure:
     """Passengers and what was expected of them, the score against the cut-off, and the anomaly events."""
     windows = pipeline.scored
     times = [w.window_start for w in windows]
@@ -100,15 +108,28 @@ def draw_pipeline(pipeline: PipelineOutcome, path: Path) -> Path:
     score_axis.legend(loc="upper left", fontsize=8)
     for axis in (passengers_axis, score_axis):
         axis.grid(alpha=0.3)
-    score_axis.xaxis.set_major_locator(mdates.DayLocator(interval=2))
-    score_axis.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+    # Days apart on a month; an automatic locator keeps a longer range readable too.
+    days = max(1.0, (times[-1] - times[0]).total_seconds() / 86400) if times else 1.0
+    if days <= 62:
+        score_axis.xaxis.set_major_locator(mdates.DayLocator(interval=2))
+        score_axis.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+    else:
+        locator = mdates.AutoDateLocator()
+        score_axis.xaxis.set_major_locator(locator)
+        score_axis.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    score_axis.set_xlabel("window start (UTC)")
     figure.tight_layout()
+    return figure
+
+
+def draw_streaming(streaming: StreamOutcome, path: Path) -> Path:
+    figure = streaming_figure(streaming)
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
 
 
-def draw_streaming(streaming: StreamOutcome, path: Path) -> Path:
+def streaming_figure(streaming: StreamOutcome) -> Figure:
     marketplaces = list(streaming.interval_sums)
     columns = 2
     rows = (len(marketplaces) + columns - 1) // columns
@@ -133,7 +154,8 @@ def draw_streaming(streaming: StreamOutcome, path: Path) -> Path:
                 zorder=5,  # type: ignore[arg-type]
                 label=f"detected ({len(alerts)})",
             )
-        axis.set_title(f"marketplace {marketplace}: views per interval", fontsize=10)
+        axis.set_title(f"marketplace {marketplace}", fontsize=10)
+        axis.set_ylabel(f"views per {streaming.frequency_minutes} min")
         axis.grid(alpha=0.3)
         if alerts or (streaming.anomaly_window and marketplace == streaming.anomaly_marketplace):
             axis.legend(loc="upper left", fontsize=8)
@@ -141,8 +163,12 @@ def draw_streaming(streaming: StreamOutcome, path: Path) -> Path:
         axis.xaxis.set_major_formatter(mdates.DateFormatter("%b %d\n%H:%M"))
     for axis in list(axes.flat)[len(marketplaces) :]:
         axis.set_visible(False)
-    figure.suptitle("Streaming metrics: per-marketplace views per interval, with detector alerts", fontsize=12)
+    for axis in axes[-1]:
+        axis.set_xlabel("interval start (UTC)")
+    figure.suptitle(
+        f"Streaming metrics: views per {streaming.frequency_minutes}-minute interval and marketplace (times in UTC), "
+        "with detector alerts",
+        fontsize=12,
+    )
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return figure

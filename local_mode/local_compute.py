@@ -179,7 +179,8 @@ class LocalEcs:
             for line in process.stdout:
                 log.write(line)
                 log.flush()
-                self.progress.say("fargate", _message_part(line.rstrip()))
+                if not _is_console_noise(line):
+                    self.progress.say("fargate", _message_part(line.rstrip()))
         process.wait()
         task = next(task for task in self.tasks if task.task_arn == task_arn)
         if self.on_task_stopped is not None:
@@ -223,6 +224,12 @@ def _kill(task: LocalTask, progress: Progress) -> None:
     if task.running:
         progress.say("fargate", f"killing task {task.task_arn.rsplit('/', 1)[-1][:8]} (SIGKILL), as ECS does on OOM")
         task.process.kill()
+
+
+def _is_console_noise(log_line: str) -> bool:
+    """botocore's INFO lines ("Found credentials in environment variables."): kept in the task's log file only."""
+    parts = log_line.split(" ", 4)
+    return len(parts) == 5 and parts[2] == "INFO" and parts[3].startswith("botocore")
 
 
 def _message_part(log_line: str) -> str:

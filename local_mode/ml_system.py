@@ -11,9 +11,8 @@ import csv
 import functools
 import json
 import logging
-import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from local_mode.pipeline_steps import (
 from local_mode.progress import Progress
 from local_mode.spark_session import get_spark
 from local_mode.taxi_data import GeneratedTrips, KnownAnomaly, generate_trips
+from local_mode.trip_input import Staging, check_trip_input, describe_ignored, stage_trip_files
 from pipeline_evaluation import AnomalyEvent, WindowsEvaluation, evaluate_windows, read_transform_output
 
 if TYPE_CHECKING:
@@ -50,7 +50,6 @@ PIPELINE_ROLE_ARN = f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/taxi-pipeline-local"
 # The task definition's container name in AWS (cdk_constructs/prep_task.py), which the watchdog looks for.
 PREP_CONTAINER_NAME = "FargateTask"
 WINDOW = timedelta(minutes=30)
-TRIP_FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 _LAMBDA_LOGGERS = ("callback_handler", "glue_completion", "task_watchdog", "pipeline_callback")
 
 
@@ -65,6 +64,8 @@ class PipelineOptions:
     fail_prep: bool = False
     # Kill the Fargate task's process this long after it starts (what ECS does on out-of-memory).
     kill_task_after: float | None = None
+    # Extra default arguments of the prep Glue job (--analysis_start, --analysis_end, --max_windows).
+    prep_arguments: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -161,12 +162,13 @@ def _lambda_logs_as_progress(progress: Progress) -> Iterator[None]:
 
 def stage_input(
     options: PipelineOptions, s3: LocalS3, raw_prefix: str, progress: Progress
-) -> tuple[GeneratedTrips | None, list[Path]]:
+) -> tuple[GeneratedTrips | None, list[Path], Staging]:
     """Put the trips where the definition's InputLocation default points (the raw bucket's prefix)."""
-    raw_folder = s3.path(f"s3://{RAW_BUCKET}/{raw_prefix}")
+    raw_uri = f"s3://{RAW_BUCKET}/{raw_prefix}"
+    raw_folder = s3.path(raw_uri)
     if options.fail_prep:
-        progress.say("data", f"--fail-prep: leaving s3://{RAW_BUCKET}/{raw_prefix} empty, so the Glue job fails")
-        return None, []
+        progress.say("data", f"--fail-prep: leaving {raw_uri} empty, so the Glue job fails")
+        return None, [], Staging()
     if options.input_path is None:
         generated = generate_trips(raw_folder, seed=options.seed, total_trips=options.trips)
         progress.say(
@@ -176,18 +178,17 @@ def stage_input(
         )
         for anomaly in generated.anomalies:
             progress.say("data", f"  injected {anomaly.describe()}")
-        return generated, [generated.path]
-    source = options.input_path
-    candidates = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
-    trip_files = [p for p in candidates if p.name.lower().endswith(TRIP_FILE_SUFFIXES)]
+        return generated, [generated.path], Staging()
+    # Checked again here (main checks before Spark starts): the folder may have changed since.
+    trip_input = check_trip_input(options.input_path)
     raw_folder.mkdir(parents=True, exist_ok=True)
-    staged = []
-    for trip_file in trip_files:
-        target = raw_folder / trip_file.name
-        shutil.copyfile(trip_file, target)
-        staged.append(target)
-    progress.say("data", f"staged {len(staged)} trip file(s) from {source} -> s3://{RAW_BUCKET}/{raw_prefix}")
-    return None, staged
+    staged, staging = stage_trip_files(trip_input, raw_folder, raw_uri)
+    progress.say(
+        "data", f"staged {len(staged)} {trip_input.input_format} trip file(s) from {trip_input.root} -> {raw_uri}"
+    )
+    if trip_input.ignored:
+        progress.say("data", describe_ignored(trip_input))
+    return None, staged, staging
 
 
 def run_pipeline(
@@ -204,7 +205,7 @@ def run_pipeline(
     timings: dict[str, float] = {}
     started = time.monotonic()
     s3 = LocalS3(options.out / "s3")
-    generated, staged = stage_input(options, s3, RAW_DATA_PREFIX, progress)
+    generated, staged, staging = stage_input(options, s3, RAW_DATA_PREFIX, progress)
     timings["input data"] = time.monotonic() - started
 
     started = time.monotonic()
@@ -219,13 +220,14 @@ def run_pipeline(
     (options.out / "pipeline" / "definition.json").write_text(json.dumps(definition, indent=2), encoding="utf-8")
 
     prep_results: list[PrepResult] = []
-    glue = GlueService(describe_error=lambda error: s3.as_s3_text(_describe_glue_error(error)))
+    # Glue's ErrorMessage names the staged copy; the user's own file is what they can act on.
+    glue = GlueService(describe_error=lambda error: staging.as_user_text(s3.as_s3_text(_describe_glue_error(error))))
     glue.register_job(
         GlueJob(
             name=PREP_JOB_NAME,
             script=lambda arguments, run_id: prep_results.append(_run_prep_job(arguments, run_id, s3, progress)),
             # The feature module reaches the job through --extra-py-files in AWS; here it is importable.
-            default_arguments={},
+            default_arguments=dict(options.prep_arguments),
         )
     )
     callbacks = CallbackSteps()
@@ -309,7 +311,7 @@ def run_pipeline(
 
 def _run_prep_job(arguments: dict[str, str], run_id: str, s3: LocalS3, progress: Progress) -> PrepResult:
     """The Glue job's entry for one run: what `taxi_prep.main` does, minus awsglue, on the shared session."""
-    from glue_scripts.taxi_prep import configure_spark, run_prep
+    from glue_scripts.taxi_prep import INPUT_OPTION_NAMES, configure_spark, input_options_from_arguments, run_prep
 
     progress.say("glue", f"job run {run_id[:11]}... RUNNING on local Spark")
     spark = get_spark()
@@ -317,7 +319,13 @@ def _run_prep_job(arguments: dict[str, str], run_id: str, s3: LocalS3, progress:
     # Job groups are per thread, and each run has its own thread: BatchStopJobRun cancels this group.
     spark.sparkContext.setJobGroup(run_id, f"{PREP_JOB_NAME} {run_id}", interruptOnCancel=True)
     return run_prep(
-        spark, s3.file_uri(arguments["--input_uri"]), s3.file_uri(arguments["--output_uri"]), _GlueLogger(progress, s3)
+        spark,
+        s3.file_uri(arguments["--input_uri"]),
+        s3.file_uri(arguments["--output_uri"]),
+        _GlueLogger(progress, s3),
+        input_options_from_arguments(
+            {name: arguments[f"--{name}"] for name in INPUT_OPTION_NAMES if f"--{name}" in arguments}
+        ),
     )
 
 

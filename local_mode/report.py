@@ -106,6 +106,11 @@ def _pipeline_lines(pipeline: PipelineOutcome, out: Path) -> list[str]:
             f"  rows in: {prep.rows_read:,} trips ({prep.rows_dropped:,} dropped)  ->  windows out: {prep.windows:,} "
             f"half-hour windows ({prep.train_rows:,} training vectors, {prep.seasonality} pattern)"
         )
+        if prep.analysis_range is not None:
+            lines.append(
+                f"  analysis range {prep.analysis_range.describe()}: "
+                f"{prep.rows_out_of_range:,} pickups outside it dropped"
+            )
     evaluation = pipeline.evaluation
     if evaluation is None:
         return lines
@@ -141,6 +146,11 @@ def _pipeline_lines(pipeline: PipelineOutcome, out: Path) -> list[str]:
 
 def _streaming_lines(streaming: StreamOutcome) -> list[str]:
     hours = (streaming.end - streaming.start).total_seconds() / 3600
+    if streaming.stopped_early:
+        return [
+            f"Streaming: stopped after {streaming.batches} micro-batch(es) ({streaming.records:,} records) because "
+            "the ML pipeline failed; `--only streaming` runs it alone"
+        ]
     lines = [
         f"Streaming: {hours:g} simulated hours, {streaming.records:,} records in {streaming.batches} micro-batches "
         f"-> {streaming.good:,} good, {streaming.quarantined} quarantined; {streaming.intervals} intervals scored "

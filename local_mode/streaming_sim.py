@@ -13,6 +13,7 @@ its folder-backed store.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -60,6 +61,8 @@ class StreamOptions:
     records_per_minute: int = RECORDS_PER_MINUTE
     hours_per_batch: int = 1
     anomaly_hour: float = DEFAULT_ANOMALY_HOUR
+    # Set by the caller to end the simulation after the current batch (the pipeline failed).
+    stop: threading.Event | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,8 @@ class StreamOutcome:
     anomalies_folder: Path | None = None
     intervals_folder: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    stopped_early: bool = False
+    frequency_minutes: int = 5
 
     def is_injected(self, anomaly: DetectedAnomaly) -> bool:
         if self.anomaly_window is None:
@@ -212,6 +217,7 @@ def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Pro
         anomaly_window,
         intervals_folder=intervals_folder,
         anomalies_folder=folder / ANOMALIES_PREFIX,
+        frequency_minutes=config.frequency_minutes,
     )
     interval = timedelta(minutes=config.frequency_minutes)
     batch_span = timedelta(hours=options.hours_per_batch)
@@ -226,6 +232,9 @@ def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Pro
     stream_folder.mkdir(parents=True, exist_ok=True)
     batch_start, batch_id = start, 0
     while batch_start < end:
+        if options.stop is not None and options.stop.is_set():
+            outcome.stopped_early = True
+            break
         batch_end = min(batch_start + batch_span, end)
         began = time.monotonic()
         lines: list[str] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import CfnOutput, Duration, Fn, Stack
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
@@ -21,6 +21,16 @@ from cdk_constructs.task_watchdog import TaskWatchdog
 
 
 class DataPrepStack(Stack):
+    @property
+    def availability_zones(self) -> list[str]:
+        """The VPC's zones without a context lookup, so synth needs no credentials even with an account set.
+
+        CDK's default looks the zones up in the account when the stack has one (and stores them in the
+        git-ignored cdk.context.json); these come from config, or from Fn::GetAZs at deploy time.
+        """
+        configured = self._availability_zones_from_config
+        return list(configured) if configured else [Fn.select(index, Fn.get_azs()) for index in range(2)]
+
     def __init__(
         self,
         scope: Construct,
@@ -32,6 +42,8 @@ class DataPrepStack(Stack):
         operations_topic: sns.ITopic,
         **kwargs: Any,
     ) -> None:
+        # Read by the availability_zones property, which the VPC asks for during this constructor.
+        self._availability_zones_from_config = config.data_prep.availability_zones
         super().__init__(scope, construct_id, **kwargs)
         prep = config.data_prep
         self.alarms = Alarms(self, "Alarms", topic=operations_topic, alarm_prefix=f"taxi-anomaly-{config.name}")

@@ -169,8 +169,9 @@ def test_write_batch_lays_out_interval_partitions_with_a_csv_header(spark: Spark
     late = list((tmp_path / "metrics" / "intvl_date=2026-11-25" / "intvl_hhmm=1800").glob("part-*.csv"))
     assert len(on_time) == 1
     assert len(late) == 1
-    assert on_time[0].read_text().splitlines() == ["marketplace,event_time,views", "US,2026-11-25 19:18:28,12.0"]
-    assert late[0].read_text().splitlines() == ["marketplace,event_time,views", "US,2026-11-25 18:02:10,3.0"]
+    # (whole measures without ".0")
+    assert on_time[0].read_text().splitlines() == ["marketplace,event_time,views", "US,2026-11-25 19:18:28,12"]
+    assert late[0].read_text().splitlines() == ["marketplace,event_time,views", "US,2026-11-25 18:02:10,3"]
     # And the bad record is a JSON line under today's ingest date
     today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     quarantine_files = list((tmp_path / "quarantine" / f"ingest_date={today}").glob("part-*.json"))
@@ -198,7 +199,25 @@ def test_process_batch_counts_and_appends_batches(spark: SparkSession, tmp_path:
     assert (second_counts.good, second_counts.quarantined) == (1, 1)
     interval = tmp_path / "metrics" / "intvl_date=2026-11-25" / "intvl_hhmm=1915"
     data_lines = [line for path in interval.glob("part-*.csv") for line in path.read_text().splitlines()[1:]]
-    assert sorted(data_lines) == [f"US,2026-11-25 19:18:28,{views}.0" for views in (1, 2, 3)]
+    assert sorted(data_lines) == [f"US,2026-11-25 19:18:28,{views}" for views in (1, 2, 3)]
+
+
+def test_fractional_measures_keep_their_fraction_and_whole_ones_lose_the_point_zero(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # Given whole, fractional and large measures
+    records = [event(views=98), event(views=2.5), event(views=-4), event(views=1e17)]
+    good_df, quarantine_df = split_batch(raw_batch(spark, records), FIVE_MINUTES, batch_id=1)
+
+    # When the batch is written
+    write_batch(good_df, quarantine_df, str(tmp_path / "metrics"), str(tmp_path / "quarantine"))
+
+    # Then whole numbers read as integers, the others as Spark writes a double
+    interval = tmp_path / "metrics" / "intvl_date=2026-11-25" / "intvl_hhmm=1915"
+    values = sorted(
+        line.rsplit(",", 1)[1] for path in interval.glob("part-*.csv") for line in path.read_text().splitlines()[1:]
+    )
+    assert values == ["-4", "1.0E17", "2.5", "98"]
 
 
 def test_an_all_bad_batch_writes_only_quarantine(spark: SparkSession, tmp_path: Path) -> None:

@@ -93,12 +93,14 @@ def _run_app(env_name: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_app_rejects_an_unknown_environment_with_the_valid_names(tmp_path: Path) -> None:
     result = _run_app("staging", tmp_path)
     assert result.returncode != 0
     assert "unknown environment 'staging'; valid environments: dev, prod" in result.stderr
 
 
+@pytest.mark.slow
 def test_app_synthesizes_without_credentials(tmp_path: Path) -> None:
     # Given no AWS credentials or CDK_DEFAULT_* in the environment
     result = _run_app("prod", tmp_path)

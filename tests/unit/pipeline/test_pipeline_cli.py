@@ -99,7 +99,7 @@ def test_missing_stack_is_explained(cloudformation: StubbedClient) -> None:
 
     # When resolving the pipeline name
     # Then the error says which stack could not be read
-    with pytest.raises(CliError, match="cannot read stack taxi-anomaly-qa-pipeline"):
+    with pytest.raises(CliError, match="stack taxi-anomaly-qa-pipeline does not exist in us-east-1: deploy it with"):
         resolve_pipeline_name(cloudformation.client, "qa")
 
 
