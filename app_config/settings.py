@@ -15,9 +15,27 @@ from typing import Any, Literal
 
 CompletionMode = Literal["poll", "events"]
 StreamMode = Literal["ON_DEMAND", "PROVISIONED"]
+# When the streaming job should be running: always, only while the generator's schedule is enabled, or daily hours.
+JobRunMode = Literal["always", "with_generator", "active_hours"]
 
 _GLUE_WORKER_TYPES = ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X", "Z.2X")
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+# Worker types a Glue Spark streaming job accepts; G.025X (0.25 DPU) exists for low-volume streaming only.
+_GLUE_STREAMING_WORKER_TYPES = ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X")
+_JOB_RUN_MODES = ("always", "with_generator", "active_hours")
+# botocore's Glue model: MaintenanceWindow pattern ^(Sun|Mon|Tue|Wed|Thu|Fri|Sat):([01]?[0-9]|2[0-3])$ (GMT).
+_MAINTENANCE_WINDOW = re.compile(r"^(Sun|Mon|Tue|Wed|Thu|Fri|Sat):([01]?[0-9]|2[0-3])$")
+# Glue's Kinesis "startingPosition": latest, trim_horizon, earliest, or a UTC timestamp yyyy-mm-ddTHH:MM:SSZ
+# (or with an offset such as -04:00; Glue 4.0 or later).
+_STARTING_POSITION = re.compile(
+    r"^(?i:latest|trim_horizon|earliest)$|^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})$"
+)
+# arn:<partition>:kinesis:<region>:<account>:stream/<name>; stream names are 1-128 of [a-zA-Z0-9_.-].
+_KINESIS_STREAM_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):kinesis:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):stream/[A-Za-z0-9_.-]{1,128}$"
+)
+# A key ARN (not an alias: IAM grants on a key need its key ARN).
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/[A-Za-z0-9-]{1,128}$")
 
 
 class ConfigError(ValueError):
@@ -108,6 +126,18 @@ class StreamingConfig:
     history_length: int = 288
     anomaly_marketplace: str | None = None
     anomaly_factor: float = 1.0
+    # An existing Kinesis Data Stream to read instead of the one the storage stack creates (same account and region).
+    source_stream_arn: str | None = None
+    source_stream_kms_key_arn: str | None = None
+    source_starting_position: str = "TRIM_HORIZON"
+    job_run_mode: JobRunMode = "with_generator"
+    job_active_hours_utc: tuple[int, int] | None = None
+    job_max_retries: int = 1
+    batch_max_retries: int = 3
+    job_failure_limit: int = 5
+    job_failure_window_hours: int = 6
+    supervisor_interval_minutes: int = 5
+    maintenance_window: str = "Sun:03"
 
     def validate(self) -> None:
         _require(self.frequency_minutes in (5, 10), "streaming.frequency_minutes must be 5 or 10")
@@ -118,8 +148,8 @@ class StreamingConfig:
         _require(1 <= self.generator_rate_minutes <= 60, "streaming.generator_rate_minutes must be 1..60")
         _require(1 <= self.records_per_invocation <= 10000, "streaming.records_per_invocation must be 1..10000")
         _require(
-            self.glue_worker_type in _GLUE_WORKER_TYPES,
-            f"streaming.glue_worker_type must be one of {', '.join(_GLUE_WORKER_TYPES)}",
+            self.glue_worker_type in _GLUE_STREAMING_WORKER_TYPES,
+            f"streaming.glue_worker_type must be one of {', '.join(_GLUE_STREAMING_WORKER_TYPES)} (streaming jobs)",
         )
         _require(self.glue_number_of_workers >= 2, "streaming.glue_number_of_workers must be at least 2")
         _require(1 <= self.window_size_seconds <= 3600, "streaming.window_size_seconds must be 1..3600")
@@ -130,6 +160,74 @@ class StreamingConfig:
         _require(self.anomaly_threshold > 0, "streaming.anomaly_threshold must be > 0")
         _require(8 <= self.history_length <= 10000, "streaming.history_length must be 8..10000")
         _require(self.anomaly_factor > 0, "streaming.anomaly_factor must be > 0")
+        self._validate_source()
+        self._validate_job_control()
+
+    def _validate_source(self) -> None:
+        if self.source_stream_arn is not None:
+            _require(
+                bool(_KINESIS_STREAM_ARN.match(self.source_stream_arn)),
+                f"streaming.source_stream_arn must be a Kinesis stream ARN "
+                f"(arn:aws:kinesis:<region>:<account>:stream/<name>), got {self.source_stream_arn!r}",
+            )
+            _require(
+                not self.generator_enabled,
+                "streaming.generator_enabled must be false when streaming.source_stream_arn is set "
+                "(the generator would write synthetic events into your stream)",
+            )
+            _require(
+                self.job_run_mode != "with_generator",
+                "streaming.job_run_mode 'with_generator' needs the generator; with streaming.source_stream_arn "
+                "use 'always' or 'active_hours'",
+            )
+        if self.source_stream_kms_key_arn is not None:
+            _require(
+                self.source_stream_arn is not None,
+                "streaming.source_stream_kms_key_arn is only used with streaming.source_stream_arn",
+            )
+            _require(
+                bool(_KMS_KEY_ARN.match(self.source_stream_kms_key_arn)),
+                f"streaming.source_stream_kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>),"
+                f" got {self.source_stream_kms_key_arn!r}",
+            )
+        _require(
+            bool(_STARTING_POSITION.match(self.source_starting_position)),
+            "streaming.source_starting_position must be TRIM_HORIZON, LATEST, EARLIEST or a UTC timestamp "
+            f"such as 2026-11-25T08:00:00Z, got {self.source_starting_position!r}",
+        )
+
+    def _validate_job_control(self) -> None:
+        _require(
+            self.job_run_mode in _JOB_RUN_MODES,
+            f"streaming.job_run_mode must be one of {', '.join(_JOB_RUN_MODES)}, got {self.job_run_mode!r}",
+        )
+        hours = self.job_active_hours_utc
+        if self.job_run_mode == "active_hours":
+            _require(
+                hours is not None
+                and len(hours) == 2
+                and all(isinstance(hour, int) and 0 <= hour <= 23 for hour in hours)
+                and hours[0] != hours[1],
+                "streaming.job_active_hours_utc must be [start_hour, end_hour] (UTC, 0-23, different; "
+                f"[22, 6] spans midnight) when streaming.job_run_mode is 'active_hours', got {hours!r}",
+            )
+        else:
+            _require(
+                hours is None,
+                "streaming.job_active_hours_utc is only used when streaming.job_run_mode is 'active_hours'",
+            )
+        _require(0 <= self.job_max_retries <= 10, "streaming.job_max_retries must be 0..10")
+        _require(0 <= self.batch_max_retries <= 10, "streaming.batch_max_retries must be 0..10")
+        _require(1 <= self.job_failure_limit <= 100, "streaming.job_failure_limit must be 1..100")
+        _require(1 <= self.job_failure_window_hours <= 168, "streaming.job_failure_window_hours must be 1..168")
+        _require(
+            1 <= self.supervisor_interval_minutes <= 60, "streaming.supervisor_interval_minutes must be 1..60"
+        )
+        _require(
+            bool(_MAINTENANCE_WINDOW.match(self.maintenance_window)),
+            f"streaming.maintenance_window must be <Day>:<hour> in GMT such as 'Sun:03' (days Sun..Sat, "
+            f"hours 0-23), got {self.maintenance_window!r}",
+        )
 
 
 @dataclass(frozen=True)
@@ -166,6 +264,26 @@ def stack_name(env_name: str, purpose: str) -> str:
     return f"taxi-anomaly-{env_name}-{purpose}"
 
 
+def _require_stream_in_environment(streaming: StreamingConfig, *, region: str, account: str | None) -> None:
+    """An existing stream must be where the job runs: Glue reads it with the job role, in the job's region."""
+    for setting, arn, pattern in (
+        ("source_stream_arn", streaming.source_stream_arn, _KINESIS_STREAM_ARN),
+        ("source_stream_kms_key_arn", streaming.source_stream_kms_key_arn, _KMS_KEY_ARN),
+    ):
+        match = pattern.match(arn) if arn else None
+        if match is None:
+            continue
+        _require(
+            match["region"] == region,
+            f"streaming.{setting} is in region {match['region']}, but this environment deploys to {region}",
+        )
+        _require(
+            account is None or match["account"] == account,
+            f"streaming.{setting} is in account {match['account']}, but this environment deploys to {account} "
+            "(cross-account streams are not supported)",
+        )
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
@@ -180,6 +298,8 @@ def _section(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
     for name in ("subnet_ids", "availability_zones"):
         if name in raw:
             raw[name] = tuple(raw[name] or ())
+    if raw.get("job_active_hours_utc") is not None:
+        raw["job_active_hours_utc"] = tuple(raw["job_active_hours_utc"])
     section = cls(**raw)
     if hasattr(section, "validate"):
         section.validate()
@@ -213,6 +333,8 @@ def load_environment(
     data_prep = _section(DataPrepConfig, raw.get("data_prep"), f"{name}.data_prep")
     foreign = [zone for zone in data_prep.availability_zones if not zone.startswith(region)]
     _require(not foreign, f"{name}.data_prep.availability_zones {', '.join(foreign)} are not in region {region}")
+    streaming = _section(StreamingConfig, raw.get("streaming"), f"{name}.streaming")
+    _require_stream_in_environment(streaming, region=region, account=raw.get("account") or default_account)
     return EnvironmentConfig(
         name=name,
         account=raw.get("account") or default_account,
@@ -222,6 +344,6 @@ def load_environment(
         log_retention_days=retention,
         data_prep=data_prep,
         pipeline=_section(PipelineConfig, raw.get("pipeline"), f"{name}.pipeline"),
-        streaming=_section(StreamingConfig, raw.get("streaming"), f"{name}.streaming"),
+        streaming=streaming,
         operations=_section(OperationsConfig, raw.get("operations"), f"{name}.operations"),
     )

@@ -55,8 +55,8 @@ class GluePrepJob(Construct):
                 ],
             )
         )
-        grant_prefix_read(self.role, raw_bucket, RAW_PREFIX)
-        grant_prefix_write(self.role, prepared_bucket, PREPARED_PREFIX)
+        grant_prefix_read(self.role, raw_bucket, RAW_PREFIX, hadoop=True)
+        grant_prefix_write(self.role, prepared_bucket, PREPARED_PREFIX, hadoop=True)
         security.grant_job_role(self.role)
         acknowledge(
             self.role,
@@ -82,10 +82,11 @@ class GluePrepJob(Construct):
             # Several pipeline executions may prepare data at once.
             execution_property=glue.CfnJob.ExecutionPropertyProperty(max_concurrent_runs=5),
             security_configuration=security.configuration.ref,
+            # Glue 5.0 logs in real time without the deprecated --enable-continuous-cloudwatch-log and
+            # --enable-continuous-log-filter ("with the introduction of AWS Glue 5.0, all jobs have real-time
+            # logging capability", AWS Glue guide, Logging for AWS Glue jobs).
             default_arguments={
                 "--job-language": "python",
-                "--enable-continuous-cloudwatch-log": "true",
-                "--enable-continuous-log-filter": "true",
                 "--enable-metrics": "true",
                 "--enable-observability-metrics": "true",
                 # --extra-py-files: "Additional Python files that AWS Glue adds to the Python path before

@@ -176,7 +176,7 @@ def _streaming_lines(streaming: StreamOutcome) -> list[str]:
         lines += [f"       {line}" for line in alert.message.splitlines() if line.startswith("- ")]
     if len(streaming.alerts) > MAX_ALERTS_SHOWN:
         lines.append(f"   ... and {len(streaming.alerts) - MAX_ALERTS_SHOWN} more")
-    lines.append(f"  Interval CSVs: {streaming.intervals_folder}/intvl_date=.../intvl_hhmm=...")
+    lines.append(f"  Interval CSVs: {streaming.intervals_folder}/intvl_date=.../intvl_hhmm=.../batch_id=...")
     lines.append(
         f"  Anomaly records: {streaming.anomalies_folder}/intvl_date=.../intvl_hhmm=.../anomalies.jsonl "
         f"({len(streaming.anomaly_files)} files)"

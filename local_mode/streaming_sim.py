@@ -1,8 +1,9 @@
 """The streaming system, locally, in compressed time.
 
-metrics_generator's record function -> JSON strings as Kinesis would carry them (a few malformed ones
-too) -> one micro-batch per `hours_per_batch` simulated hours through the streaming ETL's `process_batch`
-on local Spark -> interval partitions under `<out>/streaming/intervals/` -> the real detector
+metrics_generator's record function -> JSON records as Kinesis would carry them (bytes; a few malformed ones
+too) -> one micro-batch per `hours_per_batch` simulated hours, parsed the way Glue's Kinesis source parses them
+(`local_mode.kinesis_source`), through the streaming ETL's `process_batch` on local Spark -> interval partitions
+under `<out>/streaming/intervals/` (one folder per batch) -> the real detector
 (`anomaly_detector.logic.detect_interval`) scores each closed interval, reading the partitions through
 its folder-backed store.
 
@@ -42,10 +43,11 @@ DEFAULT_ANOMALY_HOUR = 38.0
 MALFORMED_EVERY_HOURS = 6
 ANOMALY_DURATION = timedelta(minutes=30)
 MALFORMED_RECORDS = (
-    '{"platform": "web", "marketplace": "us", "event_time": "2026-11-23 01:02:03", "views": ',  # cut short
-    '{"platform": "ios", "event_time": "2026-11-23 01:02:03", "views": 4}',  # no marketplace
-    '{"platform": "web", "marketplace": "uk", "event_time": "yesterday", "views": 7}',
-    '{"platform": "android", "marketplace": "jp", "event_time": "2026-11-23 01:02:03", "views": "many"}',
+    b'{"platform": "web", "marketplace": "us", "event_time": "2026-11-23 01:02:03", "views": ',  # cut short
+    b'{"platform": "ios", "event_time": "2026-11-23 01:02:03", "views": 4}',  # no marketplace
+    b'{"platform": "web", "marketplace": "uk", "event_time": "yesterday", "views": 7}',
+    b'{"platform": "android", "marketplace": "jp", "event_time": "2026-11-23 01:02:03", "views": "many"}',
+    b'{"platform": "web", "marketplace": "\xff\xfe", "event_time": "2026-11-23 01:02:03", "views": 1}',  # not UTF-8
 )
 # Keys under `<out>/streaming/`, as the detector Lambda's are under the metrics bucket's `metrics/`.
 INTERVALS_PREFIX = "intervals/"
@@ -180,6 +182,7 @@ def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Pro
     from metrics_generator.records import GeneratorSettings, generate_records, rng_for_interval
 
     from glue_scripts.streaming_etl import StreamSettings, process_batch
+    from local_mode.kinesis_source import json_lines_batch
 
     start = STREAM_START
     end = start + timedelta(hours=options.hours)
@@ -237,26 +240,25 @@ def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Pro
             break
         batch_end = min(batch_start + batch_span, end)
         began = time.monotonic()
-        lines: list[str] = []
+        lines: list[bytes] = []
         interval_start = batch_start
         while interval_start < batch_end:
             rng = rng_for_interval(options.seed, interval_start)
             records = generate_records(interval_start, interval_start + interval, rng, generator)
-            lines.extend(json.dumps(record, separators=(",", ":")) for record in records)
+            lines.extend(json.dumps(record, separators=(",", ":")).encode("utf-8") for record in records)
             if interval_start.minute == 0 and interval_start.hour % MALFORMED_EVERY_HOURS == 1:
                 lines.append(MALFORMED_RECORDS[outcome.malformed % len(MALFORMED_RECORDS)])
                 outcome.malformed += 1
             interval_start += interval
         outcome.records += len(lines)
-        # The shard file is the stream: one record per line, as Kinesis hands them to Glue.
+        # The shard file is the stream: one record (data blob) per line.
         shard_file = stream_folder / f"batch-{batch_id:05d}.jsonl"
-        shard_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        shard_file.write_bytes(b"\n".join(lines) + b"\n")
         timings["generate"] += time.monotonic() - began
 
         began = time.monotonic()
-        raw_df = spark.read.text(str(shard_file)).withColumnRenamed("value", "raw")
         counts = process_batch(
-            raw_df,
+            json_lines_batch(spark, shard_file, settings),
             batch_id,
             settings,
             intervals_folder.resolve().as_uri(),

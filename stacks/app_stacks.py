@@ -70,7 +70,7 @@ def build_stacks(app: cdk.App, config: EnvironmentConfig) -> AppStacks:
         "Streaming",
         stack_name=config.stack_name("streaming"),
         config=config,
-        stream=storage.metrics_stream.stream,
+        stream=storage.metrics_stream.stream if storage.metrics_stream is not None else None,
         metrics_bucket=storage.buckets.metrics,
         operations_topic=operations.operations.topic,
         description=f"Taxi anomaly ({config.name}): streaming metrics ETL and continuous anomaly detector",

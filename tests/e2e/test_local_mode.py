@@ -112,7 +112,7 @@ def test_streaming_anomaly_is_detected_in_its_marketplace_and_interval(full_run:
     assert streaming.detector_rows_read == streaming.good
     assert streaming.quarantined >= 1
     assert streaming.intervals_folder is not None
-    assert list(streaming.intervals_folder.glob("intvl_date=*/intvl_hhmm=*/*.csv"))
+    assert list(streaming.intervals_folder.glob("intvl_date=*/intvl_hhmm=*/batch_id=*/*.csv"))
 
 
 def test_charts_are_png_files(full_run: RunResult) -> None:

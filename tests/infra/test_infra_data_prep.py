@@ -208,7 +208,7 @@ def test_glue_job_is_glue_5_with_workers_logging_and_security_configuration(dev:
             "SecurityConfiguration": {"Ref": config_id},
             "DefaultArguments": Match.object_like(
                 {
-                    "--enable-continuous-cloudwatch-log": "true",
+                    "--enable-metrics": "true",
                     # The feature module the script imports, shipped next to it
                     "--extra-py-files": Match.string_like_regexp(r"^s3://.*\.zip$"),
                 }
@@ -229,11 +229,17 @@ def test_glue_job_is_glue_5_with_workers_logging_and_security_configuration(dev:
 
 def test_glue_role_reads_raw_prefix_and_writes_prepared_prefix_only(dev: Synthesized) -> None:
     template = dev.template(dev.stacks.data_prep)
-    object_grants = {(a, r) for a, r in role_grants(template, "PrepJobRole") if a.startswith("s3:") and "/taxi/*" in r}
+    # Under the prefix, and the bare prefix itself, which Hadoop file systems probe (S3A's three forms of a path)
+    object_grants = {
+        (a, r)
+        for a, r in role_grants(template, "PrepJobRole")
+        if a.startswith("s3:") and ("/taxi/*" in r or r.endswith('/taxi"]]}'))
+    }
     raw = {a for a, r in object_grants if "BucketsRaw" in r}
     prepared = {a for a, r in object_grants if "BucketsPrepared" in r}
     assert raw == {"s3:GetObject"}
-    assert prepared == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    assert prepared == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
+    assert {r.endswith('/taxi"]]}') for _, r in object_grants} == {True, False}
     # Outside those prefixes: only the script and its feature module (two asset objects), read-only.
     other_objects = {
         (a, r) for a, r in role_grants(template, "PrepJobRole") if a.startswith("s3:") and a != "s3:ListBucket"
@@ -241,12 +247,14 @@ def test_glue_role_reads_raw_prefix_and_writes_prepared_prefix_only(dev: Synthes
     assert {a for a, _ in other_objects} == {"s3:GetObject"}
     assert all("cdk-hnb659fds-assets" in r and r.count("*") == 0 for _, r in other_objects)
     listing = [s for s in role_statements(template, "PrepJobRole") if s["Action"] == "s3:ListBucket"]
-    assert listing and all(s["Condition"]["StringLike"]["s3:prefix"] == ["taxi/", "taxi/*"] for s in listing)
+    assert listing and all(s["Condition"]["StringLike"]["s3:prefix"] == ["taxi/", "taxi/*", "taxi"] for s in listing)
     assert role_actions(template, "PrepJobRole") == {
         "s3:GetObject",
         "s3:PutObject",
         "s3:DeleteObject",
         "s3:ListBucket",
+        "s3:AbortMultipartUpload",
+        "cloudwatch:PutMetricData",
         "kms:Encrypt",
         "kms:Decrypt",
         "kms:GenerateDataKey",
