@@ -117,18 +117,19 @@ class DataPrepConfig:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    shingle_size: int = 48
     training_instance_type: str = "ml.m5.large"
     training_instance_count: int = 1
     transform_instance_type: str = "ml.m5.large"
-    num_samples_per_tree: int = 200
-    num_trees: int = 50
+    # Small samples keep RCF from masking an anomaly that spans many windows (a storm is 48 of them); more
+    # trees keep the scores, and so the cut-off, steady from one training run to the next.
+    num_samples_per_tree: int = 64
+    num_trees: int = 200
     schedule: str | None = None
 
     def validate(self) -> None:
-        _require(1 <= self.shingle_size <= 1000, "pipeline.shingle_size must be 1..1000")
         _require(self.training_instance_count >= 1, "pipeline.training_instance_count must be >= 1")
-        _require(10 <= self.num_samples_per_tree <= 2048, "pipeline.num_samples_per_tree must be 10..2048")
+        # RCF's documented valid values (RCF Hyperparameters): num_samples_per_tree 1..2048, num_trees 50..1000.
+        _require(1 <= self.num_samples_per_tree <= 2048, "pipeline.num_samples_per_tree must be 1..2048")
         _require(50 <= self.num_trees <= 1000, "pipeline.num_trees must be 50..1000")
         for name in ("training_instance_type", "transform_instance_type"):
             _require(getattr(self, name).startswith("ml."), f"pipeline.{name} must start with 'ml.'")

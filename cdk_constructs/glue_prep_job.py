@@ -1,4 +1,4 @@
-"""The Glue PySpark job that turns raw taxi trips into shingled passenger counts per 30 minutes."""
+"""The Glue PySpark job that turns raw taxi trips into the model's per-half-hour features."""
 
 from __future__ import annotations
 
@@ -32,13 +32,15 @@ class GluePrepJob(Construct):
         construct_id: str,
         *,
         config: DataPrepConfig,
-        shingle_size: int,
         raw_bucket: s3.IBucket,
         prepared_bucket: s3.IBucket,
         security: GlueSecurity,
     ) -> None:
         super().__init__(scope, construct_id)
         script = s3_assets.Asset(self, "Script", path=str(SCRIPTS_DIR / "taxi_prep.py"))
+        # The feature module the script imports (shared with the backtest's pipeline replay), as a zip whose
+        # root holds window_features.py: a single .py asset would be stored under its hash, not its name.
+        features_module = s3_assets.Asset(self, "FeaturesModule", path=str(SCRIPTS_DIR / "features"))
         self.role = iam.Role(
             self,
             "Role",
@@ -47,7 +49,11 @@ class GluePrepJob(Construct):
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["s3:GetObject"], resources=[script.bucket.arn_for_objects(script.s3_object_key)]
+                actions=["s3:GetObject"],
+                resources=[
+                    script.bucket.arn_for_objects(script.s3_object_key),
+                    features_module.bucket.arn_for_objects(features_module.s3_object_key),
+                ],
             )
         )
         grant_prefix_read(self.role, raw_bucket, RAW_PREFIX, hadoop=True)
@@ -65,7 +71,7 @@ class GluePrepJob(Construct):
             self,
             "Job",
             role=self.role.role_arn,
-            description="Sums taxi passengers per 30-minute window and writes shingled training/scoring CSV",
+            description="Sums taxi passengers per 30-minute window and writes the model's training and scoring data",
             glue_version=GLUE_VERSION,
             command=glue.CfnJob.JobCommandProperty(
                 name="glueetl", python_version="3", script_location=script.s3_object_url
@@ -84,7 +90,12 @@ class GluePrepJob(Construct):
                 "--job-language": "python",
                 "--enable-metrics": "true",
                 "--enable-observability-metrics": "true",
-                "--shingle_size": str(shingle_size),
+                # --extra-py-files: "Additional Python files that AWS Glue adds to the Python path before
+                # executing your script. Only individual files are supported" (CDK's extraPythonFiles, which
+                # sets this argument); "Unless a library is contained in a single .py file, it should be
+                # packaged in a .zip archive" (Glue: Zipping Libraries for Inclusion). A zip on the path makes
+                # its root modules importable. The module needs numpy, which Glue 5.0 ships (pandas needs it).
+                "--extra-py-files": features_module.s3_object_url,
             },
         )
         self.job_name: str = self.job.ref

@@ -1,7 +1,6 @@
-"""Batch prep job (Glue 5.0, ``glueetl``): NYC TLC yellow-taxi trips -> shingled passengers per half hour.
+"""Batch prep job (Glue 5.0, ``glueetl``): NYC TLC yellow-taxi trips -> per-half-hour model inputs.
 
-Job arguments: ``--input_uri``, ``--output_uri``, ``--shingle_size`` (an int >= 1, set as a default argument
-on the job), and optionally (see :func:`input_options_from_arguments`):
+Job arguments: ``--input_uri``, ``--output_uri``, and optionally (see :func:`input_options_from_arguments`):
 
 * ``--analysis_start`` / ``--analysis_end``: the analysis range, ``YYYY-MM-DD`` or ``YYYY-MM-DD HH:MM`` (UTC),
   end exclusive. Pickups outside it are dropped and counted. Either end left out comes from the file names
@@ -12,7 +11,8 @@ on the job), and optionally (see :func:`input_options_from_arguments`):
 * ``--max_windows`` (default 35136, two leap years of half hours): a series longer than this fails the run
   with a message saying how long it is and what to set, instead of densifying without bound.
 
-Any other argument (``--callback_token``, Glue's own ``--JOB_NAME`` ...) is ignored.
+Any other argument (``--callback_token``, Glue's own ``--JOB_NAME`` ...) is ignored. The feature logic lives in
+``window_features.py``, which the job is given as a zip of ``glue_scripts/features/`` with ``--extra-py-files``.
 
 Input: the trip files under ``input_uri`` (s3:// in Glue; a local path or file:// locally), either
 
@@ -33,19 +33,19 @@ dropped and counted; so are pickups outside the analysis range. Passengers are s
 last window (a window without trips has 0 passengers) and sorted by window start. CSV pickup times are
 wall-clock strings read as UTC: :func:`configure_spark` sets the session time zone to UTC.
 
-Shingling with N = ``shingle_size``: each window gets ``v1..vN``, the counts of the N windows ending at it
-(``v1`` the oldest, ``vN`` the window itself). Outputs under ``output_uri`` (one CSV part file each, no
-header, overwritten on every run):
+Features (``window_features.series_features``): what each window was expected to carry given the series'
+own weekly (or daily) pattern and level, and how far it is from that, at the window itself, over the hours
+around it and over its day, plus level steps, local volatility and the time of day. Outputs under
+``output_uri`` (one part file each, overwritten on every run, and nothing else: no ``_SUCCESS`` or other
+marker, because SageMaker reads every object under the prefix):
 
-* ``train/``: ``v1..vN``, only for windows with a full history (window index >= N-1). Fewer than N windows
-  in total fails the run ("need at least N half-hour windows, got K").
-* ``scoring/``: ``window_start,passengers,v1..vN`` for EVERY window, ``window_start`` as
-  ``yyyy-MM-dd HH:mm:ss``. No header, because SageMaker batch transform would score a header as a record.
-  The first N-1 windows have no full history: their missing leading values are left-padded with the FIRST
-  window's count (so window 0 of an N=3 series with counts 5, 7, 9 is ``5,5,5`` and window 1 is ``5,5,7``).
+* ``train/``: the feature vectors of every window, headerless CSV (``text/csv;label_size=0`` for RCF).
+* ``scoring/``: one JSON object per line and window, in window order::
 
-N=1 reproduces the single-feature design: train is one column of counts, scoring is
-``window_start,passengers,passengers``.
+      {"window_start":"2025-03-18 08:00:00","passengers":212,"expected":468.5,"rcf_input":{"features":[...]}}
+
+  ``rcf_input`` is a record in RCF's documented JSON Lines request format (``{"features": [...]}``); the
+  transform passes only it to the model (InputFilter) and joins the score back to the rest.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.sql.types import (
     DataType,
@@ -74,7 +74,19 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+try:  # in this repository the feature module is part of the glue_scripts package
+    from glue_scripts.features import window_features
+except ModuleNotFoundError:  # in Glue: the zip of glue_scripts/features/ that --extra-py-files puts on the path
+    import window_features  # type: ignore[no-redef]
+
 WINDOW_SECONDS = 30 * 60
+# Scoring record fields (JSON Lines). The pipeline's transform filters on them and pipeline_evaluation reads
+# them back: keep the three in step (tests/unit/pipeline checks they agree).
+SCORING_WINDOW_START = "window_start"
+SCORING_OBSERVED = "passengers"
+SCORING_EXPECTED = "expected"
+SCORING_RCF_INPUT = "rcf_input"
+RCF_FEATURES = "features"
 PICKUP_COLUMN = "tpep_pickup_datetime"
 PASSENGER_COLUMN = "passenger_count"
 WINDOW_START_FORMAT = "yyyy-MM-dd HH:mm:ss"
@@ -133,6 +145,7 @@ class PrepResult:
     windows: int
     train_rows: int
     input_format: str
+    seasonality: str
     rows_out_of_range: int = 0
     analysis_range: AnalysisRange | None = None
 
@@ -685,68 +698,130 @@ def passengers_per_window(cleaned: DataFrame, plan: RangePlan | None = None) -> 
     return WindowSeries(series=series, windows=len(dense), analysis_range=analysis_range, **counts)
 
 
-def vector_columns(shingle_size: int) -> list[str]:
-    return [f"v{position}" for position in range(1, shingle_size + 1)]
+@dataclass(frozen=True)
+class ModelInputs:
+    """The model's two inputs, one row per window, built from the dense series (see ``window_features``).
 
-
-def shingle_windows(series: DataFrame, shingle_size: int) -> DataFrame:
-    """Add ``window_index`` and ``v1..vN`` (v1 oldest, vN the window itself) to a dense, sorted series.
-
-    Windows before the first one are padded with the first window's count. Fails when the series has fewer
-    than N windows, because then not a single training row exists.
+    ``train``: the feature vectors (``FEATURE_DIM`` doubles). ``scoring``: ``window_start`` (string),
+    ``passengers``, ``expected`` and ``rcf_input`` = ``{"features": [...]}``, the record RCF scores.
     """
-    if shingle_size < 1:
-        raise PrepInputError(f"shingle_size must be at least 1, got {shingle_size}")
-    windows = series.count()
-    if windows < shingle_size:
-        raise PrepInputError(f"need at least {shingle_size} half-hour windows, got {windows}")
-    # No partitionBy on purpose: the series is a few thousand rows in one partition already.
-    in_time_order = Window.orderBy("window_start")
-    # One window expression for all N values (N separate lags make Spark generate N times the code).
-    history = sf.collect_list("passengers").over(in_time_order.rowsBetween(-(shingle_size - 1), Window.currentRow))
-    first_count = sf.first("passengers").over(in_time_order.rowsBetween(Window.unboundedPreceding, Window.currentRow))
-    padding = sf.array_repeat(first_count, sf.lit(shingle_size) - sf.size(history))
-    window_index = (sf.row_number().over(in_time_order) - 1).alias("window_index")
-    with_history = series.select(
-        "window_start", "passengers", window_index, sf.concat(padding, history).alias("history")
+
+    train: DataFrame
+    scoring: DataFrame
+    windows: int
+    seasonality: str
+
+
+def model_inputs(series: DataFrame) -> ModelInputs:
+    """Features of every window of the dense, sorted series, computed on the driver with ``window_features``.
+
+    The series holds at most one row per half hour, so it is collected (as epoch seconds, which does not
+    depend on the driver's time zone) and handed back to Spark through Arrow for writing.
+    """
+    rows = series.select(sf.col("window_start").cast("long").alias("epoch"), "passengers").orderBy("epoch").collect()
+    if not rows:
+        raise PrepInputError("no half-hour windows with trips to score")
+    epoch_seconds = [int(row["epoch"]) for row in rows]
+    passengers = [int(row["passengers"]) for row in rows]
+    features = window_features.series_features(epoch_seconds, passengers)
+    feature_columns = [f"f{index}" for index in range(window_features.FEATURE_DIM)]
+    table = _feature_frame(series.sparkSession, epoch_seconds, passengers, features, feature_columns)
+    # Six decimals keep the files small; the features are differences of a few units.
+    vector = [sf.round(name, 6).alias(name) for name in feature_columns]
+    train = table.select(*vector)
+    scoring = table.select(
+        sf.date_format(sf.timestamp_seconds("epoch"), WINDOW_START_FORMAT).alias(SCORING_WINDOW_START),
+        sf.col("passengers").alias(SCORING_OBSERVED),
+        sf.round("expected", 3).alias(SCORING_EXPECTED),
+        sf.struct(sf.array(*vector).alias(RCF_FEATURES)).alias(SCORING_RCF_INPUT),
     )
-    vectors = [sf.col("history")[position].alias(name) for position, name in enumerate(vector_columns(shingle_size))]
-    return with_history.select("window_start", "passengers", "window_index", *vectors)
+    return ModelInputs(train=train, scoring=scoring, windows=len(rows), seasonality=features.seasonality)
+
+
+def _feature_frame(
+    spark: SparkSession,
+    epoch_seconds: list[int],
+    passengers: list[int],
+    features: window_features.SeriesFeatures,
+    feature_columns: list[str],
+) -> DataFrame:
+    names = ["epoch", "passengers", "expected", *feature_columns]
+    types = ["epoch long", "passengers long", "expected double"] + [f"{name} double" for name in feature_columns]
+    schema = ", ".join(types)
+    columns: list[Any] = [epoch_seconds, passengers, features.expected.tolist()]
+    columns += [features.vectors[:, index].tolist() for index in range(len(feature_columns))]
+    try:
+        import pandas as pd
+    except ImportError:
+        return spark.createDataFrame(list(zip(*columns, strict=True)), schema).coalesce(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        frame = pd.DataFrame(dict(zip(names, columns, strict=True)))
+        return spark.createDataFrame(frame, schema).coalesce(1)
 
 
 def _with_trailing_slash(uri: str) -> str:
     return uri.rstrip("/") + "/"
 
 
-def write_outputs(shingled: DataFrame, output_uri: str, shingle_size: int) -> int:
-    """Write ``train/`` and ``scoring/`` (single headerless CSV part files, overwrite); return train rows."""
+def is_data_object(name: str) -> bool:
+    """Spark's data files are ``part-*``; ``_SUCCESS``, ``_temporary``, ``.crc`` and the like are not."""
+    return not name.startswith(("_", ".")) and not name.endswith(("_$folder$", ".crc"))
+
+
+def remove_non_data_objects(spark: SparkSession, prefix_uri: str) -> list[str]:
+    """Delete every object under ``prefix_uri`` that is not a data file; return what was deleted.
+
+    SageMaker reads every object under an ``S3Prefix`` input: "If you choose S3Prefix, S3Uri identifies a
+    key name prefix. SageMaker uses all objects that match the specified key name prefix" (S3DataSource).
+    Markers must therefore not be there. The job asks the committer not to write ``_SUCCESS``
+    (``mapreduce.fileoutputcommitter.marksuccessfuljobs=false``); this catches whatever else a file system
+    leaves (the local file system writes ``.crc`` checksums next to every file).
+    """
+    jvm = _jvm(spark)
+    root = jvm.org.apache.hadoop.fs.Path(prefix_uri)
+    filesystem = root.getFileSystem(_hadoop_conf(spark))
+    # A checksummed file system (the local one) hides its .crc files from listings: look underneath it.
+    if jvm.org.apache.hadoop.fs.ChecksumFileSystem._java_lang_class.isInstance(filesystem):
+        filesystem = filesystem.getRawFileSystem()
+    removed: list[str] = []
+    if not filesystem.exists(root):
+        return removed
+    listing = filesystem.listFiles(root, True)
+    paths = []
+    while listing.hasNext():
+        paths.append(listing.next().getPath())
+    for path in paths:
+        relative = path.toString()[len(filesystem.makeQualified(root).toString().rstrip("/")) :]
+        if not all(is_data_object(part) for part in relative.split("/") if part):
+            filesystem.delete(path, False)
+            removed.append(path.getName())
+    return removed
+
+
+def write_outputs(inputs: ModelInputs, output_uri: str) -> dict[str, list[str]]:
+    """Write ``train/`` (headerless CSV) and ``scoring/`` (JSON Lines), one part file each, overwriting.
+
+    Returns the non-data objects removed per prefix (none, unless a file system wrote markers anyway).
+    """
     base_uri = _with_trailing_slash(output_uri)
-    vectors = vector_columns(shingle_size)
-    # Both outputs and the count read the same few thousand shingled rows: computing the window function once
-    # (into the cache, by the first write) spares the other two actions its shuffle and sort.
-    shingled.persist()
-    train = shingled.where(sf.col("window_index") >= shingle_size - 1).select(*vectors)
-    scoring = shingled.select(
-        sf.date_format("window_start", WINDOW_START_FORMAT).alias("window_start"), "passengers", *vectors
+    no_marker = {"mapreduce.fileoutputcommitter.marksuccessfuljobs": "false"}
+    inputs.scoring.coalesce(1).write.mode("overwrite").options(**no_marker).json(base_uri + "scoring/")
+    inputs.train.coalesce(1).write.mode("overwrite").options(**no_marker).option("header", False).csv(
+        base_uri + "train/"
     )
-    try:
-        scoring.coalesce(1).write.mode("overwrite").option("header", False).csv(base_uri + "scoring/")
-        train.coalesce(1).write.mode("overwrite").option("header", False).csv(base_uri + "train/")
-        windows = shingled.count()
-    finally:
-        shingled.unpersist()
-    return max(0, windows - (shingle_size - 1))
+    spark = inputs.train.sparkSession
+    return {prefix: remove_non_data_objects(spark, base_uri + prefix) for prefix in ("train/", "scoring/")}
 
 
 def run_prep(
     spark: SparkSession,
     input_uri: str,
     output_uri: str,
-    shingle_size: int,
     logger: InfoLogger,
     options: InputOptions | None = None,
 ) -> PrepResult:
-    """The whole job: read, clean, aggregate, shingle, write. Raises PrepInputError on unusable input."""
+    """The whole job: read, clean, aggregate, compute features, write. Raises PrepInputError on unusable input."""
     options = options or InputOptions()
     with _input_errors_named(input_uri):
         trips_input = read_trips(spark, input_uri)
@@ -768,18 +843,25 @@ def run_prep(
             "outside it (set --analysis_start/--analysis_end to change it)"
         )
     check_usable(windowed, input_uri)
-    shingled = shingle_windows(windowed.series, shingle_size)
-    train_rows = write_outputs(shingled, output_uri, shingle_size)
+    inputs = model_inputs(windowed.series)
+    removed = write_outputs(inputs, output_uri)
+    for prefix, names in removed.items():
+        if names:
+            logger.info(f"removed non-data objects under {prefix}: {', '.join(names)}")
     result = PrepResult(
         rows_read=windowed.rows_read,
         rows_dropped=windowed.rows_dropped,
         windows=windowed.windows,
-        train_rows=train_rows,
+        train_rows=inputs.windows,
         input_format=trips_input.input_format,
+        seasonality=inputs.seasonality,
         rows_out_of_range=windowed.rows_out_of_range,
         analysis_range=windowed.analysis_range,
     )
-    logger.info(f"wrote {train_rows} train rows and {windowed.windows} scoring rows under {output_uri}")
+    logger.info(
+        f"wrote {inputs.windows} training vectors ({window_features.FEATURE_DIM} features, {inputs.seasonality} "
+        f"pattern) and {inputs.windows} scoring records under {output_uri}"
+    )
     return result
 
 
@@ -834,7 +916,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from pyspark.context import SparkContext
 
     job_argv = list(argv if argv is not None else sys.argv)
-    args = getResolvedOptions(job_argv, ["JOB_NAME", "input_uri", "output_uri", "shingle_size"])
+    args = getResolvedOptions(job_argv, ["JOB_NAME", "input_uri", "output_uri"])
     # Optional arguments: getResolvedOptions fails on a listed argument that is absent.
     options = input_options_from_arguments(optional_job_arguments(job_argv))
     glue_context = GlueContext(SparkContext.getOrCreate())
@@ -843,7 +925,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     job.init(args["JOB_NAME"], args)
     logger = glue_context.get_logger()
     configure_spark(spark)
-    run_prep(spark, args["input_uri"], args["output_uri"], int(args["shingle_size"]), logger, options)
+    run_prep(spark, args["input_uri"], args["output_uri"], logger, options)
     job.commit()
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -36,6 +36,7 @@ from local_mode.progress import Progress
 from local_mode.spark_session import get_spark
 from local_mode.taxi_data import GeneratedTrips, KnownAnomaly, generate_trips
 from local_mode.trip_input import Staging, check_trip_input, describe_ignored, stage_trip_files
+from pipeline_evaluation import AnomalyEvent, WindowsEvaluation, evaluate_windows, read_transform_output
 
 if TYPE_CHECKING:
     from glue_scripts.taxi_prep import PrepResult
@@ -75,7 +76,9 @@ class ScoredWindow:
     window_start: datetime
     passengers: int
     score: float
-    full_history: bool
+    expected: float
+    is_anomaly: bool
+    event_id: int | None
 
 
 @dataclass
@@ -86,9 +89,10 @@ class PipelineOutcome:
     staged_files: list[Path] = field(default_factory=list)
     prep: PrepResult | None = None
     scored: list[ScoredWindow] = field(default_factory=list)
+    evaluation: WindowsEvaluation | None = None
     scores_csv: Path | None = None
+    events_csv: Path | None = None
     known_anomalies: tuple[KnownAnomaly, ...] = ()
-    shingle_size: int = 1
     timings: dict[str, float] = field(default_factory=dict)
     emulator_calls: list[str] = field(default_factory=list)
 
@@ -176,10 +180,7 @@ def stage_input(
             f"-> {s3.uri(generated.path)}",
         )
         for anomaly in generated.anomalies:
-            progress.say(
-                "data",
-                f"  injected: {anomaly.label} {anomaly.start:%Y-%m-%d %H:%M}-{anomaly.end:%H:%M} (x{anomaly.factor:g})",
-            )
+            progress.say("data", f"  injected {anomaly.describe()}")
         return generated, [generated.path], Staging()
     # Checked again here (main checks before Spark starts): the folder may have changed since.
     trip_input = check_trip_input(options.input_path)
@@ -228,7 +229,8 @@ def run_pipeline(
         GlueJob(
             name=PREP_JOB_NAME,
             script=lambda arguments, run_id: prep_results.append(_run_prep_job(arguments, run_id, s3, progress)),
-            default_arguments={"--shingle_size": str(pipeline_config.shingle_size), **options.prep_arguments},
+            # The feature module reaches the job through --extra-py-files in AWS; here it is importable.
+            default_arguments=dict(options.prep_arguments),
         )
     )
     callbacks = CallbackSteps()
@@ -315,14 +317,22 @@ def run_pipeline(
         staged_files=staged,
         prep=prep_results[-1] if prep_results else None,
         known_anomalies=generated.anomalies if generated else (),
-        shingle_size=pipeline_config.shingle_size,
         timings=timings,
         emulator_calls=calls,
     )
     if execution.status == "Succeeded":
-        outcome.scored = _read_scores(transform.output_files, pipeline_config.shingle_size)
+        started = time.monotonic()
+        outcome.evaluation, outcome.scored = evaluate_transform_output(transform.output_files)
         outcome.scores_csv = options.out / "pipeline" / "scored_windows.csv"
-        _write_scores(outcome.scored, outcome.scores_csv)
+        outcome.events_csv = options.out / "pipeline" / "anomaly_events.csv"
+        write_scored_windows(outcome.scored, outcome.scores_csv)
+        write_events(outcome.evaluation.events, outcome.events_csv)
+        timings["evaluation (cut-off, events)"] = time.monotonic() - started
+        progress.say(
+            "pipeline",
+            f"evaluated {len(outcome.scored)} windows: {outcome.evaluation.cutoff.describe()}; "
+            f"{len(outcome.evaluation.events)} anomaly event(s)",
+        )
     return outcome
 
 
@@ -339,7 +349,6 @@ def _run_prep_job(arguments: dict[str, str], run_id: str, s3: LocalS3, progress:
         spark,
         s3.file_uri(arguments["--input_uri"]),
         s3.file_uri(arguments["--output_uri"]),
-        int(arguments["--shingle_size"]),
         _GlueLogger(progress, s3),
         input_options_from_arguments(
             {name: arguments[f"--{name}"] for name in INPUT_OPTION_NAMES if f"--{name}" in arguments}
@@ -463,25 +472,88 @@ def _glue_completion_listener(
     return on_state_change
 
 
-def _read_scores(output_files: list[Path], shingle_size: int) -> list[ScoredWindow]:
-    scored = []
+def evaluate_transform_output(output_files: list[Path]) -> tuple[WindowsEvaluation, list[ScoredWindow]]:
+    """Read the joined transform output and decide: cut-off, flags, events (pipeline_evaluation)."""
+    lines: list[str] = []
     for output_file in output_files:
-        with output_file.open(encoding="utf-8") as lines:
-            for row in csv.reader(lines):
-                if row:
-                    window_start = datetime.strptime(row[0], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-                    scored.append(ScoredWindow(window_start, int(float(row[1])), float(row[2]), True))
-    scored.sort(key=lambda window: window.window_start)
-    # The first N-1 windows were scored on vectors padded with the first count, not on a real history.
-    return [
-        ScoredWindow(w.window_start, w.passengers, w.score, full_history=index >= shingle_size - 1)
-        for index, w in enumerate(scored)
+        lines.extend(output_file.read_text(encoding="utf-8").splitlines())
+    windows = read_transform_output(lines, source=", ".join(path.name for path in output_files))
+    evaluation = evaluate_windows(windows.window_starts, windows.observed, windows.expected, windows.scores)
+    scored = [
+        ScoredWindow(
+            window_start=start,
+            passengers=round(observed),
+            score=score,
+            expected=expected,
+            is_anomaly=is_anomaly,
+            event_id=event_id,
+        )
+        for start, observed, expected, score, is_anomaly, event_id in zip(
+            windows.window_starts,
+            windows.observed,
+            windows.expected,
+            windows.scores,
+            evaluation.is_anomaly,
+            evaluation.event_ids,
+            strict=True,
+        )
     ]
+    return evaluation, scored
 
 
-def _write_scores(scored: list[ScoredWindow], path: Path) -> None:
+SCORED_WINDOWS_HEADER = ("window_start", "passengers", "score", "is_anomaly", "expected", "event_id")
+EVENTS_HEADER = (
+    "event_id",
+    "start",
+    "end",
+    "windows",
+    "peak_window",
+    "peak_score",
+    "observed_passengers",
+    "expected_passengers",
+    "change_percent",
+    "peak_observed",
+    "peak_expected",
+)
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def write_scored_windows(scored: list[ScoredWindow], path: Path) -> None:
+    """The first three columns are the ones this file always had; the decision columns follow."""
     with path.open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(["window_start", "passengers", "score"])
+        writer.writerow(SCORED_WINDOWS_HEADER)
         for window in scored:
-            writer.writerow([f"{window.window_start:%Y-%m-%d %H:%M:%S}", window.passengers, f"{window.score:.6f}"])
+            writer.writerow(
+                [
+                    f"{window.window_start:{_TIME_FORMAT}}",
+                    window.passengers,
+                    f"{window.score:.6f}",
+                    int(window.is_anomaly),
+                    f"{window.expected:.1f}",
+                    "" if window.event_id is None else window.event_id,
+                ]
+            )
+
+
+def write_events(events: tuple[AnomalyEvent, ...], path: Path) -> None:
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(EVENTS_HEADER)
+        for event in events:
+            change = event.change
+            writer.writerow(
+                [
+                    event.event_id,
+                    f"{event.start:{_TIME_FORMAT}}",
+                    f"{event.end:{_TIME_FORMAT}}",
+                    event.windows,
+                    f"{event.peak_window:{_TIME_FORMAT}}",
+                    f"{event.peak_score:.6f}",
+                    round(event.observed),
+                    round(event.expected),
+                    "" if change is None else f"{100 * change:+.0f}",
+                    round(event.peak_observed),
+                    round(event.peak_expected),
+                ]
+            )

@@ -111,6 +111,19 @@ def parse_parameter_assignments(assignments: Sequence[str]) -> dict[str, str]:
     return parameters
 
 
+def check_hyperparameter_values(parameters: dict[str, str]) -> None:
+    """--param values for RCF hyperparameters must be in RCF's documented ranges (else the training job fails)."""
+    from ml_pipeline.definition import HYPERPARAMETER_OF_PARAMETER
+    from ml_pipeline.rcf_hyperparameters import HyperparameterError, check_rcf_hyperparameter
+
+    for name, value in parameters.items():
+        if name in HYPERPARAMETER_OF_PARAMETER:
+            try:
+                check_rcf_hyperparameter(HYPERPARAMETER_OF_PARAMETER[name], value, source=f"--param {name}")
+            except HyperparameterError as error:
+                raise CliError(str(error)) from None
+
+
 def pipeline_parameter_names(sagemaker: Any, pipeline_name: str) -> list[str]:
     """The parameter names the deployed definition declares (the source of truth, not this code)."""
     definition = json.loads(sagemaker.describe_pipeline(PipelineName=pipeline_name)["PipelineDefinition"])
@@ -133,6 +146,7 @@ def start_command(
     unknown = sorted(set(parameters) - set(valid_names))
     if unknown:
         raise CliError(f"unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(valid_names)}")
+    check_hyperparameter_values(parameters)
     response = sagemaker.start_pipeline_execution(
         PipelineName=pipeline_name,
         PipelineParameters=[{"Name": name, "Value": value} for name, value in parameters.items()],

@@ -64,7 +64,6 @@ class DataPrepStack(Stack):
             self,
             "PrepJob",
             config=prep,
-            shingle_size=config.pipeline.shingle_size,
             raw_bucket=raw_bucket,
             prepared_bucket=prepared_bucket,
             security=self.glue_security,

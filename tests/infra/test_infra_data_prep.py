@@ -216,7 +216,8 @@ def test_glue_job_is_glue_5_with_workers_logging_and_security_configuration(dev:
             "DefaultArguments": Match.object_like(
                 {
                     "--enable-metrics": "true",
-                    "--shingle_size": str(dev.config.pipeline.shingle_size),
+                    # The feature module the script imports, shipped next to it
+                    "--extra-py-files": Match.string_like_regexp(r"^s3://.*\.zip$"),
                 }
             ),
         },
@@ -246,7 +247,7 @@ def test_glue_role_reads_raw_prefix_and_writes_prepared_prefix_only(dev: Synthes
     assert raw == {"s3:GetObject"}
     assert prepared == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
     assert {r.endswith('/taxi"]]}') for _, r in object_grants} == {True, False}
-    # Outside those prefixes: only the script asset itself, read-only.
+    # Outside those prefixes: only the script and its feature module (two asset objects), read-only.
     other_objects = {
         (a, r) for a, r in role_grants(template, "PrepJobRole") if a.startswith("s3:") and a != "s3:ListBucket"
     } - object_grants

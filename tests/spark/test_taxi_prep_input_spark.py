@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from pathlib import Path
 
@@ -58,9 +59,9 @@ def write_parquet(path: Path, pickups: list[dt.datetime], counts: pa.Array, unit
 
 
 def scoring_windows(output: Path) -> list[tuple[str, int]]:
-    part = next((output / "scoring").glob("part-*.csv"))
-    rows = [line.split(",") for line in part.read_text().splitlines()]
-    return [(fields[0], int(fields[1])) for fields in rows]
+    part = next((output / "scoring").glob("part-*.json"))
+    records = [json.loads(line) for line in part.read_text().splitlines()]
+    return [(record["window_start"], int(record["passengers"])) for record in records]
 
 
 def test_stray_dates_outside_the_files_month_are_dropped_and_counted(spark: SparkSession, tmp_path: Path) -> None:
@@ -70,7 +71,7 @@ def test_stray_dates_outside_the_files_month_are_dropped_and_counted(spark: Spar
     logger = RecordingLogger()
 
     # When the job runs
-    result = run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), 1, logger)
+    result = run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), logger)
 
     # Then only January's windows are there
     assert result.rows_out_of_range == 2
@@ -97,7 +98,7 @@ def test_without_a_month_in_the_file_name_the_bulk_of_the_data_sets_the_range(
     write_parquet(tmp_path / "in" / "trips.parquet", pickups, pa.array([2] * len(pickups), pa.int64()))
 
     # When the job runs
-    result = run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), 1, RecordingLogger())
+    result = run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), RecordingLogger())
 
     # Then January, where nearly all trips are, is the range, and the strays are dropped
     assert result.analysis_range is not None
@@ -112,7 +113,7 @@ def test_job_arguments_set_the_range(spark: SparkSession, tmp_path: Path) -> Non
     options = InputOptions(analysis_start=dt.datetime(2024, 1, 1), analysis_end=dt.datetime(2024, 1, 2))
 
     # When the job runs with it
-    result = run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), 1, RecordingLogger(), options)
+    result = run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), RecordingLogger(), options)
 
     # Then the 24 pickups of January 2nd are outside it
     assert (result.rows_out_of_range, result.windows) == (24, 47)
@@ -127,7 +128,7 @@ def test_a_series_longer_than_the_window_cap_fails_saying_why(spark: SparkSessio
 
     # When / Then the job refuses to make 368,000 windows, and says what to set
     with pytest.raises(PrepInputError) as raised:
-        run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), 1, RecordingLogger(), options)
+        run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), RecordingLogger(), options)
     message = str(raised.value)
     assert message.startswith(str(tmp_path / "in"))
     assert "from 2002-12-31 to 2024-01-02 make 368," in message
@@ -142,7 +143,7 @@ def test_every_pickup_outside_the_range_fails_naming_the_range(spark: SparkSessi
 
     # When / Then the message says every pickup is outside 2024-03 and where that range came from
     with pytest.raises(PrepInputError, match=r"all 48 valid pickups fall outside the analysis range 2024-03-01\.\."):
-        run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), 1, RecordingLogger())
+        run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), RecordingLogger())
 
 
 @pytest.mark.parametrize("unit", ["ns", "us", "ms", "int96"])
@@ -155,7 +156,7 @@ def test_parquet_timestamps_of_every_precision_and_both_count_types_are_read(
     write_parquet(tmp_path / "in" / "trips.parquet", pickups, pa.array([1, 2, 4], passenger_type), unit=unit)
 
     # When the job runs
-    run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), 1, RecordingLogger())
+    run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), RecordingLogger())
 
     # Then each pickup is in its own half hour (00:29:59 still in 00:00)
     assert scoring_windows(tmp_path / "out") == [
@@ -178,7 +179,7 @@ def test_pandas_written_parquet_with_nanosecond_timestamps_is_read(spark: SparkS
     write_parquet(tmp_path / "in" / "tlc.parquet", [dt.datetime(2024, 1, 1, 0, 50)], pa.array([5.0]))
 
     # When the files are read together
-    run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), 1, RecordingLogger())
+    run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), RecordingLogger())
 
     # Then both are summed in the right windows
     assert scoring_windows(tmp_path / "out") == [("2024-01-01 00:00:00", 1), ("2024-01-01 00:30:00", 8)]
@@ -205,7 +206,7 @@ def test_a_file_spark_cannot_read_fails_with_the_cause_naming_the_file(spark: Sp
 
     # When / Then the error is one line naming the input, not a Java stack trace
     with pytest.raises(PrepInputError) as raised:
-        run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), 1, RecordingLogger())
+        run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), RecordingLogger())
     message = str(raised.value)
     assert f"{tmp_path}/in/yellow_tripdata_2024-01.csv.gz cannot be read: IOException" in message
     assert "\n" not in message
@@ -219,7 +220,7 @@ def test_files_that_are_not_trip_files_are_logged_not_silently_skipped(spark: Sp
     logger = RecordingLogger()
 
     # When the job runs
-    run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), 1, logger)
+    run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), logger)
 
     # Then the log names the skipped file
     assert any("skipped 1 file(s) that are not trip files" in line and "x.gz" in line for line in logger.lines)
@@ -230,4 +231,4 @@ def test_a_location_with_only_other_files_names_them(spark: SparkSession, tmp_pa
     (tmp_path / "in" / "x.gz").write_bytes(b"\x1f\x8b")
 
     with pytest.raises(PrepInputError, match=r"no trip data files .* under .*in \(skipped, not trip files: x\.gz\)"):
-        run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), 1, RecordingLogger())
+        run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), RecordingLogger())

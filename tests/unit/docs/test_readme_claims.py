@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9_-]*")
 # Arguments the prep Glue job reads (glue_scripts/taxi_prep.py main()).
-GLUE_PREP_ARGUMENTS = {"--input_uri", "--output_uri", "--shingle_size", *(f"--{name}" for name in INPUT_OPTION_NAMES)}
+GLUE_PREP_ARGUMENTS = {"--input_uri", "--output_uri", *(f"--{name}" for name in INPUT_OPTION_NAMES)}
 
 
 def section(title: str) -> str:
