@@ -17,6 +17,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -80,8 +81,13 @@ class GlueService:
     """Glue's job-run API over registered jobs whose runs execute in-process."""
 
     def __init__(
-        self, *, describe_error: Callable[[BaseException], str] = lambda error: f"{type(error).__name__}: {error}"
+        self,
+        *,
+        describe_error: Callable[[BaseException], str] = lambda error: f"{type(error).__name__}: {error}",
+        startup_seconds: float = 0.0,
     ) -> None:
+        # A Glue run is STARTING while Glue provisions its workers, before the script runs; 0 skips that.
+        self._startup_seconds = startup_seconds
         self._jobs: dict[str, GlueJob] = {}
         self._runs: dict[str, _JobRun] = {}
         self._lock = threading.Lock()
@@ -102,6 +108,8 @@ class GlueService:
         job = self._job(request)
         arguments = {**job.default_arguments, **(request.get("Arguments") or {})}
         run = _JobRun(job_name=job.name, run_id="jr_" + secrets.token_hex(32), arguments=arguments, started_on=_now())
+        if self._startup_seconds > 0:
+            run.state = "STARTING"
         with self._lock:
             self._runs[run.run_id] = run
         thread = threading.Thread(target=self._execute, args=(job, run), name=f"glue-{run.run_id[:11]}", daemon=True)
@@ -147,12 +155,21 @@ class GlueService:
                 )
                 continue
             with self._lock:
-                if run.state in ("STARTING", "RUNNING", "WAITING"):
+                stopping = run.state in ("STARTING", "RUNNING", "WAITING")
+                if stopping:
                     run.stop_requested = True
                     run.state = "STOPPING"
-            self.on_cancel(run_id)
+            if stopping:
+                # Glue ends the whole run; Spark's cancel ends only the jobs running now, so keep
+                # cancelling until the run's thread is done (no later write may slip through).
+                threading.Thread(target=self._cancel_until_done, args=(run,), daemon=True).start()
             stopped.append({"JobName": job.name, "JobRunId": run_id})
         return {"SuccessfulSubmissions": stopped, "Errors": errors}
+
+    def _cancel_until_done(self, run: _JobRun) -> None:
+        while run.completed_on is None:
+            self.on_cancel(run.run_id)
+            time.sleep(0.05)
 
     def wait_for_runs(self, timeout: float) -> None:
         for thread in list(self._threads):
@@ -165,6 +182,13 @@ class GlueService:
         return self._jobs[name]
 
     def _execute(self, job: GlueJob, run: _JobRun) -> None:
+        if self._startup_seconds > 0:
+            started = time.monotonic()
+            while time.monotonic() - started < self._startup_seconds and not run.stop_requested:
+                time.sleep(0.05)
+            with self._lock:
+                if run.state == "STARTING":
+                    run.state = "RUNNING"
         with self._execution_lock:
             try:
                 if run.stop_requested:
