@@ -60,7 +60,7 @@ def seed_state(store: LocalDirStore, views: Sequence[float]) -> None:
 
 
 def detect_each(store: LocalDirStore, views: Sequence[float], first: int) -> tuple[list[bool], list[float], int]:
-    """Write and detect intervals ``first`` .. end one by one: whether `de` opened an anomaly, its severities, alerts."""
+    """Write and detect intervals ``first`` .. end one by one: `de` opened an anomaly?, its severities, alerts."""
     opened, severities = [], []
     publisher = CollectingPublisher()
     for index in range(first, len(views)):

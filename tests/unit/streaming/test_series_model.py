@@ -140,8 +140,9 @@ def test_a_daily_cycle_is_learnt_and_a_missing_evening_stands_out() -> None:
 
 
 def test_a_weekly_cycle_is_learnt_and_a_weekday_that_looks_like_a_sunday_stands_out() -> None:
-    # Given ten weeks of hourly values (the errors of the first weeks, before the weekly cycle was known,
-    # weigh on the error histogram for about six weeks of hourly values): busy weekdays, quiet weekends, each with a daily shape, 3 % noise
+    # Given ten weeks of hourly values: busy weekdays, quiet weekends, each with a daily shape, 3 % noise
+    # (the errors of the first weeks, before the weekly cycle was known, weigh on the error histogram for
+    # about six weeks of hourly values)
     rng = random.Random(7)
 
     def expected(moment: datetime) -> float:
@@ -197,8 +198,11 @@ def test_a_gap_in_the_data_is_not_an_anomaly_by_itself() -> None:
     # Given a day and a half of a daily cycle, six hours without data, then the cycle goes on
     values = daily_cycle(3 * 288, seed=10)
     moments = [T0 + index * FIVE_MINUTES for index in range(len(values))]
-    kept = [(moment, value) for index, (moment, value) in enumerate(zip(moments, values, strict=True))
-            if not 420 <= index < 492]
+    kept = [
+        (moment, value)
+        for index, (moment, value) in enumerate(zip(moments, values, strict=True))
+        if not 420 <= index < 492
+    ]
     state: SeriesState | None = None
     opened = []
     for moment, value in kept:
