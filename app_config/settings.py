@@ -157,7 +157,7 @@ class StreamingConfig:
     detector_offset_minutes: int = 2
     # Severity (0-100) at which the detector opens an anomaly; the default is the detector's own
     # (anomaly_detector.config.DEFAULT_SEVERITY_THRESHOLD, chosen on the development set; see the README).
-    anomaly_threshold: float = 47.5
+    anomaly_threshold: float = 47.6
     history_length: int = 288
     anomaly_marketplace: str | None = None
     anomaly_factor: float = 1.0

@@ -189,8 +189,9 @@ def _detector_rows(
         report.add(SECTION, case, "wall time, 2 workers", "s", [run.wall_seconds])
         report.add(SECTION, case, "detector CPU per series and interval", "µs", [per_row_us])
         if detector == "streaming":
-            report.add(SECTION, case, "state per series (JSON)", "bytes", [_streaming_state_bytes(folder)])
-        rows += _score_rows(report, detector, evaluation, quick=quick)
+            report.add(SECTION, case, "state per series (JSON)", "KB", [_streaming_state_bytes(folder) / 1000])
+        configured = next((o.threshold for o in run.outcomes if o.threshold is not None), None)
+        rows += _score_rows(report, detector, evaluation, configured, quick=quick)
         if not quick and detector == "streaming":
             report.targets.append(
                 Target("Streaming backtest of the whole set, 2 workers", DEV_SET_SECONDS_TARGET, run.wall_seconds, "s")
@@ -198,7 +199,9 @@ def _detector_rows(
     return rows
 
 
-def _score_rows(report: BenchReport, detector: str, evaluation: Evaluation, *, quick: bool) -> list[tuple[str, ...]]:
+def _score_rows(
+    report: BenchReport, detector: str, evaluation: Evaluation, configured: float | None, *, quick: bool
+) -> list[tuple[str, ...]]:
     scale, unit = (100.0, "severity") if detector == "streaming" else (1.0, "score")
     candidates = [("own threshold", evaluation.own)]
     if evaluation.best_rule is not evaluation.best_scores:
@@ -211,7 +214,8 @@ def _score_rows(report: BenchReport, detector: str, evaluation: Evaluation, *, q
         if limit is not None and not quick:
             met = score.normalised > limit
             margin = score.normalised - limit
-            verdict = f"met by {margin:.1f}" if met else f"missed by {-margin:.1f}"
+            digits = 1 if abs(margin) >= 0.05 else 3
+            verdict = f"met by {margin:.{digits}f}" if met else f"missed by {-margin:.{digits}f}"
             report.targets.append(
                 Target(
                     f"{detector.capitalize()} NAB score, {label}",
@@ -221,11 +225,18 @@ def _score_rows(report: BenchReport, detector: str, evaluation: Evaluation, *, q
                     higher_is_better=True,
                 )
             )
+        if label == "own threshold":
+            # The own decisions are scored as 0/1 flags; show the threshold the detector decided at.
+            threshold = f"{unit} {configured * scale:.4g}" if configured is not None else "own per-run cut-off"
+        else:
+            threshold = f"{unit} {score.threshold * scale:.4g}"
         rows.append(
             (
                 f"{detector} (this project), {label}",
-                f"{unit} {score.threshold * scale:.4g}",
-                f"{score.normalised:.1f}",
+                threshold,
+                f"{score.normalised:.1f}"
+                if abs(score.normalised - (limit or -1)) >= 0.05
+                else f"{score.normalised:.3f}",
                 f"{score.detected_windows}/{score.windows}",
                 str(score.false_positives),
                 target,
