@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 
 import pytest
-from approval_support import EXECUTION_ARN, NOW, SageMakerCallbacks, create_request
 from approval_expiry.logic import check_open_requests
+from approval_support import EXECUTION_ARN, NOW, SageMakerCallbacks, create_request
 
 from approval.references import new_reference
 from approval.store import APPROVED, EXPIRED, PENDING, ApprovalStore
