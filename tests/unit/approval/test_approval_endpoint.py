@@ -46,9 +46,11 @@ def endpoint(store: ApprovalStore, sagemaker: SageMakerCallbacks, clock: Clock) 
         yield served
 
 
-def http(method: str, url: str, *, form: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> Response:
+def http(
+    method: str, url: str, *, form: dict[str, str] | None = None, headers: dict[str, str] | None = None
+) -> Response:
     data = urllib.parse.urlencode(form).encode() if form is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})  # noqa: S310 - loopback test server
     if form is not None and "Content-Type" not in (headers or {}):
         request.add_header("Content-Type", "application/x-www-form-urlencoded")
     try:
@@ -148,12 +150,23 @@ def test_a_reference_is_single_use(
     token, reference = create_request(store, sagemaker)
     page = http("GET", f"{endpoint.url}/a/{reference}")
     form = {**page_form(page.body).hidden, "approver": "ana@example.com"}
-    assert http("POST", f"{endpoint.url}/a/{reference}", form={**form, "decision": "approve"},
-                headers={"Origin": endpoint.url}).status == 200
+    assert (
+        http(
+            "POST",
+            f"{endpoint.url}/a/{reference}",
+            form={**form, "decision": "approve"},
+            headers={"Origin": endpoint.url},
+        ).status
+        == 200
+    )
 
     # When the same form is posted again, with the other button
-    again = http("POST", f"{endpoint.url}/a/{reference}", form={**form, "decision": "reject", "approver": "bo"},
-                 headers={"Origin": endpoint.url})
+    again = http(
+        "POST",
+        f"{endpoint.url}/a/{reference}",
+        form={**form, "decision": "reject", "approver": "bo"},
+        headers={"Origin": endpoint.url},
+    )
 
     # Then it is refused and says what happened; the step keeps its first answer
     assert again.status == 409
@@ -175,8 +188,10 @@ def test_two_clicks_race_and_exactly_one_wins(
     def click(name: str, decision: str) -> None:
         start.wait()
         answers[name] = http(
-            "POST", f"{endpoint.url}/a/{reference}",
-            form={**hidden, "decision": decision, "approver": name}, headers={"Origin": endpoint.url},
+            "POST",
+            f"{endpoint.url}/a/{reference}",
+            form={**hidden, "decision": decision, "approver": name},
+            headers={"Origin": endpoint.url},
         )
 
     threads = [threading.Thread(target=click, args=(f"{d}-{i}", d)) for i in range(2) for d in ("approve", "reject")]
@@ -188,8 +203,11 @@ def test_two_clicks_race_and_exactly_one_wins(
     # Then exactly one request won; the others were told who decided
     winners = [name for name, answer in answers.items() if answer.status == 200]
     assert len(answers) == 4 and len(winners) == 1
-    assert all(answer.status == 409 and f"by {winners[0]}" in answer.body
-               for name, answer in answers.items() if name != winners[0])
+    assert all(
+        answer.status == 409 and f"by {winners[0]}" in answer.body
+        for name, answer in answers.items()
+        if name != winners[0]
+    )
     # And SageMaker heard one answer, the winner's
     request = store.get_by_reference(reference)
     assert request is not None and request.decided_by == winners[0]
@@ -197,7 +215,10 @@ def test_two_clicks_race_and_exactly_one_wins(
 
 
 def test_an_expired_request_cannot_be_used_and_the_check_fails_the_step(
-    endpoint: LocalApprovalEndpoint, store: ApprovalStore, sagemaker: SageMakerCallbacks, clock: Clock,
+    endpoint: LocalApprovalEndpoint,
+    store: ApprovalStore,
+    sagemaker: SageMakerCallbacks,
+    clock: Clock,
     retrier: Retrier,
 ) -> None:
     # Given a request whose 72 hours are over
@@ -207,8 +228,12 @@ def test_an_expired_request_cannot_be_used_and_the_check_fails_the_step(
 
     # When its link is opened and its form posted
     opened = http("GET", f"{endpoint.url}/a/{reference}")
-    posted = http("POST", f"{endpoint.url}/a/{reference}", form={**hidden, "decision": "approve", "approver": "ana"},
-                  headers={"Origin": endpoint.url})
+    posted = http(
+        "POST",
+        f"{endpoint.url}/a/{reference}",
+        form={**hidden, "decision": "approve", "approver": "ana"},
+        headers={"Origin": endpoint.url},
+    )
 
     # Then both say it expired and nothing is decided
     assert opened.status == 410 and "expired" in opened.body
@@ -231,8 +256,12 @@ def test_forged_or_unknown_references_get_a_plain_404(
 ) -> None:
     create_request(store, sagemaker)
     for method in ("GET", "POST"):
-        answer = http(method, endpoint.url + path, form={"decision": "approve"} if method == "POST" else None,
-                      headers={"Origin": endpoint.url})
+        answer = http(
+            method,
+            endpoint.url + path,
+            form={"decision": "approve"} if method == "POST" else None,
+            headers={"Origin": endpoint.url},
+        )
         assert answer.status == 404
         assert answer.body == "Not Found\n"
         assert answer.headers["Content-Type"].startswith("text/plain")
@@ -254,15 +283,19 @@ def test_a_fresh_random_reference_is_as_unknown_as_any_other(endpoint: LocalAppr
     ids=["no-origin", "foreign-origin", "cross-site", "json"],
 )
 def test_only_a_form_post_from_the_page_acts(
-    endpoint: LocalApprovalEndpoint, store: ApprovalStore, sagemaker: SageMakerCallbacks,
-    headers: dict[str, str], status: int,
+    endpoint: LocalApprovalEndpoint,
+    store: ApprovalStore,
+    sagemaker: SageMakerCallbacks,
+    headers: dict[str, str],
+    status: int,
 ) -> None:
     token, reference = create_request(store, sagemaker)
     hidden = page_form(http("GET", f"{endpoint.url}/a/{reference}").body).hidden
     sent = {name: endpoint.url if value == "SELF" else value for name, value in headers.items()}
 
-    answer = http("POST", f"{endpoint.url}/a/{reference}", form={**hidden, "decision": "approve", "approver": "x"},
-                  headers=sent)
+    answer = http(
+        "POST", f"{endpoint.url}/a/{reference}", form={**hidden, "decision": "approve", "approver": "x"}, headers=sent
+    )
 
     assert answer.status == status
     assert store.get_by_reference(reference).status == PENDING  # type: ignore[union-attr]
@@ -273,9 +306,12 @@ def test_a_post_without_the_pages_form_token_is_refused(
     endpoint: LocalApprovalEndpoint, store: ApprovalStore, sagemaker: SageMakerCallbacks
 ) -> None:
     token, reference = create_request(store, sagemaker)
-    answer = http("POST", f"{endpoint.url}/a/{reference}",
-                  form={"form_token": "guessed", "decision": "approve", "approver": "x"},
-                  headers={"Origin": endpoint.url})
+    answer = http(
+        "POST",
+        f"{endpoint.url}/a/{reference}",
+        form={"form_token": "guessed", "decision": "approve", "approver": "x"},
+        headers={"Origin": endpoint.url},
+    )
     assert answer.status == 403
     assert store.get_by_reference(reference).status == PENDING  # type: ignore[union-attr]
     assert sagemaker.outcome(token) is None

@@ -53,8 +53,17 @@ def test_a_decision_whose_callback_failed_is_redelivered(
 ) -> None:
     # Given an approval recorded while SageMaker was unavailable
     token, reference = create_request(store, sagemaker)
-    outcome = decide(store, Unavailable(), retrier, key=reference_key(reference), decision="approve",  # type: ignore[arg-type]
-                     decided_by="ana", comment="", via="link", now=NOW + 60)
+    outcome = decide(
+        store,
+        Unavailable(),
+        retrier,
+        key=reference_key(reference),
+        decision="approve",  # type: ignore[arg-type]
+        decided_by="ana",
+        comment="",
+        via="link",
+        now=NOW + 60,
+    )
     assert outcome.won and not outcome.reported and "recorded" in outcome.message
     assert sagemaker.outcome(token) is None
 

@@ -54,18 +54,29 @@ def message(token: str, **changes: Any) -> str:
     body: dict[str, Any] = {
         "token": token,
         "pipelineExecutionArn": EXECUTION_ARN,
-        "arguments": {"report_uri": f"s3://{BUCKET}/{REPORT_KEY}", "rows_scored": "1488", "anomaly_events": "2",
-                      "cutoff": "1.8"},
+        "arguments": {
+            "report_uri": f"s3://{BUCKET}/{REPORT_KEY}",
+            "rows_scored": "1488",
+            "anomaly_events": "2",
+            "cutoff": "1.8",
+        },
     }
     body.update(changes)
     return json.dumps(body)
 
 
-def notify(body: str, store: ApprovalStore, s3: Any, mailbox: Mailbox, sagemaker: SageMakerCallbacks,
-           retrier: Retrier) -> str:
+def notify(
+    body: str, store: ApprovalStore, s3: Any, mailbox: Mailbox, sagemaker: SageMakerCallbacks, retrier: Retrier
+) -> str:
     config = NotifierConfig(store.table_name, mailbox.topic_arn, "https://approve.example.on.aws", 72, "dev")
     return handle_approval_message(
-        body, config, store=store, s3=s3, sns=mailbox.sns, sagemaker=sagemaker.client, retrier=retrier,
+        body,
+        config,
+        store=store,
+        s3=s3,
+        sns=mailbox.sns,
+        sagemaker=sagemaker.client,
+        retrier=retrier,
         clock=lambda: NOW,
     )
 
@@ -148,8 +159,14 @@ def test_stopping_the_execution_closes_the_request_and_answers_the_step(
     sagemaker.steps.expect(token, EXECUTION_ARN)
     notify(message(token), store, s3, mailbox, sagemaker, retrier)
 
-    notify(json.dumps({"token": token, "pipelineExecutionArn": EXECUTION_ARN, "status": "Stopping"}),
-           store, s3, mailbox, sagemaker, retrier)
+    notify(
+        json.dumps({"token": token, "pipelineExecutionArn": EXECUTION_ARN, "status": "Stopping"}),
+        store,
+        s3,
+        mailbox,
+        sagemaker,
+        retrier,
+    )
 
     assert sagemaker.outcome(token).failure_reason == "stopped on request"
     request = store.request_for_step(token)
