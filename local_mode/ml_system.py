@@ -46,6 +46,10 @@ ARTIFACTS_BUCKET = "taxi-artifacts-local"
 PREP_JOB_NAME = "taxi-prep-local"
 CALLBACK_QUEUE_URL = f"https://sqs.us-east-1.amazonaws.com/{LOCAL_ACCOUNT_ID}/taxi-callback-local"
 PIPELINE_ROLE_ARN = f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/taxi-pipeline-local"
+APPROVAL_QUEUE_URL = f"https://sqs.us-east-1.amazonaws.com/{LOCAL_ACCOUNT_ID}/taxi-approval-local"
+# Where the local mode stages the evaluation job's zip (the stack's asset in AWS).
+EVALUATION_CODE_KEY = "code/evaluation-job.zip"
+MODEL_PACKAGE_GROUP = "taxi-anomaly-local"
 # The task definition's container name in AWS (cdk_constructs/prep_task.py), which the watchdog looks for.
 PREP_CONTAINER_NAME = "FargateTask"
 WINDOW = timedelta(minutes=30)
@@ -113,6 +117,11 @@ def _definition_json(region: str, pipeline: PipelineConfig) -> str:
         prepared_bucket=PREPARED_BUCKET,
         artifacts_bucket=ARTIFACTS_BUCKET,
         pipeline=pipeline,
+        approval_queue_url=APPROVAL_QUEUE_URL,
+        evaluation_code_bucket=ARTIFACTS_BUCKET,
+        evaluation_code_key=EVALUATION_CODE_KEY,
+        evaluation_code_file=EVALUATION_CODE_KEY.rsplit("/", 1)[-1],
+        model_package_group_name=MODEL_PACKAGE_GROUP,
     )
     return pipeline_definition(settings)
 
