@@ -401,7 +401,9 @@ def test_first_import_of_the_sdk_works_offline_in_a_fresh_interpreter(tmp_path: 
     # Then it succeeds without touching the network
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
-    assert outcome["steps"] == ["PrepareData", "TrainModel", "CreateModel", "ScoreData"]
+    assert outcome["steps"] == [
+        "PrepareData", "TrainModel", "CreateModel", "ScoreData", "Evaluate", "ApproveResults", "Register"
+    ]
     assert outcome["attempts"] == []
     # And the SDK's import-time logging.basicConfig(level=INFO) was undone: the host owns the root logger
     assert outcome["root_logger"] == [[], logging.WARNING]
