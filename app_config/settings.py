@@ -125,6 +125,35 @@ class StreamingConfig:
 
 
 @dataclass(frozen=True)
+class ApprovalConfig:
+    """The ApproveResults step: who is asked, how long a request lives, the endpoint's capacity."""
+
+    approver_emails: tuple[str, ...] = ()
+    expires_hours: int = 72
+    expiry_check_minutes: int = 15
+    endpoint_reserved_concurrency: int = 5
+    dlq_max_receive_count: int = 3
+
+    def validate(self) -> None:
+        # A callback step waits at most 7 days for its answer (README: verified only on AWS), so the
+        # request must expire, and fail the step with a reason, before SageMaker times it out.
+        _require(
+            1 <= self.expires_hours <= 7 * 24 - 1,
+            "approval.expires_hours must be 1..167 (a callback step waits at most 7 days)",
+        )
+        _require(1 <= self.expiry_check_minutes <= 60, "approval.expiry_check_minutes must be 1..60")
+        _require(
+            1 <= self.endpoint_reserved_concurrency <= 100, "approval.endpoint_reserved_concurrency must be 1..100"
+        )
+        _require(1 <= self.dlq_max_receive_count <= 1000, "approval.dlq_max_receive_count must be 1..1000")
+        for email in self.approver_emails:
+            _require(
+                re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email) is not None,
+                f"approval.approver_emails: {email!r} is not an e-mail address",
+            )
+
+
+@dataclass(frozen=True)
 class OperationsConfig:
     alarm_email: str | None = None
 
@@ -143,6 +172,7 @@ class EnvironmentConfig:
     pipeline: PipelineConfig
     streaming: StreamingConfig
     operations: OperationsConfig
+    approval: ApprovalConfig = ApprovalConfig()
 
     def stack_name(self, purpose: str) -> str:
         return stack_name(self.name, purpose)
@@ -150,6 +180,11 @@ class EnvironmentConfig:
     @property
     def pipeline_name(self) -> str:
         """AWS::SageMaker::Pipeline requires a name; the queue policy scopes SageMaker's sends to it."""
+        return f"taxi-anomaly-{self.name}"
+
+    @property
+    def model_package_group_name(self) -> str:
+        """AWS::SageMaker::ModelPackageGroup requires a name; the pipeline's Register step names it."""
         return f"taxi-anomaly-{self.name}"
 
 
@@ -171,6 +206,8 @@ def _section(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
     if "subnet_ids" in raw:
         raw["subnet_ids"] = tuple(raw["subnet_ids"] or ())
+    if "approver_emails" in raw:
+        raw["approver_emails"] = tuple(raw["approver_emails"] or ())
     section = cls(**raw)
     if hasattr(section, "validate"):
         section.validate()
@@ -212,4 +249,5 @@ def load_environment(
         pipeline=_section(PipelineConfig, raw.get("pipeline"), f"{name}.pipeline"),
         streaming=_section(StreamingConfig, raw.get("streaming"), f"{name}.streaming"),
         operations=_section(OperationsConfig, raw.get("operations"), f"{name}.operations"),
+        approval=_section(ApprovalConfig, raw.get("approval"), f"{name}.approval"),
     )

@@ -8,6 +8,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from app_config import EnvironmentConfig
+from cdk_constructs.approval_table import ApprovalTable
 from cdk_constructs.data_buckets import DataBuckets
 from cdk_constructs.metrics_stream import MetricsStream
 
@@ -27,3 +28,6 @@ class StorageStack(Stack):
         ):
             CfnOutput(self, output_id, value=bucket.bucket_name)
         CfnOutput(self, "MetricsStreamName", value=self.metrics_stream.stream.stream_name)
+        # The approval requests behind the approval e-mails' links (the CLI finds it through this output).
+        self.approval_table = ApprovalTable(self, "ApprovalTable", destroy_with_stack=config.destroy_data_with_stack)
+        CfnOutput(self, "ApprovalTableName", value=self.approval_table.table.table_name)
