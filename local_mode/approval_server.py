@@ -76,7 +76,7 @@ class LocalApprovalEndpoint:
                 if self.command != "HEAD":
                     self.wfile.write(payload)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve  # noqa: N815 - http.server names
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # paths carry references; the progress output says what happened instead

@@ -23,7 +23,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_SETUP = 2
 # Folders of `--out` this program owns and recreates on every run.
-OUTPUT_FOLDERS = ("s3", "pipeline", "streaming", "charts", "logs")
+OUTPUT_FOLDERS = ("s3", "pipeline", "streaming", "charts", "logs", "approval")
 System = Literal["pipeline", "streaming"]
 
 
@@ -44,6 +44,7 @@ class LocalModeArgs:
     only: System | None = None
     charts: bool = True
     quiet: bool = False
+    approval: Literal["auto", "prompt", "reject"] = "auto"
 
 
 @dataclass
@@ -106,6 +107,13 @@ def parse_args(argv: Sequence[str] | None = None) -> LocalModeArgs:
     )
     parser.add_argument("--only", choices=("pipeline", "streaming"), help="run only one of the two systems")
     parser.add_argument("--no-charts", dest="charts", action="store_false", help="skip the PNG charts")
+    parser.add_argument(
+        "--approval",
+        choices=("auto", "prompt", "reject"),
+        default="auto",
+        help="who answers the ApproveResults step: auto (default: GET the mailed link, POST Approve over HTTP), "
+        "prompt (print the links and wait for you to click one in a browser), reject (POST Reject)",
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     namespace = parser.parse_args(argv)
     if namespace.trips < 1000:
@@ -171,6 +179,7 @@ def run(args: LocalModeArgs, *, progress: Progress | None = None) -> RunResult:
                 poll_seconds=args.poll_seconds,
                 fail_prep=args.fail_prep,
                 kill_task_after=args.kill_task_after,
+                approval=args.approval,
             )
             started = time.monotonic()
             result.pipeline = run_pipeline(
@@ -180,6 +189,7 @@ def run(args: LocalModeArgs, *, progress: Progress | None = None) -> RunResult:
                 data_prep=config.data_prep,
                 definition_future=definition,
                 progress=progress,
+                approval_config=config.approval,
             )
             result.timings["ML pipeline"] = time.monotonic() - started
             if not result.pipeline.succeeded:

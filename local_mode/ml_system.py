@@ -21,7 +21,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from app_config.settings import DataPrepConfig, PipelineConfig
+from app_config.settings import ApprovalConfig, DataPrepConfig, PipelineConfig
+from local_mode.approval_steps import (
+    ApprovalMode,
+    ApprovalStepExecutor,
+    CallbackRouter,
+    ProcessingStepExecutor,
+    RegisterModelStepExecutor,
+    local_approval_system,
+)
 from local_mode.aws_emulator import LOCAL_ACCOUNT_ID, CallbackSteps, GlueJob, GlueService, LocalAwsEndpoint
 from local_mode.local_compute import LocalEcs, LocalEndpoints
 from local_mode.local_s3 import LocalS3
@@ -54,7 +62,15 @@ MODEL_PACKAGE_GROUP = "taxi-anomaly-local"
 PREP_CONTAINER_NAME = "FargateTask"
 WINDOW = timedelta(minutes=30)
 TRIP_FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
-_LAMBDA_LOGGERS = ("callback_handler", "glue_completion", "task_watchdog", "pipeline_callback")
+_LAMBDA_LOGGERS = (
+    "callback_handler",
+    "glue_completion",
+    "task_watchdog",
+    "pipeline_callback",
+    "approval",
+    "approval_notifier",
+    "approval_endpoint",
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,8 @@ class PipelineOptions:
     fail_prep: bool = False
     # Kill the Fargate task's process this long after it starts (what ECS does on out-of-memory).
     kill_task_after: float | None = None
+    # Who answers ApproveResults: the local mode through the page (auto/reject) or a person (prompt).
+    approval: ApprovalMode = "auto"
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,8 @@ class PipelineOutcome:
     shingle_size: int = 1
     timings: dict[str, float] = field(default_factory=dict)
     emulator_calls: list[str] = field(default_factory=list)
+    approval_mails: list[dict[str, Any]] = field(default_factory=list)
+    model_packages: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def succeeded(self) -> bool:
@@ -206,6 +226,7 @@ def run_pipeline(
     data_prep: DataPrepConfig,
     definition_future: Future[dict[str, Any]],
     progress: Progress,
+    approval_config: ApprovalConfig | None = None,
 ) -> PipelineOutcome:
     from ml_pipeline.definition import RAW_DATA_PREFIX
 
@@ -236,8 +257,19 @@ def run_pipeline(
         )
     )
     callbacks = CallbackSteps()
+    from ml_pipeline.evaluation_bundle import write_evaluation_zip
+
+    # Where the stack's asset would be: the Evaluate step runs this very zip.
+    write_evaluation_zip(s3.path(f"s3://{ARTIFACTS_BUCKET}/{EVALUATION_CODE_KEY}"))
+    expires_hours = (approval_config or ApprovalConfig()).expires_hours
     started = time.monotonic()
-    with LocalAwsEndpoint(glue, callbacks) as endpoint, _lambda_logs_as_progress(progress):
+    with (
+        LocalAwsEndpoint(glue, callbacks) as endpoint,
+        _lambda_logs_as_progress(progress),
+        local_approval_system(
+            s3, LocalEndpoints(url=endpoint.url, region=region).sagemaker(), region, expires_hours
+        ) as approval_system,
+    ):
         endpoints = LocalEndpoints(url=endpoint.url, region=region)
         glue.on_cancel = lambda run_id: get_spark().sparkContext.cancelJobGroup(run_id)
         progress.say(
@@ -265,13 +297,35 @@ def run_pipeline(
         pipeline_name = str(definition.get("PipelineName", "taxi-anomaly-local"))
         models: dict[str, str] = {}
         transform = TransformStepExecutor(s3, models, progress, region, LOCAL_ACCOUNT_ID)
+        progress.say("approval", f"approval endpoint (the real endpoint code) at {approval_system.endpoint_url}")
+        approval_step = ApprovalStepExecutor(
+            callbacks=callbacks,
+            invoke_notifier=approval_system.notifier,
+            read_mail=approval_system.read_mail,
+            mail_folder=options.out / "approval",
+            mode=options.approval,
+            progress=progress,
+            region=region,
+        )
+        registry = RegisterModelStepExecutor(s3, options.out / "pipeline" / "model-registry", region, LOCAL_ACCOUNT_ID)
+        scratch = options.out / "logs" / "processing"
+        scratch.mkdir(parents=True, exist_ok=True)
         runner = PipelineRunner(
             definition,
             {
-                "Callback": CallbackStepExecutor(callbacks, invoke_handler, task_exit_code, progress, region),
+                "Callback": CallbackRouter(
+                    {
+                        CALLBACK_QUEUE_URL: CallbackStepExecutor(
+                            callbacks, invoke_handler, task_exit_code, progress, region
+                        ),
+                        APPROVAL_QUEUE_URL: approval_step,
+                    }
+                ),
                 "Training": TrainingStepExecutor(s3, progress, region, LOCAL_ACCOUNT_ID),
                 "Model": ModelStepExecutor(region, LOCAL_ACCOUNT_ID, models),
                 "Transform": transform,
+                "Processing": ProcessingStepExecutor(s3, progress, region, LOCAL_ACCOUNT_ID, scratch),
+                "RegisterModel": registry,
             },
             progress,
             pipeline_name=pipeline_name,
@@ -298,6 +352,8 @@ def run_pipeline(
         shingle_size=pipeline_config.shingle_size,
         timings=timings,
         emulator_calls=calls,
+        approval_mails=list(approval_step.mails),
+        model_packages=list(registry.packages),
     )
     if execution.status == "Succeeded":
         outcome.scored = _read_scores(transform.output_files, pipeline_config.shingle_size)
