@@ -9,7 +9,7 @@ CDK    := npx --yes aws-cdk@2.1148.1
 # Typed runtime and infrastructure code; lambda/ holds one package per function.
 MYPY_TARGETS := app.py app_config stacks cdk_constructs pipeline_callback fargate_task glue_scripts ml_pipeline local_mode bench
 
-.PHONY: install test lint unit local bench synth deploy destroy clean check-java
+.PHONY: install test lint unit local bench synth deploy destroy clean check-java check-browser
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,12 +24,21 @@ check-java:
 	  echo "Java 17 is needed for local Spark. Install it with: sudo apt-get install -y openjdk-17-jre-headless (Debian/Ubuntu) or brew install openjdk@17 (macOS)"; \
 	  exit 1; }
 
+# The approval page's browser test drives Debian's Chromium; root on Debian (CI) installs it, others are told how.
+check-browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver; \
+	else \
+	  echo "Chromium is needed for the approval page's browser test. Install it with: sudo apt-get install -y chromium chromium-driver (Debian/Ubuntu)"; \
+	  exit 1; fi
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy $(wildcard $(MYPY_TARGETS))
 	$(PY) -m mypy lambda
 
-test: $(STAMP) check-java lint
+test: $(STAMP) check-java check-browser lint
 	$(PY) -m pytest
 
 local: $(STAMP) check-java

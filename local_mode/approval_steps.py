@@ -361,6 +361,8 @@ def local_approval_system(
 ) -> Iterator[LocalApprovalSystem]:
     """moto on loopback (DynamoDB table, SNS topic + an SQS 'mailbox'), the endpoint served on 127.0.0.1,
     and the notifier's logic run the way its handler runs it for an SQS batch."""
+    import logging
+
     import boto3
     from approval_notifier.config import NotifierConfig
     from approval_notifier.logic import handle_approval_message
@@ -372,8 +374,6 @@ def local_approval_system(
     from local_mode.dynamodb_server import loopback_dynamodb
     from local_mode.local_compute import FAKE_CREDENTIALS
     from pipeline_callback.retry import LAMBDA_RETRY_POLICY, Retrier
-
-    import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server would log every request
     with loopback_dynamodb() as moto:

@@ -2,8 +2,8 @@
 
 Rules (each has a test in tests/unit/approval):
 - `GET /a/<reference>` shows the confirmation page and writes nothing.
-- Only `POST /a/<reference>` from that page decides: a form post from the endpoint's own origin that
-  carries the page's form token; anything else is refused without touching the request.
+- Only `POST /a/<reference>` from that page decides: a same-origin form post (Sec-Fetch-Site, or Origin
+  for non-browser clients) that carries the page's form token; anything else is refused untouched.
 - The decision is a conditional write (approval.store): of two clicks, exactly one wins; the loser's
   page says who decided what, and when.
 - A malformed or unknown reference gets a plain 404, without saying which; an expired one a 410.
@@ -129,12 +129,20 @@ def _refuse_post(event: dict[str, Any]) -> tuple[int, str] | None:
         return 415, "Unsupported Media Type"
     host = headers.get("host") or str(event.get("requestContext", {}).get("domainName", ""))
     scheme = headers.get("x-forwarded-proto", "https")
+    own_origin = f"{scheme}://{host}"
     origin = headers.get("origin")
-    # Browsers send Origin with every form POST; its absence or a foreign one means it is not our page.
-    if origin != f"{scheme}://{host}":
+    fetch_site = headers.get("sec-fetch-site")
+    # A foreign Origin is always refused. Browsers label every request with Sec-Fetch-Site, and under
+    # our `Referrer-Policy: no-referrer` they send `Origin: null` even for a same-origin form post
+    # (the headless-browser test shows it), so for a browser Sec-Fetch-Site decides; any other client
+    # must name our origin.
+    if origin not in (None, "null", own_origin):
         return 403, "Forbidden: the decision must come from the confirmation page"
-    if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        return 403, "Forbidden: cross-site form posts are refused"
+    if fetch_site is not None:
+        if fetch_site != "same-origin":
+            return 403, "Forbidden: cross-site form posts are refused"
+    elif origin != own_origin:
+        return 403, "Forbidden: the decision must come from the confirmation page"
     if len(_raw_body(event)) > MAX_FORM_BYTES:
         return 413, "Payload Too Large"
     return None

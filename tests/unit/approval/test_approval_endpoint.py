@@ -278,9 +278,11 @@ def test_a_fresh_random_reference_is_as_unknown_as_any_other(endpoint: LocalAppr
         ({}, 403),  # no Origin: not a browser form post from the page
         ({"Origin": "https://evil.example"}, 403),
         ({"Origin": "SELF", "Sec-Fetch-Site": "cross-site"}, 403),
+        ({"Origin": "null", "Sec-Fetch-Site": "cross-site"}, 403),
+        ({"Origin": "null"}, 403),  # opaque origin and no Sec-Fetch-Site: nothing says it is our page
         ({"Origin": "SELF", "Content-Type": "application/json"}, 415),
     ],
-    ids=["no-origin", "foreign-origin", "cross-site", "json"],
+    ids=["no-origin", "foreign-origin", "cross-site", "null-cross-site", "null-only", "json"],
 )
 def test_only_a_form_post_from_the_page_acts(
     endpoint: LocalApprovalEndpoint,
