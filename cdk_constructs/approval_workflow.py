@@ -3,6 +3,8 @@ endpoint (a Lambda function URL) and the scheduled expiry check."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import CfnOutput, CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -42,7 +44,7 @@ class ApprovalWorkflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         approval = config.approval
-        logs = {
+        logs: dict[str, Any] = {
             "log_retention_days": config.log_retention_days,
             "destroy_logs_with_stack": config.destroy_data_with_stack,
         }
