@@ -7,7 +7,7 @@ ENV    ?= dev
 # The CDK CLI version matches aws-cdk-lib's cloud-assembly schema (see requirements.txt).
 CDK    := npx --yes aws-cdk@2.1148.1
 # Typed runtime and infrastructure code; lambda/ holds one package per function.
-MYPY_TARGETS := app.py app_config stacks cdk_constructs pipeline_callback fargate_task glue_scripts ml_pipeline local_mode bench backtest approval evaluation_job
+MYPY_TARGETS := app.py app_config stacks cdk_constructs pipeline_callback fargate_task glue_scripts ml_pipeline local_mode bench backtest pipeline_evaluation approval evaluation_job
 
 .PHONY: install test lint unit local bench synth deploy destroy clean check-java check-browser
 

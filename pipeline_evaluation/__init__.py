@@ -1,0 +1,36 @@
+"""Decisions from the pipeline's scores: the cut-off, each window's flag, and anomaly events.
+
+Pure functions, no AWS and no I/O, so the same code runs in the pipeline's Evaluate step, in the local
+mode and in the backtest. The inputs are what the batch transform produces for every window: its start,
+the observed passengers, the expected passengers and Random Cut Forest's score.
+
+    evaluation = evaluate_windows(window_starts, observed, expected, scores)
+    evaluation.cutoff.value      # the score at and above which a window is anomalous
+    evaluation.is_anomaly        # one bool per window: it belongs to an anomaly event
+    evaluation.event_ids         # one event id (1, 2, ...) or None per window
+    evaluation.events            # AnomalyEvent: start, end, peak window, peak score, observed vs expected
+
+:func:`score_cutoff`, :func:`flag_windows` and :func:`merge_events` are the three stages, callable on their
+own; :func:`read_transform_output` parses the batch transform's JSON Lines into those inputs.
+"""
+
+from pipeline_evaluation.cutoff import CUTOFF_SPREADS, ScoreCutoff, flag_windows, relative_scores, score_cutoff
+from pipeline_evaluation.evaluation import WindowsEvaluation, evaluate_windows
+from pipeline_evaluation.events import DEFAULT_MAX_GAP_WINDOWS, AnomalyEvent, merge_events
+from pipeline_evaluation.transform_output import ScoredWindows, TransformOutputError, read_transform_output
+
+__all__ = [
+    "CUTOFF_SPREADS",
+    "DEFAULT_MAX_GAP_WINDOWS",
+    "AnomalyEvent",
+    "ScoreCutoff",
+    "ScoredWindows",
+    "TransformOutputError",
+    "WindowsEvaluation",
+    "evaluate_windows",
+    "flag_windows",
+    "merge_events",
+    "read_transform_output",
+    "relative_scores",
+    "score_cutoff",
+]

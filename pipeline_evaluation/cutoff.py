@@ -1,0 +1,147 @@
+"""The cut-off: the score at and above which a window is anomalous, computed from the run's own scores.
+
+Random Cut Forest's scores have no fixed scale: they depend on the data the forest was trained on, the
+number of features and the sample size, so a fixed threshold (or "the top 5") means something different
+on every run. The cut-off is therefore derived from the run's score distribution, the same way for every
+series, with no per-dataset setting:
+
+1. Split the windows into consecutive blocks of one day (shorter blocks when the series spans fewer than
+   ``MIN_BLOCKS`` days, so that there are always ``MIN_BLOCKS`` of them) and take each block's highest score.
+   Every block of an ordinary series has its own noise peak; a day with an anomaly has a higher one.
+2. The typical block maximum is the median of those maxima, and their spread is the median absolute
+   deviation (scaled by 1.4826, so it estimates a standard deviation), both robust to the few blocks that
+   hold anomalies.
+3. ``cut-off = typical block maximum + CUTOFF_SPREADS x spread``.
+
+A window is flagged when its score is at or above the cut-off. So a series in which no day stands out
+gets no flag at all, however its scores are scaled, and one whose anomalies are far above its ordinary
+daily peaks gets them flagged. Where the block maxima do not vary at all (every score identical), nothing
+stands out and the cut-off lies just above the highest score.
+
+``relative_scores`` maps scores onto 0..1 on the same footing for every series: 0.5 at the cut-off,
+rising with the number of spreads above it (a logistic of ``(score - typical) / spread - CUTOFF_SPREADS``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+DAY_SECONDS = 86_400.0
+MIN_BLOCKS = 7
+# How many spreads above the typical block maximum a score must be. Chosen once, on the shared
+# development set and the local taxi data (see the README's "How the pipeline model works").
+CUTOFF_SPREADS = 3.0
+_MAD_TO_STANDARD_DEVIATION = 1.4826
+
+
+@dataclass(frozen=True)
+class ScoreCutoff:
+    """The cut-off and the statistics it came from."""
+
+    value: float
+    typical_block_max: float
+    block_spread: float
+    spreads: float
+    blocks: int
+    block_seconds: float
+
+    def describe(self) -> str:
+        block = "day" if self.block_seconds == DAY_SECONDS else f"{self.block_seconds / 3600:g} h block"
+        if self.block_spread == 0:
+            return f"cut-off {self.value:.4f}: every {block} has the same highest score, so no window stands out"
+        return (
+            f"cut-off {self.value:.4f} = typical highest score per {block} {self.typical_block_max:.4f} "
+            f"+ {self.spreads:g} x spread {self.block_spread:.4f} ({self.blocks} blocks)"
+        )
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "value": self.value,
+            "typical_block_max": self.typical_block_max,
+            "block_spread": self.block_spread,
+            "spreads": self.spreads,
+            "blocks": self.blocks,
+            "block_seconds": self.block_seconds,
+        }
+
+
+def _epoch_seconds(window_starts: Sequence[datetime]) -> np.ndarray:
+    return np.array([start.timestamp() for start in window_starts], dtype=np.float64)
+
+
+def block_length_seconds(epoch_seconds: np.ndarray) -> float:
+    """One day, or duration / MIN_BLOCKS for a series shorter than MIN_BLOCKS days (never below one window)."""
+    if len(epoch_seconds) < 2:
+        return DAY_SECONDS
+    spacing = float(np.median(np.diff(epoch_seconds)))
+    # The series covers its first start to the end of its last window.
+    duration = float(epoch_seconds[-1] - epoch_seconds[0]) + spacing
+    if duration >= MIN_BLOCKS * DAY_SECONDS:
+        return DAY_SECONDS
+    return max(spacing, duration / MIN_BLOCKS)
+
+
+def block_maxima(epoch_seconds: np.ndarray, scores: np.ndarray, block_seconds: float) -> np.ndarray:
+    """The highest score of each block of ``block_seconds``, blocks counted from the first window."""
+    blocks = np.floor((epoch_seconds - epoch_seconds[0]) / block_seconds).astype(np.int64)
+    order = np.argsort(blocks, kind="stable")
+    boundaries = np.flatnonzero(np.diff(blocks[order])) + 1
+    return np.array([chunk.max() for chunk in np.split(scores[order], boundaries)])
+
+
+def _spread(values: np.ndarray) -> float:
+    median = float(np.median(values))
+    spread = _MAD_TO_STANDARD_DEVIATION * float(np.median(np.abs(values - median)))
+    if spread > 0:
+        return spread
+    # More than half the blocks share one maximum: the mean deviation still sees the blocks that differ.
+    return float(np.mean(np.abs(values - median)))
+
+
+def score_cutoff(
+    window_starts: Sequence[datetime], scores: Sequence[float], *, spreads: float = CUTOFF_SPREADS
+) -> ScoreCutoff:
+    """The cut-off for one run's scores (``window_starts`` in time order, one score each)."""
+    if len(window_starts) != len(scores):
+        raise ValueError(f"{len(window_starts)} window starts for {len(scores)} scores")
+    if not scores:
+        raise ValueError("no scores: the cut-off needs at least one window")
+    values = np.asarray(scores, dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise ValueError("scores must be finite numbers")
+    epoch_seconds = _epoch_seconds(window_starts)
+    if np.any(np.diff(epoch_seconds) <= 0):
+        raise ValueError("window starts must be strictly increasing")
+    block_seconds = block_length_seconds(epoch_seconds)
+    maxima = block_maxima(epoch_seconds, values, block_seconds)
+    typical = float(np.median(maxima))
+    spread = _spread(maxima) if len(maxima) > 1 else 0.0
+    # With no spread every block peaks alike: nothing stands out, so the cut-off lies above every score.
+    value = typical + spreads * spread if spread > 0 else math.nextafter(float(values.max()), math.inf)
+    return ScoreCutoff(
+        value=value,
+        typical_block_max=typical,
+        block_spread=spread,
+        spreads=spreads,
+        blocks=len(maxima),
+        block_seconds=block_seconds,
+    )
+
+
+def flag_windows(scores: Sequence[float], cutoff: ScoreCutoff) -> tuple[bool, ...]:
+    """True for every window whose score is at or above the cut-off."""
+    return tuple(bool(score >= cutoff.value) for score in scores)
+
+
+def relative_scores(scores: Sequence[float], cutoff: ScoreCutoff) -> tuple[float, ...]:
+    """Scores on a 0..1 scale shared by every run: 0.5 at the cut-off, higher the further above it."""
+    values = np.asarray(scores, dtype=np.float64)
+    if cutoff.block_spread == 0:
+        return tuple(0.0 for _ in range(len(values)))
+    spreads_above = (values - cutoff.typical_block_max) / cutoff.block_spread - cutoff.spreads
+    return tuple(float(value) for value in 1.0 / (1.0 + np.exp(-np.clip(spreads_above, -50, 50))))

@@ -1,0 +1,54 @@
+"""One call from a run's scored windows to its decisions: cut-off, flags, events, relative scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pipeline_evaluation.cutoff import CUTOFF_SPREADS, ScoreCutoff, flag_windows, relative_scores, score_cutoff
+from pipeline_evaluation.events import (
+    DEFAULT_MAX_GAP_WINDOWS,
+    AnomalyEvent,
+    event_ids_per_window,
+    merge_events,
+)
+
+
+@dataclass(frozen=True)
+class WindowsEvaluation:
+    cutoff: ScoreCutoff
+    flags: tuple[bool, ...]  # score at or above the cut-off
+    event_ids: tuple[int | None, ...]  # the event each window belongs to
+    events: tuple[AnomalyEvent, ...]
+    relative_scores: tuple[float, ...]  # 0..1, 0.5 at the cut-off (see cutoff.relative_scores)
+
+    @property
+    def is_anomaly(self) -> tuple[bool, ...]:
+        """The decision per window: it belongs to an anomaly event (flagged, or bridged inside one)."""
+        return tuple(event_id is not None for event_id in self.event_ids)
+
+
+def evaluate_windows(
+    window_starts: Sequence[datetime],
+    observed: Sequence[float],
+    expected: Sequence[float],
+    scores: Sequence[float],
+    *,
+    spreads: float = CUTOFF_SPREADS,
+    max_gap_windows: int = DEFAULT_MAX_GAP_WINDOWS,
+    length: timedelta | None = None,
+) -> WindowsEvaluation:
+    """Cut-off from the scores, flags, events. Windows must be in time order (strictly increasing starts)."""
+    cutoff = score_cutoff(window_starts, scores, spreads=spreads)
+    flags = flag_windows(scores, cutoff)
+    events = merge_events(
+        window_starts, observed, expected, scores, flags, max_gap_windows=max_gap_windows, length=length
+    )
+    return WindowsEvaluation(
+        cutoff=cutoff,
+        flags=flags,
+        event_ids=event_ids_per_window(len(window_starts), events),
+        events=events,
+        relative_scores=relative_scores(scores, cutoff),
+    )
