@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from evaluation_job.decisions import decide
 from evaluation_job.report import build_report
-from evaluation_job.scores import ScoresError, read_scored_rows
+from evaluation_job.scores import ScoresError, read_scored_windows
+from pipeline_evaluation import evaluate_windows
 
 REPORT_FILE_NAME = "evaluation.json"
 
@@ -22,17 +22,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--execution-arn", default="")
     arguments = parser.parse_args(argv)
     try:
-        rows = read_scored_rows(arguments.scores)
+        windows = read_scored_windows(arguments.scores)
     except ScoresError as error:
         # Processing jobs report the last lines of stderr as the failure reason.
         print(f"evaluation failed: {error}", file=sys.stderr)
         return 1
-    report = build_report(rows, decide(rows), arguments.execution_arn)
+    evaluation = evaluate_windows(windows.window_starts, windows.observed, windows.expected, windows.scores)
+    report = build_report(windows, evaluation, arguments.execution_arn)
     arguments.output.mkdir(parents=True, exist_ok=True)
     (arguments.output / REPORT_FILE_NAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(
-        f"evaluated {report['rows_scored']} windows: cut-off {report['cutoff']['value']:.3f} "
-        f"({report['cutoff']['method']}), {report['anomaly_event_count']} event(s)"
+        f"evaluated {report['rows_scored']} windows: {evaluation.cutoff.describe()}; "
+        f"{report['anomaly_event_count']} event(s)"
     )
     return 0
 
