@@ -9,7 +9,7 @@ CDK    := npx --yes aws-cdk@2.1148.1
 # Typed runtime and infrastructure code; lambda/ holds one package per function.
 MYPY_TARGETS := app.py app_config stacks cdk_constructs pipeline_callback fargate_task glue_scripts ml_pipeline local_mode bench backtest pipeline_evaluation approval evaluation_job
 
-.PHONY: install test lint unit local bench synth deploy destroy clean check-java check-browser
+.PHONY: install test lint unit local bench synth deploy destroy clean check-java check-browser check-pipeline-schema
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ local: $(STAMP) check-java
 
 bench: $(STAMP) check-java
 	$(PY) -m bench $(ARGS)
+
+# The definition against AWS's published schema, given by path (not committed: its repository has no licence).
+check-pipeline-schema: $(STAMP)
+	@test -n "$(SCHEMA)" || { echo "usage: make check-pipeline-schema SCHEMA=/path/to/pipeline-definition.schema.json"; exit 2; }
+	$(PY) -m ml_pipeline.schema_check --schema "$(SCHEMA)" --env $(ENV)
 
 synth: $(STAMP)
 	$(CDK) synth --all -c env=$(ENV) --quiet

@@ -355,7 +355,8 @@ def run_pipeline(
         approval_mails=list(approval_step.mails),
         model_packages=list(registry.packages),
     )
-    if execution.status == "Succeeded":
+    # The scores exist once ScoreData succeeded, whatever the later steps decide (a rejected run has them too).
+    if any(step.name == "ScoreData" and step.status == "Succeeded" for step in execution.steps):
         outcome.scored = _read_scores(transform.output_files, pipeline_config.shingle_size)
         outcome.scores_csv = options.out / "pipeline" / "scored_windows.csv"
         _write_scores(outcome.scored, outcome.scores_csv)

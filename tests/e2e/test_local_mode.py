@@ -8,6 +8,7 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,8 @@ from local_mode.taxi_data import WINDOW_MINUTES
 pytestmark = pytest.mark.e2e
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PIPELINE_STEPS = ("PrepareData", "TrainModel", "CreateModel", "ScoreData", "Evaluate", "ApproveResults", "Register")
+SCORING_STEPS = 4
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +53,12 @@ def passengers_per_window_from_csv(csv_path: Path) -> dict[datetime, int]:
     return sums
 
 
+def transform_accept(definition: dict[str, Any]) -> str:
+    (score,) = [step for step in definition["Steps"] if step["Name"] == "ScoreData"]
+    return str(score["Arguments"]["TransformOutput"].get("Accept", ""))
+
+
 def test_every_window_is_scored_with_the_right_sum(full_run: RunResult) -> None:
-    assert full_run.exit_code == EXIT_OK, full_run.summary
     pipeline = full_run.pipeline
     assert pipeline is not None and pipeline.generated is not None and pipeline.scores_csv is not None
     expected = passengers_per_window_from_csv(pipeline.generated.path)
@@ -65,7 +72,29 @@ def test_every_window_is_scored_with_the_right_sum(full_run: RunResult) -> None:
     assert len(scored) == len(rows) - 1 == pipeline.generated.windows
     assert scored == {window: expected.get(window, 0) for window in scored}
     assert set(expected) <= set(scored)
-    assert [step.status for step in pipeline.execution.steps] == ["Succeeded"] * 4
+    assert [step.name for step in pipeline.execution.steps] == list(PIPELINE_STEPS)
+    assert [step.status for step in pipeline.execution.steps][:SCORING_STEPS] == ["Succeeded"] * SCORING_STEPS
+
+
+def test_the_scored_run_is_evaluated_approved_over_http_and_registered(full_run: RunResult) -> None:
+    pipeline = full_run.pipeline
+    assert pipeline is not None
+    steps = {step.name: step for step in pipeline.execution.steps}
+    if transform_accept(pipeline.definition) == "text/csv":
+        # Until the transform writes RCF's documented JSON Lines (i10-pipeline-model), Evaluate rejects its
+        # CSV output as SageMaker's processing job would: the run fails there, naming the file and line.
+        assert full_run.exit_code == EXIT_FAILED
+        assert steps["Evaluate"].status == "Failed"
+        assert "line 1 is not JSON" in steps["Evaluate"].failure_reason
+        assert [steps[name].status for name in PIPELINE_STEPS[5:]] == ["NotStarted"] * 2
+        return
+    assert full_run.exit_code == EXIT_OK, full_run.summary
+    assert [step.status for step in pipeline.execution.steps] == ["Succeeded"] * len(PIPELINE_STEPS)
+    (mail,) = pipeline.approval_mails
+    assert "Cut-off:" in mail["Message"] and "unavailable" not in mail["Message"]
+    assert "observed" in mail["Message"] and "expected" in mail["Message"]
+    (package,) = pipeline.model_packages
+    assert package["ModelApprovalStatus"] == "Approved"
 
 
 def test_injected_anomalies_are_the_top_scored_events(full_run: RunResult) -> None:
@@ -120,12 +149,7 @@ def test_glue_failure_fails_the_callback_step_with_its_reason(tmp_path: Path) ->
     assert (failed.name, failed.step_type, failed.status) == ("PrepareData", "Callback", "Failed")
     assert failed.failure_reason.startswith("Glue job run jr_")
     assert "FAILED: PrepInputError: no trip data files under s3://taxi-raw-local/taxi/" in failed.failure_reason
-    assert [step.status for step in result.pipeline.execution.steps] == [
-        "Failed",
-        "NotStarted",
-        "NotStarted",
-        "NotStarted",
-    ]
+    assert [step.status for step in result.pipeline.execution.steps] == ["Failed"] + ["NotStarted"] * 6
     recorded = json.loads((tmp_path / "pipeline" / "execution.json").read_text(encoding="utf-8"))
     assert recorded["PipelineExecutionStatus"] == "Failed"
     assert recorded["PipelineExecutionSteps"][0]["FailureReason"] == failed.failure_reason
@@ -157,8 +181,9 @@ def test_events_completion_answers_through_glue_completion(tmp_path: Path) -> No
         LocalModeArgs(out=tmp_path, completion="events", trips=20_000, only="pipeline", quiet=True, charts=False)
     )
 
-    assert result.exit_code == EXIT_OK, result.summary
     assert result.pipeline is not None
+    # PrepareData succeeds through the Glue completion path (the steps after it are tested with the full run).
+    assert result.pipeline.execution.steps[0].status == "Succeeded", result.summary
     calls = result.pipeline.emulator_calls
     # The handler looks for duplicates and starts the run; glue-completion reads the run and answers.
     assert calls.count("AWSGlue.StartJobRun") == 1
