@@ -386,37 +386,50 @@ def local_approval_system(
         sns = session.client("sns", endpoint_url=moto.endpoint_url)
         sqs = session.client("sqs", endpoint_url=moto.endpoint_url)
         dynamodb.create_table(**table_definition(APPROVAL_TABLE))
-        store = ApprovalStore(dynamodb, APPROVAL_TABLE)
         topic_arn = sns.create_topic(Name="taxi-approvers-local")["TopicArn"]
         mailbox = sqs.create_queue(QueueName="approvers-mailbox")["QueueUrl"]
-        mailbox_arn = sqs.get_queue_attributes(QueueUrl=mailbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=mailbox_arn)
+        # moto keeps its state per process, not per server: remove what this run made, so the next
+        # in-process run (the tests) starts from nothing, as a fresh machine would.
+        try:
+            store = ApprovalStore(dynamodb, APPROVAL_TABLE)
+            mailbox_arn = sqs.get_queue_attributes(QueueUrl=mailbox, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=mailbox_arn)
 
-        def read_mail() -> dict[str, Any] | None:
-            messages = sqs.receive_message(QueueUrl=mailbox, MaxNumberOfMessages=1).get("Messages", [])
-            if not messages:
-                return None
-            sqs.delete_message(QueueUrl=mailbox, ReceiptHandle=messages[0]["ReceiptHandle"])
-            return dict(json.loads(messages[0]["Body"]))
+            def read_mail() -> dict[str, Any] | None:
+                messages = sqs.receive_message(QueueUrl=mailbox, MaxNumberOfMessages=1).get("Messages", [])
+                if not messages:
+                    return None
+                sqs.delete_message(QueueUrl=mailbox, ReceiptHandle=messages[0]["ReceiptHandle"])
+                return dict(json.loads(messages[0]["Body"]))
 
-        with LocalApprovalEndpoint(store, sagemaker) as endpoint:
-            config = NotifierConfig(APPROVAL_TABLE, topic_arn, endpoint.url, expires_hours, LOCAL_ENVIRONMENT)
-            processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-            objects = _LocalS3Objects(s3)
+            with LocalApprovalEndpoint(store, sagemaker) as endpoint:
+                config = NotifierConfig(APPROVAL_TABLE, topic_arn, endpoint.url, expires_hours, LOCAL_ENVIRONMENT)
+                processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+                objects = _LocalS3Objects(s3)
 
-            def record_handler(record: SQSRecord) -> None:
-                handle_approval_message(
-                    record.body,
-                    config,
-                    store=store,
-                    s3=cast(Any, objects),
-                    sns=sns,
-                    sagemaker=sagemaker,
-                    retrier=Retrier(policy=LAMBDA_RETRY_POLICY),
-                    clock=time.time,
+                def record_handler(record: SQSRecord) -> None:
+                    handle_approval_message(
+                        record.body,
+                        config,
+                        store=store,
+                        s3=cast(Any, objects),
+                        sns=sns,
+                        sagemaker=sagemaker,
+                        retrier=Retrier(policy=LAMBDA_RETRY_POLICY),
+                        clock=time.time,
+                    )
+
+                def notifier(event: dict[str, Any]) -> dict[str, Any]:
+                    return dict(
+                        process_partial_response(event=event, record_handler=record_handler, processor=processor)
+                    )
+
+                yield LocalApprovalSystem(
+                    endpoint_url=endpoint.url, notifier=notifier, read_mail=read_mail, store=store
                 )
-
-            def notifier(event: dict[str, Any]) -> dict[str, Any]:
-                return dict(process_partial_response(event=event, record_handler=record_handler, processor=processor))
-
-            yield LocalApprovalSystem(endpoint_url=endpoint.url, notifier=notifier, read_mail=read_mail, store=store)
+        finally:
+            dynamodb.delete_table(TableName=APPROVAL_TABLE)
+            sns.delete_topic(TopicArn=topic_arn)  # with its subscriptions
+            sqs.delete_queue(QueueUrl=mailbox)
