@@ -4,9 +4,21 @@
 from __future__ import annotations
 
 import os
+import sys
 
-import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
+# Node 20 (still common, past its end of life) makes the CDK's jsii runtime print an 11-line banner on every
+# synth; `make` says it once in one line instead (see check-node). Must be set before aws_cdk starts jsii.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+try:
+    import aws_cdk as cdk
+    from cdk_nag import AwsSolutionsChecks
+except ModuleNotFoundError as missing:  # cdk.json runs `python app.py` in whatever environment is active
+    sys.exit(
+        f"app.py needs the packages in requirements.txt ({missing}). Use `make synth`, or activate an "
+        "environment that has them: `make install`, then `source .venv/bin/activate` "
+        "(Windows: `.venv\\Scripts\\activate`), or `pip install -r requirements.txt`."
+    )
 
 from app_config import ConfigError, EnvironmentConfig, load_environment
 from stacks.app_stacks import build_stacks

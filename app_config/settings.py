@@ -15,18 +15,43 @@ from typing import Any, Literal
 
 CompletionMode = Literal["poll", "events"]
 StreamMode = Literal["ON_DEMAND", "PROVISIONED"]
+# When the streaming job should be running: always, only while the generator's schedule is enabled, or daily hours.
+JobRunMode = Literal["always", "with_generator", "active_hours"]
 
 _GLUE_WORKER_TYPES = ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X", "Z.2X")
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+# Worker types a Glue Spark streaming job accepts; G.025X (0.25 DPU) exists for low-volume streaming only.
+_GLUE_STREAMING_WORKER_TYPES = ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X")
+_JOB_RUN_MODES = ("always", "with_generator", "active_hours")
+# botocore's Glue model: MaintenanceWindow pattern ^(Sun|Mon|Tue|Wed|Thu|Fri|Sat):([01]?[0-9]|2[0-3])$ (GMT).
+_MAINTENANCE_WINDOW = re.compile(r"^(Sun|Mon|Tue|Wed|Thu|Fri|Sat):([01]?[0-9]|2[0-3])$")
+# Glue's Kinesis "startingPosition": latest, trim_horizon, earliest, or a UTC timestamp yyyy-mm-ddTHH:MM:SSZ
+# (or with an offset such as -04:00; Glue 4.0 or later).
+_STARTING_POSITION = re.compile(
+    r"^(?i:latest|trim_horizon|earliest)$|^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})$"
+)
+# arn:<partition>:kinesis:<region>:<account>:stream/<name>; stream names are 1-128 of [a-zA-Z0-9_.-].
+_KINESIS_STREAM_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):kinesis:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):stream/[A-Za-z0-9_.-]{1,128}$"
+)
+# A key ARN (not an alias: IAM grants on a key need its key ARN).
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/[A-Za-z0-9-]{1,128}$")
 
 
 class ConfigError(ValueError):
     """A configuration value is missing or invalid; the message names it."""
 
 
+# AWS's guidance for a queue that feeds Lambda: "set the maxReceiveCount on the source queue's redrive
+# policy to at least 5" (Lambda Developer Guide, "Using Lambda with Amazon SQS").
+MIN_MAX_RECEIVE_COUNT = 5
+# The handler starts a record only with this much of its invocation left (lambda/callback_handler).
+HANDLER_SECONDS_PER_RECORD = 20
+
+
 @dataclass(frozen=True)
 class DataPrepConfig:
-    dlq_max_receive_count: int = 3
+    dlq_max_receive_count: int = 5
     handler_timeout_seconds: int = 60
     glue_worker_type: str = "G.1X"
     glue_number_of_workers: int = 2
@@ -39,10 +64,39 @@ class DataPrepConfig:
     vpc_id: str | None = None
     subnet_ids: tuple[str, ...] = ()
     queue_kms: bool = False
+    handler_batch_size: int = 1
+    callback_deadline_minutes: int = 180
+    callback_alarm_minutes: int = 120
+    reconcile_every_minutes: int = 5
+    callback_record_ttl_days: int = 30
+    # The new VPC's two AZs, e.g. ["us-east-1a", "us-east-1b"]; empty: CloudFormation's Fn::GetAZs picks them
+    # at deploy. Either way synth makes no availability-zone lookup, so it needs no credentials.
+    availability_zones: tuple[str, ...] = ()
 
     def validate(self) -> None:
-        _require(1 <= self.dlq_max_receive_count <= 1000, "data_prep.dlq_max_receive_count must be 1..1000")
+        _require(
+            MIN_MAX_RECEIVE_COUNT <= self.dlq_max_receive_count <= 1000,
+            f"data_prep.dlq_max_receive_count must be {MIN_MAX_RECEIVE_COUNT}..1000 "
+            "(AWS: at least 5 for a queue that feeds Lambda)",
+        )
         _require(3 <= self.handler_timeout_seconds <= 900, "data_prep.handler_timeout_seconds must be 3..900")
+        _require(1 <= self.handler_batch_size <= 10, "data_prep.handler_batch_size must be 1..10")
+        _require(
+            self.handler_batch_size * HANDLER_SECONDS_PER_RECORD <= self.handler_timeout_seconds,
+            f"data_prep.handler_batch_size x {HANDLER_SECONDS_PER_RECORD}s (one record's worst case) must fit in "
+            f"handler_timeout_seconds ({self.handler_batch_size} x {HANDLER_SECONDS_PER_RECORD}s > "
+            f"{self.handler_timeout_seconds}s): lower the batch size or raise the timeout",
+        )
+        _require(
+            self.callback_deadline_minutes > self.glue_timeout_minutes,
+            "data_prep.callback_deadline_minutes must be longer than glue_timeout_minutes",
+        )
+        _require(
+            0 < self.callback_alarm_minutes < self.callback_deadline_minutes,
+            "data_prep.callback_alarm_minutes must be between 0 and callback_deadline_minutes",
+        )
+        _require(1 <= self.reconcile_every_minutes <= 60, "data_prep.reconcile_every_minutes must be 1..60")
+        _require(1 <= self.callback_record_ttl_days <= 3650, "data_prep.callback_record_ttl_days must be 1..3650")
         _require(
             self.glue_worker_type in _GLUE_WORKER_TYPES,
             f"data_prep.glue_worker_type must be one of {', '.join(_GLUE_WORKER_TYPES)}",
@@ -55,22 +109,27 @@ class DataPrepConfig:
             (self.vpc_id is None) == (not self.subnet_ids),
             "data_prep.vpc_id and data_prep.subnet_ids must be given together (or neither)",
         )
+        _require(
+            not self.availability_zones or len(self.availability_zones) == 2,
+            "data_prep.availability_zones must name two zones (the task's VPC spans two), or be empty",
+        )
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    shingle_size: int = 48
     training_instance_type: str = "ml.m5.large"
     training_instance_count: int = 1
     transform_instance_type: str = "ml.m5.large"
-    num_samples_per_tree: int = 200
-    num_trees: int = 50
+    # Small samples keep RCF from masking an anomaly that spans many windows (a storm is 48 of them); more
+    # trees keep the scores, and so the cut-off, steady from one training run to the next.
+    num_samples_per_tree: int = 64
+    num_trees: int = 200
     schedule: str | None = None
 
     def validate(self) -> None:
-        _require(1 <= self.shingle_size <= 1000, "pipeline.shingle_size must be 1..1000")
         _require(self.training_instance_count >= 1, "pipeline.training_instance_count must be >= 1")
-        _require(10 <= self.num_samples_per_tree <= 2048, "pipeline.num_samples_per_tree must be 10..2048")
+        # RCF's documented valid values (RCF Hyperparameters): num_samples_per_tree 1..2048, num_trees 50..1000.
+        _require(1 <= self.num_samples_per_tree <= 2048, "pipeline.num_samples_per_tree must be 1..2048")
         _require(50 <= self.num_trees <= 1000, "pipeline.num_trees must be 50..1000")
         for name in ("training_instance_type", "transform_instance_type"):
             _require(getattr(self, name).startswith("ml."), f"pipeline.{name} must start with 'ml.'")
@@ -100,6 +159,18 @@ class StreamingConfig:
     history_length: int = 288
     anomaly_marketplace: str | None = None
     anomaly_factor: float = 1.0
+    # An existing Kinesis Data Stream to read instead of the one the storage stack creates (same account and region).
+    source_stream_arn: str | None = None
+    source_stream_kms_key_arn: str | None = None
+    source_starting_position: str = "TRIM_HORIZON"
+    job_run_mode: JobRunMode = "with_generator"
+    job_active_hours_utc: tuple[int, int] | None = None
+    job_max_retries: int = 1
+    batch_max_retries: int = 3
+    job_failure_limit: int = 5
+    job_failure_window_hours: int = 6
+    supervisor_interval_minutes: int = 5
+    maintenance_window: str = "Sun:03"
 
     def validate(self) -> None:
         _require(self.frequency_minutes in (5, 10), "streaming.frequency_minutes must be 5 or 10")
@@ -110,8 +181,8 @@ class StreamingConfig:
         _require(1 <= self.generator_rate_minutes <= 60, "streaming.generator_rate_minutes must be 1..60")
         _require(1 <= self.records_per_invocation <= 10000, "streaming.records_per_invocation must be 1..10000")
         _require(
-            self.glue_worker_type in _GLUE_WORKER_TYPES,
-            f"streaming.glue_worker_type must be one of {', '.join(_GLUE_WORKER_TYPES)}",
+            self.glue_worker_type in _GLUE_STREAMING_WORKER_TYPES,
+            f"streaming.glue_worker_type must be one of {', '.join(_GLUE_STREAMING_WORKER_TYPES)} (streaming jobs)",
         )
         _require(self.glue_number_of_workers >= 2, "streaming.glue_number_of_workers must be at least 2")
         _require(1 <= self.window_size_seconds <= 3600, "streaming.window_size_seconds must be 1..3600")
@@ -122,6 +193,74 @@ class StreamingConfig:
         _require(self.anomaly_threshold > 0, "streaming.anomaly_threshold must be > 0")
         _require(8 <= self.history_length <= 10000, "streaming.history_length must be 8..10000")
         _require(self.anomaly_factor > 0, "streaming.anomaly_factor must be > 0")
+        self._validate_source()
+        self._validate_job_control()
+
+    def _validate_source(self) -> None:
+        if self.source_stream_arn is not None:
+            _require(
+                bool(_KINESIS_STREAM_ARN.match(self.source_stream_arn)),
+                f"streaming.source_stream_arn must be a Kinesis stream ARN "
+                f"(arn:aws:kinesis:<region>:<account>:stream/<name>), got {self.source_stream_arn!r}",
+            )
+            _require(
+                not self.generator_enabled,
+                "streaming.generator_enabled must be false when streaming.source_stream_arn is set "
+                "(the generator would write synthetic events into your stream)",
+            )
+            _require(
+                self.job_run_mode != "with_generator",
+                "streaming.job_run_mode 'with_generator' needs the generator; with streaming.source_stream_arn "
+                "use 'always' or 'active_hours'",
+            )
+        if self.source_stream_kms_key_arn is not None:
+            _require(
+                self.source_stream_arn is not None,
+                "streaming.source_stream_kms_key_arn is only used with streaming.source_stream_arn",
+            )
+            _require(
+                bool(_KMS_KEY_ARN.match(self.source_stream_kms_key_arn)),
+                f"streaming.source_stream_kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>),"
+                f" got {self.source_stream_kms_key_arn!r}",
+            )
+        _require(
+            bool(_STARTING_POSITION.match(self.source_starting_position)),
+            "streaming.source_starting_position must be TRIM_HORIZON, LATEST, EARLIEST or a UTC timestamp "
+            f"such as 2026-11-25T08:00:00Z, got {self.source_starting_position!r}",
+        )
+
+    def _validate_job_control(self) -> None:
+        _require(
+            self.job_run_mode in _JOB_RUN_MODES,
+            f"streaming.job_run_mode must be one of {', '.join(_JOB_RUN_MODES)}, got {self.job_run_mode!r}",
+        )
+        hours = self.job_active_hours_utc
+        if self.job_run_mode == "active_hours":
+            _require(
+                hours is not None
+                and len(hours) == 2
+                and all(isinstance(hour, int) and 0 <= hour <= 23 for hour in hours)
+                and hours[0] != hours[1],
+                "streaming.job_active_hours_utc must be [start_hour, end_hour] (UTC, 0-23, different; "
+                f"[22, 6] spans midnight) when streaming.job_run_mode is 'active_hours', got {hours!r}",
+            )
+        else:
+            _require(
+                hours is None,
+                "streaming.job_active_hours_utc is only used when streaming.job_run_mode is 'active_hours'",
+            )
+        _require(0 <= self.job_max_retries <= 10, "streaming.job_max_retries must be 0..10")
+        _require(0 <= self.batch_max_retries <= 10, "streaming.batch_max_retries must be 0..10")
+        _require(1 <= self.job_failure_limit <= 100, "streaming.job_failure_limit must be 1..100")
+        _require(1 <= self.job_failure_window_hours <= 168, "streaming.job_failure_window_hours must be 1..168")
+        _require(
+            1 <= self.supervisor_interval_minutes <= 60, "streaming.supervisor_interval_minutes must be 1..60"
+        )
+        _require(
+            bool(_MAINTENANCE_WINDOW.match(self.maintenance_window)),
+            f"streaming.maintenance_window must be <Day>:<hour> in GMT such as 'Sun:03' (days Sun..Sat, "
+            f"hours 0-23), got {self.maintenance_window!r}",
+        )
 
 
 @dataclass(frozen=True)
@@ -193,6 +332,26 @@ def stack_name(env_name: str, purpose: str) -> str:
     return f"taxi-anomaly-{env_name}-{purpose}"
 
 
+def _require_stream_in_environment(streaming: StreamingConfig, *, region: str, account: str | None) -> None:
+    """An existing stream must be where the job runs: Glue reads it with the job role, in the job's region."""
+    for setting, arn, pattern in (
+        ("source_stream_arn", streaming.source_stream_arn, _KINESIS_STREAM_ARN),
+        ("source_stream_kms_key_arn", streaming.source_stream_kms_key_arn, _KMS_KEY_ARN),
+    ):
+        match = pattern.match(arn) if arn else None
+        if match is None:
+            continue
+        _require(
+            match["region"] == region,
+            f"streaming.{setting} is in region {match['region']}, but this environment deploys to {region}",
+        )
+        _require(
+            account is None or match["account"] == account,
+            f"streaming.{setting} is in account {match['account']}, but this environment deploys to {account} "
+            "(cross-account streams are not supported)",
+        )
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
@@ -204,10 +363,11 @@ def _section(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-    if "subnet_ids" in raw:
-        raw["subnet_ids"] = tuple(raw["subnet_ids"] or ())
-    if "approver_emails" in raw:
-        raw["approver_emails"] = tuple(raw["approver_emails"] or ())
+    for name in ("subnet_ids", "availability_zones", "approver_emails"):
+        if name in raw:
+            raw[name] = tuple(raw[name] or ())
+    if raw.get("job_active_hours_utc") is not None:
+        raw["job_active_hours_utc"] = tuple(raw["job_active_hours_utc"])
     section = cls(**raw)
     if hasattr(section, "validate"):
         section.validate()
@@ -238,6 +398,11 @@ def load_environment(
         raise ConfigError(f"environment {name!r} has no region and CDK_DEFAULT_REGION is not set")
     retention = int(raw.get("log_retention_days", 14))
     _require(retention > 0, "log_retention_days must be positive")
+    data_prep = _section(DataPrepConfig, raw.get("data_prep"), f"{name}.data_prep")
+    foreign = [zone for zone in data_prep.availability_zones if not zone.startswith(region)]
+    _require(not foreign, f"{name}.data_prep.availability_zones {', '.join(foreign)} are not in region {region}")
+    streaming = _section(StreamingConfig, raw.get("streaming"), f"{name}.streaming")
+    _require_stream_in_environment(streaming, region=region, account=raw.get("account") or default_account)
     return EnvironmentConfig(
         name=name,
         account=raw.get("account") or default_account,
@@ -245,9 +410,9 @@ def load_environment(
         destroy_data_with_stack=bool(raw.get("destroy_data_with_stack", False)),
         termination_protection=bool(raw.get("termination_protection", True)),
         log_retention_days=retention,
-        data_prep=_section(DataPrepConfig, raw.get("data_prep"), f"{name}.data_prep"),
+        data_prep=data_prep,
         pipeline=_section(PipelineConfig, raw.get("pipeline"), f"{name}.pipeline"),
-        streaming=_section(StreamingConfig, raw.get("streaming"), f"{name}.streaming"),
+        streaming=streaming,
         operations=_section(OperationsConfig, raw.get("operations"), f"{name}.operations"),
         approval=_section(ApprovalConfig, raw.get("approval"), f"{name}.approval"),
     )

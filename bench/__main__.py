@@ -2,7 +2,7 @@
 
 python -m bench                      # everything, default runs (about 10 minutes on 2 cores)
 python -m bench --quick              # smaller inputs, one run each: checks the bench itself works
-python -m bench --only prep,stream   # some sections (prep, stream, detector, callback, devloop)
+python -m bench --only prep,stream   # some sections (prep, stream, sizing, detector, callback, devloop)
 python -m bench --runs 5             # more runs per figure (the largest CSV case gets one fewer)
 python -m bench --include-suite      # also time the whole test suite (minutes) in the developer loop
 """
@@ -23,18 +23,20 @@ from pathlib import Path
 
 import psutil
 
+from app_config import StreamingConfig
+
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 # `lambda/` cannot be a package name: the functions' packages are imported from there, as the tests do.
 _LAMBDA_FOLDER = str(REPOSITORY_ROOT / "lambda")
 if _LAMBDA_FOLDER not in sys.path:
     sys.path.insert(0, _LAMBDA_FOLDER)
 
-from bench import callback, detector, devloop, prep, stream  # noqa: E402 - needs the path above
+from bench import callback, detector, devloop, prep, stream, stream_sizing  # noqa: E402 - needs the path above
 from bench.reporting import RESULTS_JSON, RESULTS_MARKDOWN, BenchReport, write_results  # noqa: E402
 from bench.runtime import Progress, start_spark  # noqa: E402
 
-SECTIONS = ("prep", "stream", "detector", "callback", "devloop")
-SPARK_SECTIONS = {"prep", "stream", "callback"}
+SECTIONS = ("prep", "stream", "sizing", "detector", "callback", "devloop")
+SPARK_SECTIONS = {"prep", "stream", "sizing", "callback"}
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,16 @@ def _environment() -> dict[str, str]:
     }
 
 
+def _dev_streaming_config() -> StreamingConfig:
+    """The streaming settings `cdk deploy` uses for dev (cdk.json), which the sizing section measures."""
+    import json
+
+    from app_config import load_environment
+
+    context = json.loads((REPOSITORY_ROOT / "cdk.json").read_text())["context"]
+    return load_environment(context["environments"], "dev", default_account="123456789012").streaming
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs and one run each (checks the bench)")
@@ -179,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.perf_counter()
         if "prep" in plan.sections:
             prep.warm_up(spark, say, plan.warm_up_trips)
-        if "stream" in plan.sections:
+        if {"stream", "sizing"} & set(plan.sections):
             stream.warm_up(spark, say, plan.warm_up_records)
         say(f"warm-up done in {time.perf_counter() - started:.1f} s")
 
@@ -189,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "stream" in plan.sections and spark is not None:
         say("== streaming batch")
         stream.run(spark, report, say, plan.stream_sizes, plan.stream_runs)
+    if "sizing" in plan.sections and spark is not None:
+        say("== streaming job sizing (dev config)")
+        stream_sizing.run(spark, report, say, _dev_streaming_config(), runs=1 if args.quick else (args.runs or 3))
     if "detector" in plan.sections:
         say("== detector")
         detector.run(report, say, plan.detector_dimensions, plan.detector_runs)

@@ -1,7 +1,7 @@
 """Prep transform: the Glue script's `run_prep` on local Spark vs the same aggregation in DuckDB.
 
-Each run times the whole job (read, clean, aggregate, dense series, shingle, write train/ and scoring/) and
-then the DuckDB reference on the same file (read, clean, aggregate, dense series; no shingling or writing,
+Each run times the whole job (read, clean, aggregate, dense series, features, write train/ and scoring/) and
+then the DuckDB reference on the same file (read, clean, aggregate, dense series; no features or writing,
 which touch a few thousand rows). Spark and DuckDB runs alternate, so each ratio compares runs that saw the
 same machine load. Correctness is checked in the same run: the full scoring series Spark wrote (window start
 and passengers of every window) must equal DuckDB's, and so must the rows read and dropped.
@@ -9,7 +9,7 @@ and passengers of every window) must equal DuckDB's, and so must the rows read a
 
 from __future__ import annotations
 
-import csv
+import json
 import shutil
 from dataclasses import dataclass, field
 from functools import partial
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from glue_scripts.taxi_prep import PrepResult
 
 SECTION = "Prep transform (run_prep on local Spark; DuckDB reference)"
-SHINGLE_SIZE = 48  # cdk.json's pipeline.shingle_size
 WINDOW_SECONDS = 30 * 60
 FORMATS = ("csv", "parquet")
 RATIO_TARGETS = {"csv": 6.0, "parquet": 20.0}
@@ -111,11 +110,12 @@ def duckdb_reference(connection: duckdb.DuckDBPyConnection, files: TripFiles, in
 
 
 def _written_series(output_folder: Path) -> Series:
-    """window_start and passengers of every row the job wrote to scoring/ (one headerless part file)."""
+    """window_start and passengers of every record the job wrote to scoring/ (one JSON Lines part file)."""
     series: Series = []
-    for part in sorted((output_folder / "scoring").glob("part-*.csv")):
+    for part in sorted((output_folder / "scoring").glob("part-*.json")):
         with part.open(encoding="utf-8") as lines:
-            series.extend((row[0], int(row[1])) for row in csv.reader(lines) if row)
+            records = [json.loads(line) for line in lines if line.strip()]
+        series.extend((record["window_start"], int(record["passengers"])) for record in records)
     return series
 
 
@@ -138,7 +138,7 @@ def run_spark_prep(spark: SparkSession, files: TripFiles, input_format: str, out
     from glue_scripts.taxi_prep import run_prep
 
     shutil.rmtree(output_folder, ignore_errors=True)
-    return run_prep(spark, files.folder(input_format).as_uri(), output_folder.as_uri(), SHINGLE_SIZE, SilentLogger())
+    return run_prep(spark, files.folder(input_format).as_uri(), output_folder.as_uri(), SilentLogger())
 
 
 def warm_up(spark: SparkSession, say: Say, rows: int) -> None:

@@ -1,8 +1,9 @@
 """Streaming batch: the per-micro-batch ETL (`process_batch`) on local Spark at several batch sizes.
 
-The batch is loaded and cached before the clock starts (in Glue it arrives from Kinesis already in memory),
-split in two partitions as if read from two shards so both cores get work. The timed part is exactly what
-`forEachBatch` runs per batch: the empty-batch probe, parsing, classifying, counting and both writes.
+The batch is loaded, parsed the way Glue's Kinesis source parses it (`local_mode.kinesis_source`) and cached
+before the clock starts (in Glue it arrives from Kinesis already parsed), split in two partitions as if read from
+two shards so both cores get work. The timed part is exactly what `forEachBatch` runs per batch: the empty-batch
+probe, classifying, counting and both writes.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ OUTPUT_ROOT = DATA_ROOT / "stream_out"
 
 
 def _cached_batch(spark: SparkSession, records: int, say: Say) -> DataFrame:
-    from pyspark.sql import functions as sf
+    from glue_scripts.streaming_etl import StreamSettings
+    from local_mode.kinesis_source import json_lines_batch
 
     path = ensure_stream_records(records, say)
-    batch = spark.read.text(str(path)).select(sf.col("value").alias("raw")).repartition(INPUT_PARTITIONS).cache()
+    batch = json_lines_batch(spark, path, StreamSettings(frequency_minutes=5), partitions=INPUT_PARTITIONS).cache()
     batch.count()
     return batch
 

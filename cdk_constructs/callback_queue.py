@@ -8,6 +8,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from cdk_constructs.checker_skips import skip_cfn_lint, skip_checkov
+
 # The handler needs up to one timeout per receive; six times it (AWS's guidance for
 # Lambda event sources) leaves room for retries before a message becomes visible again.
 VISIBILITY_TIMEOUT_FACTOR = 6
@@ -76,6 +78,19 @@ class CallbackQueue(Construct):
             retention_period=Duration.days(4),
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=max_receive_count),
         )
+        skip_cfn_lint(
+            self.dead_letter_queue,
+            "ES6000",
+            "This queue is itself the dead-letter queue of the callback queue; a redrive policy on it would loop.",
+        )
+        if self.key is None:
+            for queue in (self.queue, self.dead_letter_queue):
+                skip_checkov(
+                    queue,
+                    "CKV_AWS_27",
+                    "Encrypted at rest with SQS-managed keys (SqsManagedSseEnabled); checkov's rule only recognises a "
+            "KmsMasterKeyId. A customer-managed key is used where configured (data_prep.queue_kms).",
+                )
         pipeline_arn = stack.format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline_name)
         self.queue.add_to_resource_policy(
             iam.PolicyStatement(

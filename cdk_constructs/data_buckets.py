@@ -8,7 +8,11 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from cdk_constructs.checker_skips import skip_checkov
 from cdk_constructs.nag import acknowledge
+
+# Old versions of objects in kept (versioned) buckets are deleted this long after being replaced.
+NONCURRENT_VERSION_DAYS = 30
 
 
 class DataBuckets(Construct):
@@ -34,6 +38,15 @@ class DataBuckets(Construct):
             "AwsSolutions-S1",
             "This is the access-log bucket itself; logging it to itself would loop.",
         )
+        skip_checkov(
+            self.access_logs, "CKV_AWS_18", "This is the access-log bucket itself; logging it to itself would loop."
+        )
+        skip_checkov(
+            self.access_logs,
+            "CKV_AWS_21",
+            "Access logs are written once by the S3 logging service and expire after 90 days; versioning would "
+            "only keep copies of expired logs.",
+        )
         self.raw = self._data_bucket("Raw", "raw/")
         self.prepared = self._data_bucket("Prepared", "prepared/")
         self.artifacts = self._data_bucket("Artifacts", "artifacts/")
@@ -50,11 +63,26 @@ class DataBuckets(Construct):
         }
 
     def _data_bucket(self, construct_id: str, log_prefix: str) -> s3.Bucket:
-        return s3.Bucket(
+        bucket = s3.Bucket(
             self,
             construct_id,
             **self._common(),
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix=log_prefix,
-            lifecycle_rules=[s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(7))],
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                    # Versioned (kept) buckets: objects rewritten often (the detector's state, every
+                    # interval) would otherwise pile up old versions forever.
+                    noncurrent_version_expiration=None if self._destroy else Duration.days(NONCURRENT_VERSION_DAYS),
+                )
+            ],
         )
+        if self._destroy:
+            skip_checkov(
+                bucket,
+                "CKV_AWS_21",
+                "In this environment the data is deleted with the stack by design (destroy_data_with_stack); "
+                "where data is kept (prod) the buckets are versioned.",
+            )
+        return bucket

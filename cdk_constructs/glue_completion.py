@@ -6,14 +6,18 @@ from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from app_config import EnvironmentConfig
-from cdk_constructs.prep_task import SENDS_CALLBACKS
+from cdk_constructs.callback_permissions import grant_send_callbacks
+from cdk_constructs.callback_table import CallbackTokenTable
+from cdk_constructs.checker_skips import ASYNC_DESTINATION_NOT_MATCHED, skip_on_invoke_permissions
 from cdk_constructs.python_function import FunctionSpec, PythonFunction
+from pipeline_callback.glue import TERMINAL_STATES
 
-TERMINAL_GLUE_STATES = ["SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR"]
+TERMINAL_GLUE_STATES = sorted(TERMINAL_STATES)
 
 
 class GlueCompletion(Construct):
@@ -25,7 +29,9 @@ class GlueCompletion(Construct):
         config: EnvironmentConfig,
         glue_job_name: str,
         glue_job_arn: str,
+        table: CallbackTokenTable,
         dead_letter_queue: sqs.IQueue,
+        failed_invocations: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = PythonFunction(
@@ -34,15 +40,26 @@ class GlueCompletion(Construct):
             spec=FunctionSpec(
                 package="glue_completion",
                 description="Reports a finished Glue prep run to its SageMaker callback step",
-                environment={"GLUE_JOB_NAME": glue_job_name},
+                environment={"GLUE_JOB_NAME": glue_job_name, **table.environment(config.data_prep)},
                 shared_packages=("pipeline_callback",),
+                failed_invocations=(
+                    "Invoked asynchronously by EventBridge; after Lambda's retries a failed event goes to the "
+                    "function's on-failure destination (an alarmed SQS queue) with the error, not to a DLQ."
+                ),
             ),
             log_retention_days=config.log_retention_days,
             destroy_logs_with_stack=config.destroy_data_with_stack,
         )
         role = self.function.role
         role.add_to_principal_policy(iam.PolicyStatement(actions=["glue:GetJobRun"], resources=[glue_job_arn]))
-        role.add_to_principal_policy(iam.PolicyStatement(actions=SENDS_CALLBACKS, resources=["*"]))
+        grant_send_callbacks(role, config.pipeline_name)
+        table.grant_record_access(role)
+        # After Lambda's retries a failed event lands in this (alarmed) queue, not in the void.
+        self.function.function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(failed_invocations),
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+        )
         self.rule = events.Rule(
             self,
             "GlueRunEndedRule",
@@ -61,3 +78,4 @@ class GlueCompletion(Construct):
                 max_event_age=Duration.hours(1),
             )
         )
+        skip_on_invoke_permissions(self.rule, "ES1007", ASYNC_DESTINATION_NOT_MATCHED)

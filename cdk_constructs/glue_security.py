@@ -10,6 +10,8 @@ from constructs import Construct
 
 from cdk_constructs.nag import acknowledge, matching
 
+GLUE_METRICS_NAMESPACE = "Glue"  # where --enable-metrics / --enable-observability-metrics publish
+
 
 class GlueSecurity(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, destroy_with_stack: bool) -> None:
@@ -74,9 +76,20 @@ class GlueSecurity(Construct):
                 ],
             )
         )
+        # Job metrics (--enable-metrics, --enable-observability-metrics, the Kinesis consumer lag) are published
+        # by the job's role. PutMetricData has no resource type in the IAM service reference; the
+        # cloudwatch:namespace condition key limits it to Glue's namespace.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": GLUE_METRICS_NAMESPACE}},
+            )
+        )
         acknowledge(
             role,
             "AwsSolutions-IAM5",
-            "Glue writes to log groups it names per run under /aws-glue/; the prefix is the narrowest scope.",
-            [matching(r"^Resource::arn:.*:logs:.*:log-group:/aws-glue/\*$")],
+            "Glue writes to log groups it names per run under /aws-glue/; the prefix is the narrowest scope. "
+            "PutMetricData accepts no resource ARN and is limited to the Glue namespace by condition.",
+            [matching(r"^Resource::arn:.*:logs:.*:log-group:/aws-glue/\*$"), "Resource::*"],
         )

@@ -44,3 +44,17 @@ class MetricsStream(Construct):
             "A customer-managed key is chosen on purpose: its key policy, rotation and CloudTrail usage are ours "
             "to control, and the stream's only producer and consumer are granted on it explicitly.",
         )
+
+
+def existing_stream(scope: Construct, construct_id: str, config: StreamingConfig) -> kinesis.IStream:
+    """The stream named by ``streaming.source_stream_arn`` (and its key, if it has a customer-managed one)."""
+    if config.source_stream_arn is None:
+        raise ValueError("streaming.source_stream_arn is not set")
+    key = (
+        kms.Key.from_key_arn(scope, f"{construct_id}Key", config.source_stream_kms_key_arn)
+        if config.source_stream_kms_key_arn
+        else None
+    )
+    return kinesis.Stream.from_stream_attributes(
+        scope, construct_id, stream_arn=config.source_stream_arn, encryption_key=key
+    )

@@ -13,15 +13,19 @@ from aws_cdk.aws_ecr_assets import Platform
 from constructs import Construct
 
 from app_config import DataPrepConfig
+from cdk_constructs.callback_permissions import SENDS_CALLBACKS as SENDS_CALLBACKS
+from cdk_constructs.callback_permissions import grant_send_callbacks
+from cdk_constructs.callback_table import CallbackTokenTable
+from cdk_constructs.checker_skips import LOG_GROUP_SERVICE_ENCRYPTION, skip_checkov
 from cdk_constructs.nag import acknowledge
 from cdk_constructs.python_function import retention_days
+from cdk_constructs.service_roles import service_principal
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The name the handler overrides and the watchdog looks for in task events.
 CONTAINER_NAME = "FargateTask"
 # Build context is the repository root (the image needs pipeline_callback/ too); keep everything else out.
 _IMAGE_CONTEXT_EXCLUDES = ["*", "!fargate_task", "!pipeline_callback", "**/__pycache__", "**/*.pyc"]
-SENDS_CALLBACKS = ["sagemaker:SendPipelineExecutionStepSuccess", "sagemaker:SendPipelineExecutionStepFailure"]
 
 
 class TaskNetwork(Construct):
@@ -53,9 +57,16 @@ class TaskNetwork(Construct):
             flow_logs = logs.LogGroup(
                 self, "FlowLogs", retention=retention_days(log_retention), removal_policy=RemovalPolicy.DESTROY
             )
+            skip_checkov(flow_logs, "CKV_AWS_158", LOG_GROUP_SERVICE_ENCRYPTION)
+            flow_log_role = iam.Role(
+                self,
+                "FlowLogRole",
+                assumed_by=service_principal(self, "vpc-flow-logs.amazonaws.com"),
+                description="Delivers the prep VPC's rejected-traffic flow log to its log group",
+            )
             vpc.add_flow_log(
                 "FlowLog",
-                destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
+                destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs, flow_log_role),
                 traffic_type=ec2.FlowLogTrafficType.REJECT,
             )
             self.vpc = vpc
@@ -82,6 +93,8 @@ class PrepTask(Construct):
         *,
         config: DataPrepConfig,
         glue_job_arn: str,
+        pipeline_name: str,
+        table: CallbackTokenTable,
         network: TaskNetwork,
         log_retention: int,
         destroy_logs_with_stack: bool,
@@ -93,16 +106,24 @@ class PrepTask(Construct):
         self.task_role = iam.Role(
             self,
             "TaskRole",
-            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            assumed_by=service_principal(self, "ecs-tasks.amazonaws.com"),
             description="Prep task: run and watch the one Glue prep job, report to SageMaker",
         )
         # Start and watch the one job; stop it when Fargate stops the task (SIGTERM).
         self.task_role.add_to_policy(
             iam.PolicyStatement(
-                actions=["glue:StartJobRun", "glue:GetJobRun", "glue:BatchStopJobRun"], resources=[glue_job_arn]
+                actions=["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"],
+                resources=[glue_job_arn],
             )
         )
-        self.task_role.add_to_policy(iam.PolicyStatement(actions=SENDS_CALLBACKS, resources=["*"]))
+        grant_send_callbacks(self.task_role, pipeline_name)
+        table.grant_record_access(self.task_role)
+        execution_role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=service_principal(self, "ecs-tasks.amazonaws.com"),
+            description="Pulls the prep task's image and writes its logs",
+        )
 
         self.task_definition = ecs.FargateTaskDefinition(
             self,
@@ -110,6 +131,7 @@ class PrepTask(Construct):
             cpu=config.task_cpu,
             memory_limit_mib=config.task_memory_mib,
             task_role=self.task_role,
+            execution_role=execution_role,
             runtime_platform=ecs.RuntimePlatform(
                 cpu_architecture=ecs.CpuArchitecture.X86_64,
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
@@ -121,6 +143,7 @@ class PrepTask(Construct):
             retention=retention_days(log_retention),
             removal_policy=RemovalPolicy.DESTROY if destroy_logs_with_stack else RemovalPolicy.RETAIN,
         )
+        skip_checkov(self.log_group, "CKV_AWS_158", LOG_GROUP_SERVICE_ENCRYPTION)
         self.container = self.task_definition.add_container(
             CONTAINER_NAME,
             container_name=CONTAINER_NAME,
@@ -135,6 +158,9 @@ class PrepTask(Construct):
             environment={
                 "POLL_INTERVAL_SECONDS": str(config.poll_interval_seconds),
                 "FIRST_POLL_SECONDS": str(config.first_poll_seconds),
+                # The Glue job's own timeout plus a margin: the task never waits forever.
+                "MAX_WAIT_SECONDS": str(config.glue_timeout_minutes * 60 + 600),
+                **table.environment(config),
                 "PYTHONUNBUFFERED": "1",
                 # botocore resolves the region from AWS_DEFAULT_REGION; Fargate's AWS_REGION alone is not enough.
                 "AWS_DEFAULT_REGION": Stack.of(self).region,
@@ -145,14 +171,8 @@ class PrepTask(Construct):
         acknowledge(
             self.task_definition,
             "AwsSolutions-ECS2",
-            "The only environment variables are polling intervals; per-run values arrive as RunTask overrides "
-            "and nothing secret is passed.",
-        )
-        acknowledge(
-            self.task_role,
-            "AwsSolutions-IAM5",
-            "SendPipelineExecutionStepSuccess/Failure address the step by callback token and accept no resource ARN.",
-            ["Resource::*"],
+            "The only environment variables are polling intervals, a deadline and the token table's name; "
+            "per-run values arrive as RunTask overrides and nothing secret is passed.",
         )
         if self.task_definition.execution_role is not None:
             acknowledge(

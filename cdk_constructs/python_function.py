@@ -2,18 +2,19 @@
 
 Each function lives in its own package under `lambda/` with a `requirements.txt`.
 At synth the package (plus any shared top-level packages such as
-`pipeline_callback`) is copied into the asset and its requirements are
-installed with pip for the Lambda platform (manylinux wheels only), so no
-Docker engine is needed. Tests skip bundling through the standard
-`aws:cdk:bundling-stacks` context, so they never touch the network.
+`pipeline_callback`) is copied into the asset with its requirements, installed
+with pip for the Lambda platform (manylinux wheels only), so no Docker engine
+is needed. The installed requirements are cached per requirements hash
+(`cdk_constructs/lambda_dependencies.py`): synth reaches the package registry
+only for a requirements set it has not installed before. Tests skip bundling
+through the standard `aws:cdk:bundling-stacks` context, so they never touch
+the network.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,15 +26,24 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from cdk_constructs.checker_skips import (
+    LOG_GROUP_SERVICE_ENCRYPTION,
+    NO_RESERVED_CONCURRENCY,
+    NO_SECRETS_IN_ENVIRONMENT,
+    NO_VPC_NEEDED,
+    OWN_LOG_GROUP_HAS_RETENTION,
+    skip_cfn_lint,
+    skip_checkov,
+)
+from cdk_constructs.lambda_dependencies import CACHE_ROOT, PYTHON_VERSION, cached_dependencies
 from cdk_constructs.nag import acknowledge
+from cdk_constructs.service_roles import service_principal
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_SOURCE_ROOT = REPO_ROOT / "lambda"
 # The newest Python runtime Lambda offers (cdk-nag AwsSolutions-L1 checks this).
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
-_PYTHON_VERSION = "3.14"
-# Lambda's Python runtimes run on Amazon Linux 2023 (glibc 2.34), so manylinux_2_28 wheels load.
-_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
+assert LAMBDA_RUNTIME.name == f"python{PYTHON_VERSION}", "the dependency cache must target the runtime's Python"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", "tests")
 
 
@@ -53,39 +63,18 @@ def source_hash(package_dirs: Sequence[Path]) -> str:
 
 @jsii.implements(ILocalBundling)
 class _PipForLambdaBundler:
-    """Copies the packages and pip-installs the requirements for the Lambda platform."""
+    """Copies the packages and the requirements, pip-installed for the Lambda platform (cached per hash)."""
 
-    def __init__(self, package_dirs: Sequence[Path], requirements: Path | None) -> None:
+    def __init__(self, package_dirs: Sequence[Path], requirements: Path | None, cache_root: Path = CACHE_ROOT) -> None:
         self._package_dirs = list(package_dirs)
         self._requirements = requirements
+        self._cache_root = cache_root
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
         out = Path(output_dir)
         if self._requirements is not None and self._requirements.read_text().strip():
-            platform_args = [arg for platform in _PLATFORMS for arg in ("--platform", platform)]
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "--requirement",
-                    str(self._requirements),
-                    "--target",
-                    str(out),
-                    "--implementation",
-                    "cp",
-                    "--python-version",
-                    _PYTHON_VERSION,
-                    "--only-binary=:all:",
-                    "--no-compile",
-                    "--upgrade",
-                    *platform_args,
-                ],
-                check=True,
-            )
+            installed = cached_dependencies(self._requirements, self._cache_root)
+            shutil.copytree(installed, out, dirs_exist_ok=True)
         for directory in self._package_dirs:
             shutil.copytree(directory, out / directory.name, dirs_exist_ok=True, ignore=_IGNORED)
         return True
@@ -103,6 +92,9 @@ class FunctionSpec:
     memory_size: int = 256
     shared_packages: tuple[str, ...] = ()
     reserved_concurrency: int | None = None
+    # Why the function needs no Lambda dead-letter queue (checkov CKV_AWS_116): how its failed
+    # invocations are caught instead. None leaves the finding for the gate to report.
+    failed_invocations: str | None = None
 
 
 class PythonFunction(Construct):
@@ -134,7 +126,7 @@ class PythonFunction(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            assumed_by=service_principal(self, "lambda.amazonaws.com"),
             description=f"Runs the {spec.package} Lambda function",
         )
         # Logging permission scoped to this function's own log group (no managed policy).
@@ -169,12 +161,19 @@ class PythonFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             reserved_concurrent_executions=spec.reserved_concurrency,
         )
+        skip_checkov(self.function, "CKV_AWS_117", NO_VPC_NEEDED)
+        skip_checkov(self.function, "CKV_AWS_173", NO_SECRETS_IN_ENVIRONMENT)
+        skip_checkov(self.log_group, "CKV_AWS_158", LOG_GROUP_SERVICE_ENCRYPTION)
+        skip_cfn_lint(self.function, "WS1004", OWN_LOG_GROUP_HAS_RETENTION)
+        if spec.reserved_concurrency is None:
+            skip_checkov(self.function, "CKV_AWS_115", NO_RESERVED_CONCURRENCY)
+        if spec.failed_invocations is not None:
+            skip_checkov(self.function, "CKV_AWS_116", spec.failed_invocations)
         acknowledge(
             self.role,
             "AwsSolutions-IAM5",
-            "X-Ray tracing (PutTraceSegments/PutTelemetryRecords) and, where granted, the SageMaker callback APIs "
-            "(addressed by callback token, not by ARN) and ecs:ListTasks (scoped by an ecs:cluster condition) "
-            "accept no resource-level permissions.",
+            "X-Ray tracing (PutTraceSegments/PutTelemetryRecords) and, where granted, ecs:ListTasks (scoped by an "
+            "ecs:cluster condition) accept no resource-level permissions.",
             ["Resource::*"],
         )
 

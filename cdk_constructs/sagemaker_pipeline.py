@@ -16,6 +16,7 @@ from constructs import Construct
 
 from app_config import EnvironmentConfig
 from cdk_constructs.nag import acknowledge, matching
+from cdk_constructs.service_roles import service_principal
 from ml_pipeline.definition import (
     ARTIFACTS_PREFIX,
     PREPARED_DATA_PREFIX,
@@ -53,7 +54,7 @@ class SageMakerPipeline(Construct):
         self.role = iam.Role(
             self,
             "ExecutionRole",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            assumed_by=service_principal(self, "sagemaker.amazonaws.com"),
             description="Runs the taxi anomaly pipeline and its training and transform jobs",
         )
         self._grant_pipeline_permissions(stack, callback_queue, prepared_bucket, artifacts_bucket, image_uri)
@@ -308,7 +309,7 @@ class SageMakerPipeline(Construct):
         scheduler_role = iam.Role(
             self,
             "ScheduleRole",
-            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
+            assumed_by=service_principal(self, "scheduler.amazonaws.com"),
             description="Starts the taxi anomaly pipeline on its schedule",
         )
         scheduler_role.add_to_policy(

@@ -1,82 +1,78 @@
-"""The Glue streaming job: Kinesis JSON events -> interval-partitioned CSV, started on deploy, stopped on destroy."""
+"""The Glue streaming job: Kinesis JSON events -> interval-partitioned CSV; started, restarted and stopped with the
+stack by a custom resource whose properties change whenever what the job runs changes."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import CustomResource, Stack
+from aws_cdk import CustomResource, RemovalPolicy, Stack, Token
+from aws_cdk import aws_events as events
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from app_config import EnvironmentConfig
+from app_config import EnvironmentConfig, StreamingConfig
+from cdk_constructs.checker_skips import LOG_GROUP_SERVICE_ENCRYPTION, skip_checkov
 from cdk_constructs.glue_prep_job import GLUE_VERSION
 from cdk_constructs.glue_security import GlueSecurity
 from cdk_constructs.nag import acknowledge, matching
-from cdk_constructs.python_function import FunctionSpec, PythonFunction
+from cdk_constructs.python_function import FunctionSpec, PythonFunction, retention_days
 from cdk_constructs.s3_grants import grant_prefix_read, grant_prefix_write
+from cdk_constructs.service_roles import service_principal
 
 SCRIPT = Path(__file__).resolve().parents[1] / "glue_scripts" / "streaming_etl.py"
 INTERVALS_PREFIX = "metrics/intervals/"
 QUARANTINE_PREFIX = "metrics/quarantine/"
 CHECKPOINT_PREFIX = "metrics/checkpoints/"
-# U+0001 cannot appear unescaped in JSON, so each Kinesis record arrives whole in the one `raw` column.
-RAW_RECORD_DELIMITER = "\u0001"
+# AWS Glue API, Job.Timeout: "Jobs must have timeout values less than 7 days or 10080 minutes ... When the value is
+# left blank, the timeout is defaulted to ... 480 minutes for Glue version 5.0 and later ... For streaming jobs, if
+# you have set up a maintenance window, it will be restarted during the maintenance window after 7 days."
+# A blank timeout would end the streaming run after 8 hours, so the job asks for the 7-day maximum.
+STREAMING_TIMEOUT_MINUTES = 7 * 24 * 60
+# What the job's settings hash covers, besides the script: the run reads them once, at start.
+_RESTART_SETTINGS = ("glue_version", "worker_type", "number_of_workers", "max_retries", "timeout", "arguments")
 
 
-class MetricsCatalog(Construct):
-    """Glue Data Catalog database and the Kinesis-sourced table the streaming job reads from."""
+def run_config_hash(script: Path, settings: Mapping[str, object]) -> str:
+    """SHA-256 over the script's bytes and the job's static settings (no unresolved tokens: those are not stable
+    between synths; the custom resource carries their resolved values itself)."""
+    digest = hashlib.sha256(script.read_bytes())
+    digest.update(json.dumps(settings, sort_keys=True, separators=(",", ":")).encode())
+    return digest.hexdigest()
 
-    def __init__(self, scope: Construct, construct_id: str, *, stream: kinesis.IStream, env_name: str) -> None:
-        super().__init__(scope, construct_id)
-        stack = Stack.of(self)
-        self.database_name = f"taxi_anomaly_{env_name.replace('-', '_')}_metrics"
-        self.database = glue.CfnDatabase(
-            self,
-            "Database",
-            catalog_id=stack.account,
-            database_input=glue.CfnDatabase.DatabaseInputProperty(
-                name=self.database_name, description="E-commerce metrics events"
-            ),
+
+@dataclass(frozen=True)
+class RunPolicyProperties:
+    """The custom resource's ``RunPolicy`` property (the supervisor gets the same values as environment)."""
+
+    mode: str
+    generator_rule_name: str = ""
+    active_hours_utc: str = ""
+
+    @classmethod
+    def of(cls, streaming: StreamingConfig, generator_rule: events.IRule | None) -> RunPolicyProperties:
+        hours = streaming.job_active_hours_utc
+        return cls(
+            mode=streaming.job_run_mode,
+            generator_rule_name=generator_rule.rule_name if generator_rule is not None else "",
+            active_hours_utc=f"{hours[0]}-{hours[1]}" if hours else "",
         )
-        self.table_name = "ecommerce_events"
-        self.table = glue.CfnTable(
-            self,
-            "EventsTable",
-            catalog_id=stack.account,
-            database_name=self.database_name,
-            table_input=glue.CfnTable.TableInputProperty(
-                name=self.table_name,
-                description="Raw JSON e-commerce events on the metrics stream, one record per row",
-                table_type="EXTERNAL_TABLE",
-                parameters={
-                    "classification": "csv",
-                    "typeOfData": "kinesis",
-                    "streamARN": stream.stream_arn,
-                    "delimiter": RAW_RECORD_DELIMITER,
-                },
-                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                    columns=[glue.CfnTable.ColumnProperty(name="raw", type="string")],
-                    location=stream.stream_name,
-                    input_format="org.apache.hadoop.mapred.TextInputFormat",
-                    output_format="org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
-                    serde_info=glue.CfnTable.SerdeInfoProperty(
-                        serialization_library="org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe",
-                        parameters={"field.delim": RAW_RECORD_DELIMITER},
-                    ),
-                ),
-            ),
-        )
-        self.table.node.add_dependency(self.database)
-        self.database_arn = stack.format_arn(service="glue", resource="database", resource_name=self.database_name)
-        self.table_arn = stack.format_arn(
-            service="glue", resource="table", resource_name=f"{self.database_name}/{self.table_name}"
-        )
-        self.catalog_arn = stack.format_arn(service="glue", resource="catalog")
+
+    def as_properties(self) -> dict[str, str]:
+        return {
+            "Mode": self.mode,
+            "GeneratorRuleName": self.generator_rule_name,
+            "ActiveHoursUtc": self.active_hours_utc,
+        }
 
 
 class StreamingEtlJob(Construct):
@@ -87,9 +83,9 @@ class StreamingEtlJob(Construct):
         *,
         config: EnvironmentConfig,
         stream: kinesis.IStream,
-        catalog: MetricsCatalog,
         metrics_bucket: s3.IBucket,
         security: GlueSecurity,
+        generator_rule: events.IRule | None,
     ) -> None:
         super().__init__(scope, construct_id)
         streaming = config.streaming
@@ -98,7 +94,7 @@ class StreamingEtlJob(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
+            assumed_by=service_principal(self, "glue.amazonaws.com"),
             description="Runs the streaming metrics ETL: reads the stream, writes interval CSV",
         )
         role = self.role
@@ -107,18 +103,14 @@ class StreamingEtlJob(Construct):
                 actions=["s3:GetObject"], resources=[script.bucket.arn_for_objects(script.s3_object_key)]
             )
         )
+        # Read access level on the stream (the Glue guide's prerequisite for reading Kinesis), plus kms:Decrypt
+        # on its key when it has a customer-managed one.
         stream.grant_read(role)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["glue:GetTable", "glue:GetTables", "glue:GetDatabase", "glue:GetPartitions"],
-                resources=[catalog.catalog_arn, catalog.database_arn, catalog.table_arn],
-            )
-        )
-        grant_prefix_write(role, metrics_bucket, INTERVALS_PREFIX)
-        grant_prefix_write(role, metrics_bucket, QUARANTINE_PREFIX)
+        grant_prefix_write(role, metrics_bucket, INTERVALS_PREFIX, hadoop=True)
+        grant_prefix_write(role, metrics_bucket, QUARANTINE_PREFIX, hadoop=True)
         # Spark's checkpoint is read back after restarts.
-        grant_prefix_write(role, metrics_bucket, CHECKPOINT_PREFIX)
-        grant_prefix_read(role, metrics_bucket, CHECKPOINT_PREFIX)
+        grant_prefix_write(role, metrics_bucket, CHECKPOINT_PREFIX, hadoop=True)
+        grant_prefix_read(role, metrics_bucket, CHECKPOINT_PREFIX, hadoop=True)
         security.grant_job_role(role)
         acknowledge(
             role,
@@ -128,7 +120,42 @@ class StreamingEtlJob(Construct):
             [matching(rf"^Resource::.*/({INTERVALS_PREFIX}|{QUARANTINE_PREFIX}|{CHECKPOINT_PREFIX})\*$")],
         )
 
+        # Glue 5.0 logs in real time (the deprecated --enable-continuous-cloudwatch-log is not needed);
+        # --custom-logGroup-prefix names the groups "<prefix>/error" and "<prefix>/output" (AWS Glue guide,
+        # Logging for AWS Glue jobs), created here so they have a retention and are deleted with dev.
+        self.log_group_prefix = f"/aws-glue/taxi-anomaly-{config.name}-streaming-etl"
+        self.log_groups = [
+            logs.LogGroup(
+                self,
+                f"{suffix.capitalize()}Logs",
+                log_group_name=f"{self.log_group_prefix}/{suffix}",
+                retention=retention_days(config.log_retention_days),
+                encryption_key=security.key,
+                removal_policy=RemovalPolicy.DESTROY if config.destroy_data_with_stack else RemovalPolicy.RETAIN,
+            )
+            for suffix in ("error", "output")
+        ]
+
         bucket = metrics_bucket.bucket_name
+        arguments = {
+            "--job-language": "python",
+            "--enable-metrics": "true",
+            "--enable-observability-metrics": "true",
+            "--custom-logGroup-prefix": self.log_group_prefix,
+            "--source_stream_arn": stream.stream_arn,
+            "--starting_position": streaming.source_starting_position,
+            "--output_uri": f"s3://{bucket}/{INTERVALS_PREFIX}",
+            "--quarantine_uri": f"s3://{bucket}/{QUARANTINE_PREFIX}",
+            # One checkpoint per stream: the checkpoint holds that stream's shard positions, so reading another
+            # stream starts afresh at --starting_position instead of from positions that are not its own.
+            "--checkpoint_uri": f"s3://{bucket}/{CHECKPOINT_PREFIX}{stream.stream_name}/",
+            "--window_size_seconds": str(streaming.window_size_seconds),
+            "--frequency_minutes": str(streaming.frequency_minutes),
+            "--batch_max_retries": str(streaming.batch_max_retries),
+            "--dimension_column": streaming.dimension_column,
+            "--timestamp_column": streaming.timestamp_column,
+            "--measure_column": streaming.measure_column,
+        }
         self.job = glue.CfnJob(
             self,
             "Job",
@@ -140,39 +167,46 @@ class StreamingEtlJob(Construct):
             ),
             worker_type=streaming.glue_worker_type,
             number_of_workers=streaming.glue_number_of_workers,
-            max_retries=0,
+            # Glue retries a failed run itself this many times; the supervisor takes over after that.
+            max_retries=streaming.job_max_retries,
+            timeout=STREAMING_TIMEOUT_MINUTES,
+            # "AWS Glue will restart the job within 3 hours of the specified maintenance window" (Job API).
+            maintenance_window=streaming.maintenance_window,
             execution_property=glue.CfnJob.ExecutionPropertyProperty(max_concurrent_runs=1),
             security_configuration=security.configuration.ref,
-            default_arguments={
-                "--job-language": "python",
-                "--enable-continuous-cloudwatch-log": "true",
-                "--enable-metrics": "true",
-                "--database_name": catalog.database_name,
-                "--table_name": catalog.table_name,
-                "--output_uri": f"s3://{bucket}/{INTERVALS_PREFIX}",
-                "--quarantine_uri": f"s3://{bucket}/{QUARANTINE_PREFIX}",
-                "--checkpoint_uri": f"s3://{bucket}/{CHECKPOINT_PREFIX}",
-                "--window_size_seconds": str(streaming.window_size_seconds),
-                "--frequency_minutes": str(streaming.frequency_minutes),
-                "--dimension_column": streaming.dimension_column,
-                "--timestamp_column": streaming.timestamp_column,
-                "--measure_column": streaming.measure_column,
-            },
+            default_arguments=arguments,
         )
-        self.job.node.add_dependency(catalog.table)
         self.job_name: str = self.job.ref
         self.job_arn = stack.format_arn(service="glue", resource="job", resource_name=self.job.ref)
-        self._run_while_deployed(config)
+        static_arguments = {name: value for name, value in arguments.items() if not Token.is_unresolved(value)}
+        settings: dict[str, object] = {
+            "glue_version": GLUE_VERSION,
+            "worker_type": streaming.glue_worker_type,
+            "number_of_workers": streaming.glue_number_of_workers,
+            "max_retries": streaming.job_max_retries,
+            "timeout": STREAMING_TIMEOUT_MINUTES,
+            "arguments": static_arguments,
+        }
+        assert tuple(settings) == _RESTART_SETTINGS
+        self.run_config_hash = run_config_hash(SCRIPT, settings)
+        # Values known only at deploy time (bucket, stream ARN): CloudFormation resolves them in the properties.
+        self.watched_arguments = {name: value for name, value in arguments.items() if Token.is_unresolved(value)}
+        self.run_policy = RunPolicyProperties.of(streaming, generator_rule)
+        self._run_while_deployed(config, generator_rule)
 
-    def _run_while_deployed(self, config: EnvironmentConfig) -> None:
-        """A custom resource starts the job on deploy and stops its runs on destroy."""
+    def _run_while_deployed(self, config: EnvironmentConfig, generator_rule: events.IRule | None) -> None:
+        """A custom resource starts the job on deploy, restarts it when its code changes and stops it on destroy."""
         control = PythonFunction(
             self,
             "JobControl",
             spec=FunctionSpec(
                 package="streaming_job_control",
+                failed_invocations=(
+                    "Invoked synchronously by the custom-resource provider framework, which reports a failure to "
+                    "CloudFormation; a Lambda dead-letter queue never applies to synchronous invocations."
+                ),
                 handler="handler.on_event",
-                description="Starts the streaming ETL job on deploy and stops it on destroy",
+                description="Starts the streaming ETL job on deploy, restarts it on change and stops it on destroy",
                 # Delete waits for the runs to stop (up to ~10 minutes) before the job is removed.
                 timeout_seconds=900,
             ),
@@ -184,7 +218,21 @@ class StreamingEtlJob(Construct):
                 actions=["glue:StartJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"], resources=[self.job_arn]
             )
         )
-        provider = cr.Provider(self, "JobControlProvider", on_event_handler=control.function)
+        if generator_rule is not None:
+            # Run mode with_generator reads whether the generator's schedule is enabled.
+            control.role.add_to_policy(
+                iam.PolicyStatement(actions=["events:DescribeRule"], resources=[generator_rule.rule_arn])
+            )
+        self.control = control
+        # The framework's own log group: the environment's retention, gone with the stack (issue 11, item 13).
+        provider_logs = logs.LogGroup(
+            self,
+            "JobControlProviderLogs",
+            retention=retention_days(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        skip_checkov(provider_logs, "CKV_AWS_158", LOG_GROUP_SERVICE_ENCRYPTION)
+        provider = cr.Provider(self, "JobControlProvider", on_event_handler=control.function, log_group=provider_logs)
         acknowledge(
             provider,
             "AwsSolutions-IAM5",
@@ -207,6 +255,13 @@ class StreamingEtlJob(Construct):
             "RunningJob",
             service_token=provider.service_token,
             resource_type="Custom::GlueStreamingJobRun",
-            properties={"JobName": self.job.ref},
+            properties={
+                "JobName": self.job.ref,
+                "RunConfigHash": self.run_config_hash,
+                "Watched": self.watched_arguments,
+                "RunPolicy": self.run_policy.as_properties(),
+            },
         )
-        self.running_job.node.add_dependency(self.job)
+        # The first run starts only once the job, its role's policies (the role's DefaultPolicy is its child),
+        # its security configuration and its log groups exist.
+        self.running_job.node.add_dependency(self.job, self.role, *self.log_groups)

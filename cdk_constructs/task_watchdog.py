@@ -1,4 +1,4 @@
-"""Fails the pipeline step when a prep task stops without having reported (OOM, stop, placement...)."""
+"""When a prep task stops, the watchdog makes sure its step gets the true outcome and its Glue run stops."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from app_config import EnvironmentConfig
-from cdk_constructs.prep_task import CONTAINER_NAME, SENDS_CALLBACKS, PrepTask
+from cdk_constructs.callback_permissions import grant_send_callbacks
+from cdk_constructs.callback_table import CallbackTokenTable
+from cdk_constructs.checker_skips import ASYNC_DESTINATION_NOT_MATCHED, skip_on_invoke_permissions
+from cdk_constructs.prep_task import CONTAINER_NAME, PrepTask
 from cdk_constructs.python_function import FunctionSpec, PythonFunction
 
 
@@ -22,7 +26,11 @@ class TaskWatchdog(Construct):
         *,
         config: EnvironmentConfig,
         task: PrepTask,
+        glue_job_name: str,
+        glue_job_arn: str,
+        table: CallbackTokenTable,
         dead_letter_queue: sqs.IQueue,
+        failed_invocations: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = PythonFunction(
@@ -30,14 +38,36 @@ class TaskWatchdog(Construct):
             "Watchdog",
             spec=FunctionSpec(
                 package="task_watchdog",
-                description="Sends a failure callback when a prep task stops without reporting",
-                environment={"CONTAINER_NAME": CONTAINER_NAME},
+                description="Gives a stopped prep task's step its true outcome and stops its Glue run",
+                environment={
+                    "CONTAINER_NAME": CONTAINER_NAME,
+                    "GLUE_JOB_NAME": glue_job_name,
+                    **table.environment(config.data_prep),
+                },
                 shared_packages=("pipeline_callback",),
+                failed_invocations=(
+                    "Invoked asynchronously by EventBridge; after Lambda's retries a failed event goes to the "
+                    "function's on-failure destination (an alarmed SQS queue) with the error, not to a DLQ."
+                ),
             ),
             log_retention_days=config.log_retention_days,
             destroy_logs_with_stack=config.destroy_data_with_stack,
         )
-        self.function.role.add_to_principal_policy(iam.PolicyStatement(actions=[SENDS_CALLBACKS[1]], resources=["*"]))
+        role = self.function.role
+        grant_send_callbacks(role, config.pipeline_name)
+        table.grant_record_access(role)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"], resources=[glue_job_arn]
+            )
+        )
+        # EventBridge invokes asynchronously: after Lambda's own retries a failed event goes to this
+        # queue (alarmed) instead of being discarded, and the reconciler covers the step meanwhile.
+        self.function.function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(failed_invocations),
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+        )
         self.rule = events.Rule(
             self,
             "TaskStoppedRule",
@@ -60,3 +90,4 @@ class TaskWatchdog(Construct):
                 max_event_age=Duration.hours(1),
             )
         )
+        skip_on_invoke_permissions(self.rule, "ES1007", ASYNC_DESTINATION_NOT_MATCHED)

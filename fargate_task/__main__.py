@@ -9,12 +9,19 @@ import sys
 import boto3
 
 from fargate_task.runner import main
+from pipeline_callback.clients import client_config
 
 
 def run() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stdout)
-    # Plain clients: boto3 honours AWS_ENDPOINT_URL_GLUE / AWS_ENDPOINT_URL_SAGEMAKER when they are set.
-    return main(os.environ, glue=boto3.client("glue"), sagemaker=boto3.client("sagemaker"))
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # its endpoint-discovery lines are noise here
+    # boto3 honours AWS_ENDPOINT_URL_GLUE / _SAGEMAKER / _DYNAMODB when they are set (the local mode).
+    return main(
+        os.environ,
+        glue=boto3.client("glue", config=client_config("glue")),
+        sagemaker=boto3.client("sagemaker", config=client_config("sagemaker")),
+        dynamodb=boto3.client("dynamodb", config=client_config("dynamodb")),
+    )
 
 
 if __name__ == "__main__":

@@ -16,21 +16,27 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from pipeline_callback.callback import CallbackOutcome, send_step_failure, send_step_success
+from pipeline_callback.callback import report_outcome
 from pipeline_callback.environment import ConfigError, required_variable
 from pipeline_callback.errors import describe_error
+from pipeline_callback.faults import is_transient
 from pipeline_callback.glue import (
+    CALLBACK_TOKEN_ARGUMENT,
     INPUT_URI_ARGUMENT,
     OUTPUT_URI_ARGUMENT,
+    PIPELINE_EXECUTION_ARN_ARGUMENT,
     SUCCEEDED,
     TERMINAL_STATES,
     glue_failure_reason,
 )
+from pipeline_callback.glue_runs import start_run_once
 from pipeline_callback.message import is_s3_uri, is_valid_callback_token
 from pipeline_callback.outputs import success_output_parameters
-from pipeline_callback.retry import Retrier, RetryPolicy
+from pipeline_callback.retry import SUCCESS_REPORT_RETRY_POLICY, Retrier, RetryPolicy
+from pipeline_callback.token_records import FAILURE, SUCCESS, TokenRecords, load_record_settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_glue import GlueClient
     from mypy_boto3_sagemaker import SageMakerClient
 
@@ -41,6 +47,10 @@ EXIT_NOT_REPORTED = 1
 EXIT_BAD_CONFIG = 2
 DEFAULT_POLL_INTERVAL_SECONDS = 15.0
 DEFAULT_FIRST_POLL_SECONDS = 5.0
+# No run waits forever: after this long the run is stopped and the step failed (the Glue job's own
+# timeout plus a margin, set by the construct).
+DEFAULT_MAX_WAIT_SECONDS = 3 * 3600.0
+PREP_TASK = "prep-task"
 # Sleep in slices this long so a SIGTERM is acted on promptly (ECS kills the task 30 s later by default).
 STOP_CHECK_SECONDS = 1.0
 # A task has no timeout to respect, and Glue frees a concurrent-run slot only when a run ends.
@@ -62,6 +72,7 @@ class TaskSettings:
     pipeline_execution_arn: str | None
     poll_interval_seconds: float
     first_poll_seconds: float
+    max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS
 
 
 def load_settings(environ: Mapping[str, str]) -> TaskSettings:
@@ -81,10 +92,15 @@ def load_settings(environ: Mapping[str, str]) -> TaskSettings:
         pipeline_execution_arn=environ.get("pipelineExecutionArn", "").strip() or None,
         poll_interval_seconds=_seconds(environ, "POLL_INTERVAL_SECONDS", DEFAULT_POLL_INTERVAL_SECONDS, minimum=0.1),
         first_poll_seconds=_seconds(environ, "FIRST_POLL_SECONDS", DEFAULT_FIRST_POLL_SECONDS, minimum=0.0),
+        max_wait_seconds=_seconds(
+            environ, "MAX_WAIT_SECONDS", DEFAULT_MAX_WAIT_SECONDS, minimum=1.0, maximum=7 * 86400.0
+        ),
     )
 
 
-def _seconds(environ: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+def _seconds(
+    environ: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float = 3600.0
+) -> float:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
@@ -92,8 +108,10 @@ def _seconds(environ: Mapping[str, str], name: str, default: float, *, minimum: 
         value = float(raw)
     except ValueError:
         raise TaskConfigError(f"environment variable {name} must be a number of seconds, got {raw!r}") from None
-    if not minimum <= value <= 3600:
-        raise TaskConfigError(f"environment variable {name} must be between {minimum} and 3600 seconds, got {raw!r}")
+    if not minimum <= value <= maximum:
+        raise TaskConfigError(
+            f"environment variable {name} must be between {minimum} and {maximum:g} seconds, got {raw!r}"
+        )
     return value
 
 
@@ -101,6 +119,7 @@ def main(
     environ: Mapping[str, str],
     glue: GlueClient,
     sagemaker: SageMakerClient,
+    dynamodb: DynamoDBClient,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     *,
@@ -120,12 +139,17 @@ def main(
             logger.error("Cannot run or report: environment variable token must be 10 alphanumeric characters")
             return EXIT_BAD_CONFIG
         try:
+            records = load_record_settings(environ).records(dynamodb)
+        except TaskConfigError as error:
+            logger.error("Invalid task environment, cannot record or report: %s", error)
+            return EXIT_BAD_CONFIG
+        try:
             settings = load_settings(environ)
         except TaskConfigError as error:
             logger.error("Invalid task environment: %s", error)
-            _report_failure(sagemaker, token, f"Prep task misconfigured: {error}", retrier)
+            _report_failure(records, sagemaker, token, f"Prep task misconfigured: {error}", retrier)
             return EXIT_BAD_CONFIG
-        return PrepTaskRun(settings, glue, sagemaker, retrier, sleep, clock, stop_requested).run()
+        return PrepTaskRun(settings, glue, sagemaker, records, retrier, sleep, clock, stop_requested).run()
     finally:
         restore_signal_handler()
 
@@ -148,9 +172,26 @@ def _handle_sigterm(stop_requested: threading.Event) -> Callable[[], None]:
     return restore
 
 
-def _report_failure(sagemaker: SageMakerClient, token: str, reason: str, retrier: Retrier) -> int:
+def _report_failure(
+    records: TokenRecords,
+    sagemaker: SageMakerClient,
+    token: str,
+    reason: str,
+    retrier: Retrier,
+    *,
+    work_ended: bool = True,
+) -> int:
     try:
-        send_step_failure(sagemaker, token, reason, retrier)
+        report_outcome(
+            records,
+            sagemaker,
+            token,
+            outcome=FAILURE,
+            reason=reason,
+            decided_by=PREP_TASK,
+            retrier=retrier,
+            work_ended=work_ended,
+        )
     except Exception as error:
         logger.error("Could not report failure for token %s: %s (reason was: %s)", token, describe_error(error), reason)
         return EXIT_NOT_REPORTED
@@ -161,11 +202,16 @@ class StopRequestedError(Exception):
     """SIGTERM arrived while waiting."""
 
 
+class DeadlinePassedError(Exception):
+    """The run did not end within MAX_WAIT_SECONDS."""
+
+
 @dataclass
 class PrepTaskRun:
     settings: TaskSettings
     glue: GlueClient
     sagemaker: SageMakerClient
+    records: TokenRecords
     retrier: Retrier
     sleep: Callable[[float], None]
     clock: Callable[[], float]
@@ -182,6 +228,15 @@ class PrepTaskRun:
             return self._fail(f"Could not start Glue job {settings.glue_job_name}: {describe_error(error)}")
         self.last_state = "STARTING"
         logger.info("Started Glue job run %s of %s (token %s)", run_id, settings.glue_job_name, settings.token)
+        try:
+            record = self.records.record_glue_run(settings.token, run_id)
+        except Exception as error:
+            # The run carries the token as an argument, so the watchdog and the reconciler still find it.
+            logger.error("Could not record Glue run %s for token %s: %s", run_id, settings.token, describe_error(error))
+        else:
+            if record.stop_requested:
+                self._stop_job_run(run_id)
+                return self._fail(f"the execution was stopped; Glue job run {run_id} was asked to stop", ended=False)
 
         try:
             state, error_message = self._wait_for_end(run_id)
@@ -189,12 +244,20 @@ class PrepTaskRun:
             self._stop_job_run(run_id)
             return self._fail(
                 f"prep task stopped (SIGTERM) while Glue job run {run_id} was {self.last_state}; "
-                "the run was asked to stop"
+                "the run was asked to stop",
+                ended=False,
+            )
+        except DeadlinePassedError:
+            self._stop_job_run(run_id)
+            return self._fail(
+                f"Glue job run {run_id} was still {self.last_state} after {settings.max_wait_seconds:.0f}s; "
+                "the run was asked to stop",
+                ended=False,
             )
         except Exception as error:
             # Without a way to watch the run nobody would report it: stop it and fail the step.
             self._stop_job_run(run_id)
-            return self._fail(f"Lost track of Glue job run {run_id}: {describe_error(error)}")
+            return self._fail(f"Lost track of Glue job run {run_id}: {describe_error(error)}", ended=False)
 
         observed_at = self.clock()
         if state == SUCCEEDED:
@@ -215,21 +278,33 @@ class PrepTaskRun:
         arguments = {
             INPUT_URI_ARGUMENT: self.settings.input_location,
             OUTPUT_URI_ARGUMENT: self.settings.output_location,
+            # The token on the run lets the watchdog and the reconciler find it if this task dies.
+            CALLBACK_TOKEN_ARGUMENT: self.settings.token,
         }
-        return self.retrier.call(
-            lambda: self.glue.start_job_run(JobName=self.settings.glue_job_name, Arguments=arguments)["JobRunId"],
-            description="Glue StartJobRun",
-        )
+        if self.settings.pipeline_execution_arn:
+            arguments[PIPELINE_EXECUTION_ARN_ARGUMENT] = self.settings.pipeline_execution_arn
+        return start_run_once(self.glue, self.settings.glue_job_name, arguments, self.retrier)
 
     def _wait_for_end(self, run_id: str) -> tuple[str, str | None]:
         """Poll until the run reaches a terminal state: first after FIRST_POLL_SECONDS, then backing off."""
         delay = self.settings.first_poll_seconds
+        deadline = self.clock() + self.settings.max_wait_seconds
         while True:
             self._wait(delay)
-            job_run = self.retrier.call(
-                lambda: self.glue.get_job_run(JobName=self.settings.glue_job_name, RunId=run_id)["JobRun"],
-                description="Glue GetJobRun",
-            )
+            if self.clock() > deadline:
+                raise DeadlinePassedError
+            try:
+                job_run = self.retrier.call(
+                    lambda: self.glue.get_job_run(JobName=self.settings.glue_job_name, RunId=run_id)["JobRun"],
+                    description="Glue GetJobRun",
+                )
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                # A network outage must not stop a healthy run: look again at the next poll.
+                logger.warning("Glue job run %s: status unknown for now (%s)", run_id, describe_error(error))
+                delay = self.settings.poll_interval_seconds
+                continue
             self.last_state = job_run.get("JobRunState", "UNKNOWN")
             logger.info("Glue job run %s is %s", run_id, self.last_state)
             if self.last_state in TERMINAL_STATES:
@@ -262,20 +337,33 @@ class PrepTaskRun:
     def _succeed(self) -> tuple[int, str]:
         outputs = success_output_parameters(self.settings.output_location)
         try:
-            outcome = send_step_success(self.sagemaker, self.settings.token, outputs, self.retrier)
+            # The work is done: keep trying far longer than for anything else before giving up.
+            report = report_outcome(
+                self.records,
+                self.sagemaker,
+                self.settings.token,
+                outcome=SUCCESS,
+                outputs=outputs,
+                decided_by=PREP_TASK,
+                retrier=self.retrier.with_policy(SUCCESS_REPORT_RETRY_POLICY),
+                work_ended=True,
+            )
         except Exception as error:
+            # The record holds the decided success: the watchdog and the reconciler deliver it.
             logger.error("Could not report success for token %s: %s", self.settings.token, describe_error(error))
             return EXIT_NOT_REPORTED, "not reported"
-        return EXIT_REPORTED, _success_label(outcome)
+        if report.outcome != SUCCESS:
+            return EXIT_REPORTED, f"step already answered {report.outcome}"
+        if "already_reported" in report.note:
+            return EXIT_REPORTED, "token already used"
+        return EXIT_REPORTED, "success sent" if report.sent else "already answered"
 
-    def _fail(self, reason: str) -> int:
-        return self._fail_with_outcome(reason)[0]
+    def _fail(self, reason: str, *, ended: bool = True) -> int:
+        return self._fail_with_outcome(reason, ended=ended)[0]
 
-    def _fail_with_outcome(self, reason: str) -> tuple[int, str]:
+    def _fail_with_outcome(self, reason: str, *, ended: bool = True) -> tuple[int, str]:
         logger.error("Failing the step (token %s): %s", self.settings.token, reason)
-        exit_code = _report_failure(self.sagemaker, self.settings.token, reason, self.retrier)
+        exit_code = _report_failure(
+            self.records, self.sagemaker, self.settings.token, reason, self.retrier, work_ended=ended
+        )
         return exit_code, "failure sent" if exit_code == EXIT_REPORTED else "not reported"
-
-
-def _success_label(outcome: CallbackOutcome) -> str:
-    return "success sent" if outcome is CallbackOutcome.DELIVERED else "token already used"

@@ -4,44 +4,48 @@ Events are JSON objects such as ``{"platform": "web", "marketplace": "US", "even
 "views": 12, "revenue": 34.5}``; ``event_time`` is ``yyyy-MM-dd HH:mm:ss`` in UTC or ISO-8601
 (``2026-11-25T19:18:28Z``, an offset or fractional seconds are accepted and converted to UTC).
 
-Job arguments: ``--database_name``, ``--table_name`` (the Data Catalog table of the Kinesis stream),
-``--output_uri``, ``--quarantine_uri``, ``--checkpoint_uri``, ``--window_size_seconds``, ``--frequency_minutes``
-(5 or 10; any divisor of 60 works), and optionally ``--dimension_column`` (default ``marketplace``),
-``--timestamp_column`` (default ``event_time``), ``--measure_column`` (default ``views``).
+Job arguments: ``--source_stream_arn``, ``--starting_position``, ``--output_uri``, ``--quarantine_uri``,
+``--checkpoint_uri``, ``--window_size_seconds``, ``--frequency_minutes`` (5 or 10; any divisor of 60 works),
+``--batch_max_retries``, and optionally ``--dimension_column`` (default ``marketplace``), ``--timestamp_column``
+(default ``event_time``), ``--measure_column`` (default ``views``).
 
-Getting the raw record text (so that invalid JSON can be quarantined instead of silently becoming nulls):
-Glue parses Kinesis records according to the catalog table's ``classification``. With ``json`` a malformed
-record would come out as a row of nulls and its text would be lost, so the job reads the stream as ``csv``
-with a single string column ``raw`` and a field delimiter that cannot occur in a JSON text: U+0001 (JSON
-forbids unescaped control characters inside strings, and it is not JSON whitespace). Each Kinesis record is
-then one row whose ``raw`` column is the record text, unchanged (the CSV quote character only matters for a
-record that starts with ``"``, which is not a JSON object anyway). The catalog table must therefore be:
+The source (:func:`kinesis_connection_options`)
+-----------------------------------------------
+The job reads the stream with ``create_data_frame.from_options(connection_type="kinesis", ...)`` and the
+connection options the Glue guide documents for Kinesis; the stream comes from a job argument, so an existing
+stream is a setting, not a code change. Glue parses each record by its ``classification`` (``json`` here) with the
+DDL ``schema`` we give it (:func:`source_schema`): every kept field as a STRING, so a number, a quoted number or a
+nested object all arrive as text and the checks below decide what is wrong, plus Spark's corrupt-record column
+``_corrupt_record``: in Spark's PERMISSIVE mode a record that is not a JSON object arrives in that column byte for
+byte, with every other field NULL. None of Glue's documented Kinesis classifications hands a job the raw bytes of
+a well-formed record; for a JSON object only its fields arrive.
 
-* columns: exactly one, ``raw`` of type ``string``;
-* parameters: ``classification=csv``, ``typeOfData=kinesis``, ``streamARN=<the stream ARN>`` (or
-  ``streamName`` + ``endpointUrl``), ``delimiter=\\u0001`` (the U+0001 character itself);
-* storage descriptor: SerDe ``org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe`` with ``field.delim`` =
-  U+0001, ``location`` = the stream name, input/output formats ``org.apache.hadoop.mapred.TextInputFormat`` /
-  ``org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat``.
-
-``main()`` also passes ``classification`` and ``delimiter`` in ``additional_options`` (they override the
-table), and :func:`raw_records` accepts a batch in any other shape too (a ``data`` binary column, or already
-parsed columns, which are turned back into JSON), so a differently defined table degrades instead of failing.
-
-Per micro-batch (``forEachBatch``): :func:`split_batch` parses the records with ``from_json`` and an explicit
-all-string schema (no Python UDFs) and splits them into
+Per micro-batch (``forEachBatch``)
+----------------------------------
+:func:`split_batch` classifies every record of the batch (no Python UDFs) into
 
 * good rows: the dimension, the timestamp (``yyyy-MM-dd HH:mm:ss`` UTC) and the measure (double) columns plus
   ``intvl_date`` (``YYYY-MM-DD``) and ``intvl_hhmm`` (``HHMM``), the START of the record's interval, the event
   time floored to ``frequency_minutes`` (19:18:28 -> 19:15 at 5 minutes, 19:10 at 10). A late record lands
   in the interval of its own event time, whatever the batch it arrives in.
-* quarantined rows: ``raw``, ``reason`` (``invalid JSON``, ``missing field <name>``, ``unparseable
-  timestamp`` or ``non-numeric <measure>``; the first that applies), ``batch_id``, ``quarantined_at``.
+* quarantined rows: ``raw`` (the record text: exact for a malformed record, the parsed fields re-encoded as JSON
+  otherwise; ``raw_complete`` says which), ``raw_base64`` (the bytes of ``raw``), ``reason`` (``invalid JSON``,
+  ``empty record or no known field``, ``missing field <name>``, ``not valid UTF-8``, ``unparseable timestamp`` or
+  ``non-numeric <measure>``; the first that applies) and ``quarantined_at``; the batch is the partition.
 
-:func:`write_batch` appends good rows as CSV with a header under
-``output_uri/intvl_date=YYYY-MM-DD/intvl_hhmm=HHMM/part-*.csv`` and quarantined rows as JSON lines under
-``quarantine_uri/ingest_date=YYYY-MM-DD/``. :func:`process_batch` ties them together, skips empty batches with a
-one-row probe and never raises because of a record's content.
+Exactly once (:func:`write_batch`): every batch writes under its own ``batch_id=<12 digits>`` partition and
+overwrites only that partition ("dynamic" partition overwrite), so a batch that Glue retries
+(``batchMaxRetries``) or replays from the checkpoint after a restart replaces its own files instead of adding
+them again::
+
+    output_uri/intvl_date=YYYY-MM-DD/intvl_hhmm=HHMM/batch_id=000000000042/part-*.csv   (header: dim,time,measure)
+    quarantine_uri/batch_id=000000000042/part-*.json
+
+Spark's Structured Streaming guide (foreachBatch): "By default, foreachBatch provides only at-least-once write
+guarantees. However, you can use the batchId provided to the function as way to deduplicate the output and get an
+exactly-once guarantee." A replayed batch has the same id and the same records (a batch's offsets are logged
+before it runs). Whole measures are written as 98, not 98.0. :func:`process_batch` ties the pieces together
+and never raises because of a record's content.
 """
 
 from __future__ import annotations
@@ -53,19 +57,22 @@ from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as sf
-from pyspark.sql.types import BinaryType, StringType, StructField, StructType
+from pyspark.sql.types import DoubleType
 
-RAW_COLUMN = "raw"
-RAW_RECORD_DELIMITER = "\u0001"
+CORRUPT_RECORD_COLUMN = "_corrupt_record"
 INTERVAL_DATE_COLUMN = "intvl_date"
 INTERVAL_HHMM_COLUMN = "intvl_hhmm"
-INGEST_DATE_COLUMN = "ingest_date"
+BATCH_ID_COLUMN = "batch_id"
 TIMESTAMP_OUTPUT_FORMAT = "yyyy-MM-dd HH:mm:ss"
 INVALID_JSON = "invalid JSON"
+EMPTY_OR_UNKNOWN = "empty record or no known field"
+NOT_UTF8 = "not valid UTF-8"
 UNPARSEABLE_TIMESTAMP = "unparseable timestamp"
-_CORRUPT_RECORD_COLUMN = "_corrupt_record"
-_PARSED_COLUMN = "_parsed"
+# What a decoder puts where a byte sequence is not UTF-8 (U+FFFD REPLACEMENT CHARACTER).
+REPLACEMENT_CHARACTER = "\ufffd"
 _REASON_COLUMN = "reason"
+_RAW_COLUMN = "raw"
+_BATCH_ID_DIGITS = 12
 # A date and a time are required before Spark's lenient timestamp cast, which would also accept "2026".
 _DATE_TIME_PATTERN = r"^\s*\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}"
 
@@ -86,9 +93,15 @@ class StreamSettings:
         names = [self.dimension_column, self.timestamp_column, self.measure_column]
         if len(set(names)) != len(names) or not all(names):
             raise ValueError(f"dimension, timestamp and measure columns must be distinct names, got {names}")
-        reserved = {RAW_COLUMN, INTERVAL_DATE_COLUMN, INTERVAL_HHMM_COLUMN, _CORRUPT_RECORD_COLUMN}
+        reserved = {_RAW_COLUMN, INTERVAL_DATE_COLUMN, INTERVAL_HHMM_COLUMN, BATCH_ID_COLUMN, CORRUPT_RECORD_COLUMN}
         if reserved & set(names):
             raise ValueError(f"column names {sorted(reserved & set(names))} are reserved by the job")
+        if any("`" in name for name in names):
+            raise ValueError(f"column names may not contain backticks, got {names}")
+
+    @property
+    def fields(self) -> tuple[str, str, str]:
+        return (self.dimension_column, self.timestamp_column, self.measure_column)
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,50 @@ class BatchCounts:
     skipped_empty: bool = False
 
 
+def source_schema(settings: StreamSettings) -> str:
+    """The DDL schema Glue parses each Kinesis record with: the kept fields as text, and the corrupt-record column.
+
+    Spark's JSON data source, PERMISSIVE mode: "when it meets a corrupted record, puts the malformed string into a
+    field configured by columnNameOfCorruptRecord ... To keep corrupt records, an user can set a string type field
+    named columnNameOfCorruptRecord in an user-defined schema" (the default name is ``_corrupt_record``).
+    """
+    return ", ".join(f"`{name}` STRING" for name in (*settings.fields, CORRUPT_RECORD_COLUMN))
+
+
+def kinesis_connection_options(
+    stream_arn: str, settings: StreamSettings, starting_position: str = "TRIM_HORIZON"
+) -> dict[str, str]:
+    """Connection options of Glue's Kinesis source, each one from the Glue 5.0 guide.
+
+    AWS Glue guide, "Kinesis connections" > "Kinesis connection option reference":
+
+    - ``"streamARN"`` (Required) Used for Read/Write. The ARN of the Kinesis data stream.
+    - ``"classification"`` (Required for read) Used for Read. The file format used by the data in the record.
+      Required unless provided through the Data Catalog.
+    - ``"startingPosition"``: (Optional) ... The possible values are "latest", "trim_horizon", "earliest", or a
+      Timestamp string in UTC format ... The default value is "latest".
+    - ``"inferSchema"``: (Optional) ... The default value is 'false'.
+    - ``"schema"``: (Required when inferSchema set to false) ... If the classification is not avro the provided
+      schema must be in the DDL schema format.
+    - ``"avoidEmptyBatches"``: (Optional) Avoids creating an empty microbatch job by checking for unread data in
+      the Kinesis data stream before the batch is started.
+    - ``"emitConsumerLagMetrics"``: (Optional) ... for each batch, it will emit the metrics for the duration
+      between the oldest record received by the stream and the time it arrives in AWS Glue to CloudWatch. The
+      metric's name is "glue.driver.streaming.maxConsumerLagInMs" ... supported in AWS Glue version 4.0 or later.
+
+    The starting position only matters for the first run: later runs continue from the checkpoint.
+    """
+    return {
+        "streamARN": stream_arn,
+        "classification": "json",
+        "startingPosition": starting_position,
+        "inferSchema": "false",
+        "schema": source_schema(settings),
+        "avoidEmptyBatches": "true",
+        "emitConsumerLagMetrics": "true",
+    }
+
+
 def configure_spark(spark: SparkSession) -> None:
     """Session settings for the per-batch work; the benchmark calls this too."""
     # Intervals and formatted timestamps are UTC whatever the cluster's default zone.
@@ -127,55 +184,55 @@ def configure_spark(spark: SparkSession) -> None:
     spark.conf.set("spark.sql.shuffle.partitions", str(max(1, spark.sparkContext.defaultParallelism)))
 
 
-def raw_records(batch: DataFrame) -> DataFrame:
-    """The batch as one string column ``raw``, whatever shape the Kinesis source produced."""
-    columns = batch.columns
-    if RAW_COLUMN in columns:
-        return batch.select(sf.col(RAW_COLUMN).cast("string").alias(RAW_COLUMN))
-    if len(columns) == 1:
-        return batch.select(sf.col(f"`{columns[0]}`").cast("string").alias(RAW_COLUMN))
-    if "data" in columns and isinstance(batch.schema["data"].dataType, BinaryType):
-        return batch.select(sf.col("data").cast("string").alias(RAW_COLUMN))
-    # Already parsed by Glue: rebuild a JSON text so the same validation applies.
-    return batch.select(sf.to_json(sf.struct(*[sf.col(f"`{name}`") for name in columns])).alias(RAW_COLUMN))
+def format_batch_id(batch_id: int) -> str:
+    """Zero-padded, so batch partitions sort in processing order."""
+    if batch_id < 0:
+        raise ValueError(f"batch ids are not negative, got {batch_id}")
+    return f"{batch_id:0{_BATCH_ID_DIGITS}d}"
+
+
+def _known_columns(batch: DataFrame, settings: StreamSettings) -> DataFrame:
+    """The kept fields and the corrupt-record column as text; one a source did not produce reads as NULL."""
+    return batch.select(
+        *[
+            (sf.col(f"`{name}`").cast("string") if name in batch.columns else sf.lit(None).cast("string")).alias(name)
+            for name in (*settings.fields, CORRUPT_RECORD_COLUMN)
+        ]
+    )
 
 
 def _is_blank(column: Column) -> Column:
     return column.isNull() | (sf.trim(column) == "")
 
 
-def _classify(raw_df: DataFrame, settings: StreamSettings) -> DataFrame:
-    """Every record with its parsed fields and a ``reason`` (NULL when the record is good)."""
-    dimension, timestamp, measure = settings.dimension_column, settings.timestamp_column, settings.measure_column
-    # All fields as strings: a number, a quoted number or a nested object all arrive as text, so the checks
-    # below decide what is missing, unparseable or non-numeric instead of from_json silently nulling it.
-    json_schema = StructType(
-        [StructField(name, StringType()) for name in (dimension, timestamp, measure, _CORRUPT_RECORD_COLUMN)]
-    )
-    parsed = sf.from_json(
-        sf.col(RAW_COLUMN), json_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT_RECORD_COLUMN}
-    )
-    records = raw_df.select(sf.col(RAW_COLUMN), parsed.alias(_PARSED_COLUMN))
-    field = {name: sf.col(f"{_PARSED_COLUMN}.`{name}`") for name in (dimension, timestamp, measure)}
-    event_time = sf.when(
-        field[timestamp].rlike(_DATE_TIME_PATTERN), sf.expr(f"try_cast(`{_PARSED_COLUMN}`.`{timestamp}` AS TIMESTAMP)")
-    )
-    measure_value = sf.expr(f"try_cast(trim(`{_PARSED_COLUMN}`.`{measure}`) AS DOUBLE)")
+def _classify(batch: DataFrame, settings: StreamSettings) -> DataFrame:
+    """Every record with its fields and a ``reason`` (NULL when the record is good)."""
+    dimension, timestamp, measure = settings.fields
+    records = _known_columns(batch, settings)
+    field = {name: sf.col(f"`{name}`") for name in settings.fields}
+    corrupt = sf.col(CORRUPT_RECORD_COLUMN)
+    event_time = sf.when(field[timestamp].rlike(_DATE_TIME_PATTERN), sf.expr(f"try_cast(`{timestamp}` AS TIMESTAMP)"))
+    measure_value = sf.expr(f"try_cast(trim(`{measure}`) AS DOUBLE)")
     measure_is_number = measure_value.isNotNull() & ~sf.isnan(measure_value) & (sf.abs(measure_value) != float("inf"))
+    not_utf8 = sf.lit(False)
+    for column in field.values():
+        not_utf8 = not_utf8 | sf.coalesce(sf.instr(column, REPLACEMENT_CHARACTER) > 0, sf.lit(False))
     reason = (
-        sf.when(
-            sf.col(_PARSED_COLUMN).isNull() | sf.col(f"{_PARSED_COLUMN}.{_CORRUPT_RECORD_COLUMN}").isNotNull(),
-            sf.lit(INVALID_JSON),
-        )
+        sf.when(corrupt.isNotNull(), sf.lit(INVALID_JSON))
+        .when(field[dimension].isNull() & field[timestamp].isNull() & field[measure].isNull(), sf.lit(EMPTY_OR_UNKNOWN))
         .when(_is_blank(field[dimension]), sf.lit(f"missing field {dimension}"))
         .when(_is_blank(field[timestamp]), sf.lit(f"missing field {timestamp}"))
         .when(_is_blank(field[measure]), sf.lit(f"missing field {measure}"))
+        .when(not_utf8, sf.lit(NOT_UTF8))
         .when(event_time.isNull(), sf.lit(UNPARSEABLE_TIMESTAMP))
         .when(~measure_is_number, sf.lit(f"non-numeric {measure}"))
     )
+    # A malformed record's own bytes; otherwise the fields we have, re-encoded (the rest of the object is gone).
+    raw = sf.coalesce(corrupt, sf.to_json(sf.struct(*[field[name] for name in settings.fields])))
     return records.select(
         # Only quarantined rows need their text: dropping it from good rows keeps the cached batch small.
-        sf.when(reason.isNotNull(), sf.col(RAW_COLUMN)).alias(RAW_COLUMN),
+        sf.when(reason.isNotNull(), raw).alias(_RAW_COLUMN),
+        sf.when(reason.isNotNull(), corrupt.isNotNull()).alias("raw_complete"),
         reason.alias(_REASON_COLUMN),
         field[dimension].alias(dimension),
         event_time.alias(timestamp),
@@ -183,12 +240,12 @@ def _classify(raw_df: DataFrame, settings: StreamSettings) -> DataFrame:
     )
 
 
-def split_batch(raw_df: DataFrame, settings: StreamSettings, batch_id: int | None = None) -> BatchSplit:
-    """Split one batch of raw records (a string column ``raw``) into good and quarantined rows.
+def split_batch(batch: DataFrame, settings: StreamSettings, batch_id: int) -> BatchSplit:
+    """Split one batch, as Glue's Kinesis source delivers it, into good and quarantined rows.
 
     The classification is cached because both outputs read it; ``release()`` the result after writing.
     """
-    classified = _classify(raw_df, settings).cache()
+    classified = _classify(batch, settings).cache()
     interval_seconds = settings.frequency_minutes * 60
     event_time = sf.col(settings.timestamp_column)
     interval_start = sf.timestamp_seconds(sf.floor(event_time.cast("long") / interval_seconds) * interval_seconds)
@@ -198,56 +255,85 @@ def split_batch(raw_df: DataFrame, settings: StreamSettings, batch_id: int | Non
         sf.col(settings.measure_column),
         sf.date_format(interval_start, "yyyy-MM-dd").alias(INTERVAL_DATE_COLUMN),
         sf.date_format(interval_start, "HHmm").alias(INTERVAL_HHMM_COLUMN),
+        sf.lit(format_batch_id(batch_id)).alias(BATCH_ID_COLUMN),
     )
     quarantine = classified.where(sf.col(_REASON_COLUMN).isNotNull()).select(
-        sf.col(RAW_COLUMN),
+        sf.col(_RAW_COLUMN),
+        # Spark's base64 may break lines every 76 characters (MIME); one unbroken string is easier to decode.
+        sf.translate(sf.base64(sf.col(_RAW_COLUMN).cast("binary")), "\r\n", "").alias("raw_base64"),
+        sf.col("raw_complete"),
         sf.col(_REASON_COLUMN),
-        sf.lit(batch_id).cast("long").alias("batch_id"),
         sf.current_timestamp().alias("quarantined_at"),
+        sf.lit(format_batch_id(batch_id)).alias(BATCH_ID_COLUMN),
     )
     return BatchSplit(good=good, quarantine=quarantine, classified=classified)
 
 
-def _write_good(good_df: DataFrame, output_uri: str) -> None:
-    (
-        # One file per interval per batch instead of one per interval per input partition.
-        good_df.repartition(INTERVAL_DATE_COLUMN, INTERVAL_HHMM_COLUMN)
-        .write.mode("append")
-        .partitionBy(INTERVAL_DATE_COLUMN, INTERVAL_HHMM_COLUMN)
-        .option("header", True)
-        .csv(output_uri)
+def _whole_numbers_without_fraction(frame: DataFrame) -> DataFrame:
+    """Double columns as text, whole values without ``.0`` (98, not 98.0); others as Spark writes them."""
+    columns = []
+    for column in frame.schema.fields:
+        value = sf.col(f"`{column.name}`")
+        if isinstance(column.dataType, DoubleType):
+            # Below 2^53 every whole double is exact as a long.
+            is_whole = (value == sf.floor(value)) & (sf.abs(value) < 2**53)
+            value = sf.when(is_whole, value.cast("long").cast("string")).otherwise(value.cast("string"))
+        columns.append(value.alias(column.name))
+    return frame.select(*columns)
+
+
+def _overwrite_own_partitions(frame: DataFrame, *partition_columns: str) -> Any:
+    """A writer that replaces only the partitions this frame writes to (Spark's dynamic partition overwrite).
+
+    Spark: "partitionOverwriteMode ... dynamic: only overwrite those partitions that have data written into it at
+    runtime"; as a write option it wins over spark.sql.sources.partitionOverwriteMode.
+    """
+    return (
+        frame.write.mode("overwrite").option("partitionOverwriteMode", "dynamic").partitionBy(*partition_columns)
     )
+
+
+def _write_good(good_df: DataFrame, output_uri: str) -> None:
+    # One file per interval per batch instead of one per interval per input partition.
+    writer = _overwrite_own_partitions(
+        _whole_numbers_without_fraction(good_df).repartition(INTERVAL_DATE_COLUMN, INTERVAL_HHMM_COLUMN),
+        INTERVAL_DATE_COLUMN,
+        INTERVAL_HHMM_COLUMN,
+        BATCH_ID_COLUMN,
+    )
+    # RFC 4180 quoting (a quote inside a value is doubled), which the detector's csv module reads back exactly;
+    # Spark's default escape character is a backslash, which it would not.
+    writer.option("header", True).option("escape", '"').csv(output_uri)
 
 
 def _write_quarantine(quarantine_df: DataFrame, quarantine_uri: str) -> None:
-    (
-        quarantine_df.withColumn(INGEST_DATE_COLUMN, sf.date_format("quarantined_at", "yyyy-MM-dd"))
-        .coalesce(1)  # bad records are few; one file per batch and day
-        .write.mode("append")
-        .partitionBy(INGEST_DATE_COLUMN)
-        .option("timestampFormat", "yyyy-MM-dd'T'HH:mm:ss.SSSXXX")
-        .json(quarantine_uri)
-    )
+    writer = _overwrite_own_partitions(quarantine_df.coalesce(1), BATCH_ID_COLUMN)  # bad records are few
+    writer.option("timestampFormat", "yyyy-MM-dd'T'HH:mm:ss.SSSXXX").json(quarantine_uri)
 
 
 def write_batch(good_df: DataFrame, quarantine_df: DataFrame, output_uri: str, quarantine_uri: str) -> None:
-    """Append good rows as interval-partitioned CSV (with header) and quarantined rows as dated JSON lines."""
+    """Write good rows as interval CSV (with header) and quarantined rows as JSON lines, each batch in its own
+    ``batch_id=`` partition, replacing whatever an earlier attempt of the same batch wrote there."""
     _write_good(good_df, output_uri)
     _write_quarantine(quarantine_df, quarantine_uri)
 
 
 def process_batch(
-    raw_df: DataFrame,
+    batch: DataFrame,
     batch_id: int,
     settings: StreamSettings,
     output_uri: str,
     quarantine_uri: str,
 ) -> BatchCounts:
-    """Split and write one batch; bad records are quarantined, never raised. Empty batches cost one probe."""
-    if raw_df.isEmpty():
-        return BatchCounts(batch_id=batch_id, good=0, quarantined=0, skipped_empty=True)
-    batch_split = split_batch(raw_df, settings, batch_id)
+    """Split and write one batch; bad records are quarantined, never raised. Empty batches cost one probe.
+
+    Running the same batch again (same id, same records) leaves exactly the files of one run.
+    """
+    batch_split = split_batch(batch, settings, batch_id)
     try:
+        # The cache is filled by the first action: each record is read from the source once.
+        if batch_split.classified.isEmpty():
+            return BatchCounts(batch_id=batch_id, good=0, quarantined=0, skipped_empty=True)
         is_good = sf.col(_REASON_COLUMN).isNull().alias("is_good")
         count_rows = batch_split.classified.groupBy(is_good).count().collect()
         counts = {bool(row["is_good"]): int(row["count"]) for row in count_rows}
@@ -273,6 +359,21 @@ def _optional_argument(argv: Sequence[str], name: str, default: str) -> str:
     return default
 
 
+def for_each_batch_options(window_size_seconds: int, checkpoint_uri: str, batch_max_retries: int) -> dict[str, str]:
+    """GlueContext.forEachBatch options (AWS Glue guide, GlueContext class, forEachBatch):
+
+    - ``windowSize``: The amount of time to spend processing each batch.
+    - ``checkpointLocation``: The location where checkpoints are stored for the streaming ETL job.
+    - ``batchMaxRetries``: The maximum number of times to retry the batch if it fails. The default value is 3.
+      This option is only configurable for Glue version 2.0 and above.
+    """
+    return {
+        "windowSize": f"{int(window_size_seconds)} seconds",
+        "checkpointLocation": checkpoint_uri,
+        "batchMaxRetries": str(int(batch_max_retries)),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     # Glue-only modules: imported here so the module imports (and tests run) without awsglue.
     from awsglue.context import GlueContext
@@ -283,13 +384,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     job_argv = list(argv if argv is not None else sys.argv)
     required = [
         "JOB_NAME",
-        "database_name",
-        "table_name",
+        "source_stream_arn",
+        "starting_position",
         "output_uri",
         "quarantine_uri",
         "checkpoint_uri",
         "window_size_seconds",
         "frequency_minutes",
+        "batch_max_retries",
     ]
     args = getResolvedOptions(job_argv, required)
     settings = StreamSettings(
@@ -305,29 +407,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     job.init(args["JOB_NAME"], args)
     logger = glue_context.get_logger()
 
-    source = glue_context.create_data_frame.from_catalog(
-        database=args["database_name"],
-        table_name=args["table_name"],
-        additional_options={
-            "startingPosition": "TRIM_HORIZON",
-            "inferSchema": "false",
-            # Raw record text in one column (see the module docstring); these override the table's values.
-            "classification": "csv",
-            "delimiter": RAW_RECORD_DELIMITER,
-        },
+    source = glue_context.create_data_frame.from_options(
+        connection_type="kinesis",
+        connection_options=kinesis_connection_options(
+            args["source_stream_arn"], settings, args["starting_position"]
+        ),
+        transformation_ctx="kinesis_source",
     )
 
     def handle_batch(batch: Any, batch_id: int) -> None:
-        counts = process_batch(raw_records(batch), batch_id, settings, args["output_uri"], args["quarantine_uri"])
+        counts = process_batch(batch, batch_id, settings, args["output_uri"], args["quarantine_uri"])
         logger.info(f"batch {counts.batch_id}: {counts.good} good, {counts.quarantined} quarantined")
 
     glue_context.forEachBatch(
         frame=source,
         batch_function=handle_batch,
-        options={
-            "windowSize": f"{int(args['window_size_seconds'])} seconds",
-            "checkpointLocation": args["checkpoint_uri"],
-        },
+        options=for_each_batch_options(
+            int(args["window_size_seconds"]), args["checkpoint_uri"], int(args["batch_max_retries"])
+        ),
     )
     job.commit()
 

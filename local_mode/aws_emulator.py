@@ -17,6 +17,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -147,12 +148,21 @@ class GlueService:
                 )
                 continue
             with self._lock:
-                if run.state in ("STARTING", "RUNNING", "WAITING"):
+                stopping = run.state in ("STARTING", "RUNNING", "WAITING")
+                if stopping:
                     run.stop_requested = True
                     run.state = "STOPPING"
-            self.on_cancel(run_id)
+            if stopping:
+                # Glue ends the whole run; Spark's cancel ends only the jobs running now, so keep
+                # cancelling until the run's thread is done (no later write may slip through).
+                threading.Thread(target=self._cancel_until_done, args=(run,), daemon=True).start()
             stopped.append({"JobName": job.name, "JobRunId": run_id})
         return {"SuccessfulSubmissions": stopped, "Errors": errors}
+
+    def _cancel_until_done(self, run: _JobRun) -> None:
+        while run.completed_on is None:
+            self.on_cancel(run.run_id)
+            time.sleep(0.05)
 
     def wait_for_runs(self, timeout: float) -> None:
         for thread in list(self._threads):

@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,8 @@ class LocalTask:
     output_thread: threading.Thread
     overrides: Mapping[str, Any] = field(default_factory=dict)
     stop_requested: bool = False
+    # When ECS would report the task STOPPED (its process ended and its output was drained).
+    stopped_at: datetime | None = None
 
     @property
     def running(self) -> bool:
@@ -160,6 +163,19 @@ class LocalEcs:
                 return {"task": self._describe(task)}
         return {"task": {"taskArn": request.get("task"), "lastStatus": "STOPPED"}}
 
+    def describe_tasks(self, **request: Any) -> dict[str, Any]:
+        """What the reconciler asks: is the task still running, and why did it stop."""
+        described = []
+        for task in self.tasks:
+            if task.task_arn in (request.get("tasks") or []):
+                entry: dict[str, Any] = {"taskArn": task.task_arn, "lastStatus": "RUNNING"}
+                if task.stopped_at is not None:
+                    detail = self.stopped_event(task)["detail"]
+                    entry |= {"lastStatus": "STOPPED", "stoppedAt": task.stopped_at}
+                    entry |= {"stoppedReason": detail["stoppedReason"], "stopCode": detail["stopCode"]}
+                described.append(entry)
+        return {"tasks": described, "failures": []}
+
     def wait_all(self, timeout: float) -> None:
         for task in self.tasks:
             try:
@@ -179,9 +195,11 @@ class LocalEcs:
             for line in process.stdout:
                 log.write(line)
                 log.flush()
-                self.progress.say("fargate", _message_part(line.rstrip()))
+                if not _is_console_noise(line):
+                    self.progress.say("fargate", _message_part(line.rstrip()))
         process.wait()
         task = next(task for task in self.tasks if task.task_arn == task_arn)
+        task.stopped_at = datetime.now(UTC)
         if self.on_task_stopped is not None:
             try:
                 self.on_task_stopped(self.stopped_event(task))
@@ -223,6 +241,12 @@ def _kill(task: LocalTask, progress: Progress) -> None:
     if task.running:
         progress.say("fargate", f"killing task {task.task_arn.rsplit('/', 1)[-1][:8]} (SIGKILL), as ECS does on OOM")
         task.process.kill()
+
+
+def _is_console_noise(log_line: str) -> bool:
+    """botocore's INFO lines ("Found credentials in environment variables."): kept in the task's log file only."""
+    parts = log_line.split(" ", 4)
+    return len(parts) == 5 and parts[2] == "INFO" and parts[3].startswith("botocore")
 
 
 def _message_part(log_line: str) -> str:

@@ -37,18 +37,31 @@ class LocalS3:
         return text
 
     def data_files(self, uri: str) -> list[Path]:
-        """Objects under an S3Prefix, as SageMaker would download them.
+        """Every object under an S3Prefix, as SageMaker downloads them: nothing is skipped.
 
-        Names starting with `_` or `.` are skipped: Spark's `_SUCCESS` marker is empty, and the `.crc`
-        checksum files exist only on a local filesystem, never in S3.
+        "If you choose S3Prefix, S3Uri identifies a key name prefix. SageMaker uses all objects that match
+        the specified key name prefix" (S3DataSource). A marker such as Spark's ``_SUCCESS`` is therefore
+        read as data too; :func:`marker_objects` names them so the local jobs can refuse them.
         """
         prefix = self.path(uri)
         if prefix.is_file():
             return [prefix]
         if not prefix.is_dir():
             return []
-        return sorted(
-            path
-            for path in prefix.rglob("*")
-            if path.is_file() and not any(part.startswith(("_", ".")) for part in path.relative_to(prefix).parts)
-        )
+        return sorted(path for path in prefix.rglob("*") if path.is_file())
+
+
+    def marker_objects(self, uri: str) -> list[str]:
+        """Keys under the prefix that are not data: Spark/Hadoop markers (``_SUCCESS``, anything under
+        ``_temporary/``), hidden files and ``.crc`` checksums, relative to the prefix."""
+        prefix = self.path(uri)
+        if not prefix.is_dir():
+            return []
+        markers = []
+        for path in self.data_files(uri):
+            relative = path.relative_to(prefix)
+            if any(part.startswith(("_", ".")) for part in relative.parts) or path.name.endswith(
+                (".crc", "_$folder$")
+            ):
+                markers.append(relative.as_posix())
+        return markers

@@ -1,29 +1,36 @@
-"""`python -m local_mode`: parse options, run both systems, draw the charts, print the summary."""
+"""`python -m local_mode`: parse options, run both systems, draw the charts, print the summary.
+
+Only the standard library and this repository's light modules are imported at the top, so `--help` works
+with any Python 3.11 (no venv); the systems' own imports happen when a run starts.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from app_config.settings import EnvironmentConfig, StreamingConfig, load_environment
-from local_mode.local_compute import REPOSITORY_ROOT
-from local_mode.ml_system import PipelineOptions, PipelineOutcome, build_definition, run_pipeline
+from app_config.settings import ConfigError, EnvironmentConfig, StreamingConfig, load_environment
+from local_mode.output_folder import OutputFolderError, prepare_output_folder
 from local_mode.progress import Progress
 from local_mode.spark_session import JavaMissingError, get_spark
 from local_mode.streaming_sim import DEFAULT_ANOMALY_HOUR, StreamOptions, StreamOutcome, run_streaming
+from local_mode.trip_input import TripInputError, check_trip_input
 
+if TYPE_CHECKING:
+    from local_mode.ml_system import PipelineOutcome
+
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_SETUP = 2
-# Folders of `--out` this program owns and recreates on every run.
-OUTPUT_FOLDERS = ("s3", "pipeline", "streaming", "charts", "logs", "approval")
 System = Literal["pipeline", "streaming"]
 
 
@@ -38,6 +45,7 @@ class LocalModeArgs:
     poll_seconds: float | None = None
     fail_prep: bool = False
     kill_task_after: float | None = None
+    drop_events: bool = False
     stream_hours: int = 48
     stream_batch_hours: int = 3
     stream_anomaly_hour: float = DEFAULT_ANOMALY_HOUR
@@ -45,6 +53,18 @@ class LocalModeArgs:
     charts: bool = True
     quiet: bool = False
     approval: Literal["auto", "prompt", "reject"] = "auto"
+    # The prep job's analysis range and window cap (job arguments --analysis_start, ... in AWS).
+    analysis_start: str | None = None
+    analysis_end: str | None = None
+    max_windows: int | None = None
+
+    def prep_arguments(self) -> dict[str, str]:
+        """The prep Glue job arguments these options set."""
+        values = {"analysis_start": self.analysis_start, "analysis_end": self.analysis_end}
+        arguments = {f"--{name}": value for name, value in values.items() if value}
+        if self.max_windows is not None:
+            arguments["--max_windows"] = str(self.max_windows)
+        return arguments
 
 
 @dataclass
@@ -95,6 +115,12 @@ def parse_args(argv: Sequence[str] | None = None) -> LocalModeArgs:
         help="kill the Fargate task's process (SIGKILL, like an out-of-memory kill) after this long: "
         "the task watchdog then fails the callback step",
     )
+    parser.add_argument(
+        "--drop-events",
+        action="store_true",
+        help="lose the Glue completion events (events mode; implies --completion events): "
+        "the reconciler ends the callback step instead",
+    )
     parser.add_argument("--stream-hours", type=int, default=48, help="simulated hours of streaming (default 48)")
     parser.add_argument(
         "--stream-batch-hours", type=int, default=3, help="simulated hours per streaming micro-batch (default 3)"
@@ -114,7 +140,23 @@ def parse_args(argv: Sequence[str] | None = None) -> LocalModeArgs:
         help="who answers the ApproveResults step: auto (default: GET the mailed link, POST Approve over HTTP), "
         "prompt (print the links and wait for you to click one in a browser), reject (POST Reject)",
     )
-    parser.add_argument("--quiet", action="store_true", help="print only the summary")
+    parser.add_argument("--quiet", action="store_true", help="print only the summary (and errors)")
+    parser.add_argument(
+        "--analysis-start",
+        metavar="DATE",
+        help="first day analysed, YYYY-MM-DD (UTC); pickups before it are dropped and counted "
+        "(default: from the file names, e.g. yellow_tripdata_2024-01.parquet, else the months holding the bulk of "
+        "the trips)",
+    )
+    parser.add_argument(
+        "--analysis-end", metavar="DATE", help="end of the analysed period, exclusive, YYYY-MM-DD (UTC); as above"
+    )
+    parser.add_argument(
+        "--max-windows",
+        type=int,
+        metavar="N",
+        help="fail the prep job when the series would have more half-hour windows than this (default 35136)",
+    )
     namespace = parser.parse_args(argv)
     if namespace.trips < 1000:
         parser.error("--trips must be at least 1000")
@@ -130,17 +172,54 @@ def load_config(name: str) -> EnvironmentConfig:
     return load_environment(context["environments"], name)
 
 
+class SetupError(Exception):
+    """Something to fix before a run can start; printed as one line, exit code 2."""
+
+
+def check_before_start(args: LocalModeArgs) -> EnvironmentConfig:
+    """Everything that can be checked in seconds, before Spark starts or anything is written."""
+    try:
+        config = load_config(args.env)
+    except ConfigError as error:
+        raise SetupError(f"--env {args.env}: {error}") from None
+    if args.only != "streaming":
+        if args.input_path is not None and not args.fail_prep:
+            try:
+                check_trip_input(args.input_path)
+            except TripInputError as error:
+                raise SetupError(str(error)) from None
+        from glue_scripts.taxi_prep import PrepInputError, input_options_from_arguments
+
+        try:
+            input_options_from_arguments(args.prep_arguments())
+        except PrepInputError as error:
+            message = str(error).replace("--analysis_", "--analysis-").replace("--max_windows", "--max-windows")
+            raise SetupError(message) from None
+    try:
+        prepare_output_folder(args.out)
+    except OutputFolderError as error:
+        raise SetupError(str(error)) from None
+    return config
+
+
 def run(args: LocalModeArgs, *, progress: Progress | None = None) -> RunResult:
     """Run the selected systems end to end; never raises for a failed pipeline (see exit_code)."""
     from local_mode import charts, report
+    from local_mode.ml_system import PipelineOptions, build_definition, run_pipeline
 
     progress = progress or Progress(quiet=args.quiet)
     result = RunResult(exit_code=EXIT_OK, out=args.out)
     began = time.monotonic()
-    config = load_config(args.env)
-    _reset_outputs(args.out)
+    try:
+        config = check_before_start(args)
+    except SetupError as error:
+        result.exit_code, result.error = EXIT_SETUP, str(error)
+        progress.always(f"error: {error}", stream=sys.stderr)
+        return result
     run_pipeline_system = args.only in (None, "pipeline")
     run_streaming_system = args.only in (None, "streaming")
+    # Set when the pipeline fails: the streaming simulation stops at its next batch instead of running on.
+    stop_streaming = threading.Event()
 
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="local-mode") as pool:
         definition: Future[dict[str, Any]] | None = None
@@ -150,10 +229,10 @@ def run(args: LocalModeArgs, *, progress: Progress | None = None) -> RunResult:
             progress.say("pipeline", "building the pipeline definition (ml_pipeline.definition) in the background")
         started = time.monotonic()
         try:
-            get_spark()
+            get_spark(log_file=args.out / "logs" / "spark.log")
         except JavaMissingError as error:
             result.exit_code, result.error = EXIT_SETUP, str(error)
-            progress.plain(f"ERROR: {error}")
+            progress.always(f"error: {error}", stream=sys.stderr)
             return result
         result.timings["Spark start"] = time.monotonic() - started
         progress.say("spark", f"local SparkSession ready (local[2]) in {result.timings['Spark start']:.1f}s")
@@ -167,6 +246,7 @@ def run(args: LocalModeArgs, *, progress: Progress | None = None) -> RunResult:
                 seed=args.seed,
                 hours_per_batch=args.stream_batch_hours,
                 anomaly_hour=args.stream_anomaly_hour,
+                stop=stop_streaming,
             )
             streaming = pool.submit(_run_streaming_timed, stream_options, config.streaming, progress)
         if definition is not None:
@@ -175,11 +255,13 @@ def run(args: LocalModeArgs, *, progress: Progress | None = None) -> RunResult:
                 input_path=args.input_path,
                 trips=args.trips,
                 seed=args.seed,
-                completion=args.completion or config.data_prep.completion,
+                completion="events" if args.drop_events else args.completion or config.data_prep.completion,
                 poll_seconds=args.poll_seconds,
                 fail_prep=args.fail_prep,
                 kill_task_after=args.kill_task_after,
                 approval=args.approval,
+                drop_events=args.drop_events,
+                prep_arguments=args.prep_arguments(),
             )
             started = time.monotonic()
             result.pipeline = run_pipeline(
@@ -194,6 +276,11 @@ def run(args: LocalModeArgs, *, progress: Progress | None = None) -> RunResult:
             result.timings["ML pipeline"] = time.monotonic() - started
             if not result.pipeline.succeeded:
                 result.exit_code = EXIT_FAILED
+                if streaming is not None and not streaming.done():
+                    stop_streaming.set()
+                    progress.say(
+                        "stream", "stopping at the next batch: the ML pipeline failed (--only streaming runs it alone)"
+                    )
         if streaming is not None:
             result.streaming, result.timings["streaming system"] = streaming.result()
             progress.say("stream", f"done in {result.timings['streaming system']:.1f}s")
@@ -205,7 +292,7 @@ def run(args: LocalModeArgs, *, progress: Progress | None = None) -> RunResult:
     result.timings["total"] = time.monotonic() - began
     result.summary = report.summary(result.pipeline, result.streaming, result.charts, result.timings, args.out)
     (args.out / "summary.txt").write_text(result.summary + "\n", encoding="utf-8")
-    progress.plain(result.summary)
+    progress.always(result.summary)
     result.progress_lines = list(progress.lines)
     return result
 
@@ -217,11 +304,14 @@ def _run_streaming_timed(
     return run_streaming(options, config, progress), time.monotonic() - started
 
 
-def _reset_outputs(out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    for name in OUTPUT_FOLDERS:
-        shutil.rmtree(out / name, ignore_errors=True)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(parse_args(argv)).exit_code
+    args = parse_args(argv)
+    try:
+        return run(args).exit_code
+    except ModuleNotFoundError as error:
+        print(
+            f"error: the local mode needs this project's Python packages ({error}); "
+            "run it with `make local` (which installs them) or with .venv/bin/python -m local_mode",
+            file=sys.stderr,
+        )
+        return EXIT_SETUP

@@ -11,13 +11,12 @@ import csv
 import functools
 import json
 import logging
-import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -31,6 +30,7 @@ from local_mode.approval_steps import (
     local_approval_system,
 )
 from local_mode.aws_emulator import LOCAL_ACCOUNT_ID, CallbackSteps, GlueJob, GlueService, LocalAwsEndpoint
+from local_mode.callback_reliability import CallbackRecords, ReconcilerLoop, local_callback_records
 from local_mode.local_compute import LocalEcs, LocalEndpoints
 from local_mode.local_s3 import LocalS3
 from local_mode.pipeline_runner import PipelineExecution, PipelineRunner
@@ -43,6 +43,8 @@ from local_mode.pipeline_steps import (
 from local_mode.progress import Progress
 from local_mode.spark_session import get_spark
 from local_mode.taxi_data import GeneratedTrips, KnownAnomaly, generate_trips
+from local_mode.trip_input import Staging, check_trip_input, describe_ignored, stage_trip_files
+from pipeline_evaluation import AnomalyEvent, WindowsEvaluation, evaluate_windows, read_transform_output
 
 if TYPE_CHECKING:
     from glue_scripts.taxi_prep import PrepResult
@@ -61,7 +63,6 @@ MODEL_PACKAGE_GROUP = "taxi-anomaly-local"
 # The task definition's container name in AWS (cdk_constructs/prep_task.py), which the watchdog looks for.
 PREP_CONTAINER_NAME = "FargateTask"
 WINDOW = timedelta(minutes=30)
-TRIP_FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 _LAMBDA_LOGGERS = (
     "callback_handler",
     "glue_completion",
@@ -86,6 +87,10 @@ class PipelineOptions:
     kill_task_after: float | None = None
     # Who answers ApproveResults: the local mode through the page (auto/reject) or a person (prompt).
     approval: ApprovalMode = "auto"
+    # Lose the Glue completion events (events mode), as EventBridge may: the reconciler ends the step.
+    drop_events: bool = False
+    # Extra default arguments of the prep Glue job (--analysis_start, --analysis_end, --max_windows).
+    prep_arguments: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,9 @@ class ScoredWindow:
     window_start: datetime
     passengers: int
     score: float
-    full_history: bool
+    expected: float
+    is_anomaly: bool
+    event_id: int | None
 
 
 @dataclass
@@ -104,9 +111,10 @@ class PipelineOutcome:
     staged_files: list[Path] = field(default_factory=list)
     prep: PrepResult | None = None
     scored: list[ScoredWindow] = field(default_factory=list)
+    evaluation: WindowsEvaluation | None = None
     scores_csv: Path | None = None
+    events_csv: Path | None = None
     known_anomalies: tuple[KnownAnomaly, ...] = ()
-    shingle_size: int = 1
     timings: dict[str, float] = field(default_factory=dict)
     emulator_calls: list[str] = field(default_factory=list)
     approval_mails: list[dict[str, Any]] = field(default_factory=list)
@@ -186,12 +194,13 @@ def _lambda_logs_as_progress(progress: Progress) -> Iterator[None]:
 
 def stage_input(
     options: PipelineOptions, s3: LocalS3, raw_prefix: str, progress: Progress
-) -> tuple[GeneratedTrips | None, list[Path]]:
+) -> tuple[GeneratedTrips | None, list[Path], Staging]:
     """Put the trips where the definition's InputLocation default points (the raw bucket's prefix)."""
-    raw_folder = s3.path(f"s3://{RAW_BUCKET}/{raw_prefix}")
+    raw_uri = f"s3://{RAW_BUCKET}/{raw_prefix}"
+    raw_folder = s3.path(raw_uri)
     if options.fail_prep:
-        progress.say("data", f"--fail-prep: leaving s3://{RAW_BUCKET}/{raw_prefix} empty, so the Glue job fails")
-        return None, []
+        progress.say("data", f"--fail-prep: leaving {raw_uri} empty, so the Glue job fails")
+        return None, [], Staging()
     if options.input_path is None:
         generated = generate_trips(raw_folder, seed=options.seed, total_trips=options.trips)
         progress.say(
@@ -200,22 +209,18 @@ def stage_input(
             f"-> {s3.uri(generated.path)}",
         )
         for anomaly in generated.anomalies:
-            progress.say(
-                "data",
-                f"  injected: {anomaly.label} {anomaly.start:%Y-%m-%d %H:%M}-{anomaly.end:%H:%M} (x{anomaly.factor:g})",
-            )
-        return generated, [generated.path]
-    source = options.input_path
-    candidates = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
-    trip_files = [p for p in candidates if p.name.lower().endswith(TRIP_FILE_SUFFIXES)]
+            progress.say("data", f"  injected {anomaly.describe()}")
+        return generated, [generated.path], Staging()
+    # Checked again here (main checks before Spark starts): the folder may have changed since.
+    trip_input = check_trip_input(options.input_path)
     raw_folder.mkdir(parents=True, exist_ok=True)
-    staged = []
-    for trip_file in trip_files:
-        target = raw_folder / trip_file.name
-        shutil.copyfile(trip_file, target)
-        staged.append(target)
-    progress.say("data", f"staged {len(staged)} trip file(s) from {source} -> s3://{RAW_BUCKET}/{raw_prefix}")
-    return None, staged
+    staged, staging = stage_trip_files(trip_input, raw_folder, raw_uri)
+    progress.say(
+        "data", f"staged {len(staged)} {trip_input.input_format} trip file(s) from {trip_input.root} -> {raw_uri}"
+    )
+    if trip_input.ignored:
+        progress.say("data", describe_ignored(trip_input))
+    return None, staged, staging
 
 
 def run_pipeline(
@@ -233,7 +238,7 @@ def run_pipeline(
     timings: dict[str, float] = {}
     started = time.monotonic()
     s3 = LocalS3(options.out / "s3")
-    generated, staged = stage_input(options, s3, RAW_DATA_PREFIX, progress)
+    generated, staged, staging = stage_input(options, s3, RAW_DATA_PREFIX, progress)
     timings["input data"] = time.monotonic() - started
 
     started = time.monotonic()
@@ -248,12 +253,14 @@ def run_pipeline(
     (options.out / "pipeline" / "definition.json").write_text(json.dumps(definition, indent=2), encoding="utf-8")
 
     prep_results: list[PrepResult] = []
-    glue = GlueService(describe_error=lambda error: s3.as_s3_text(_describe_glue_error(error)))
+    # Glue's ErrorMessage names the staged copy; the user's own file is what they can act on.
+    glue = GlueService(describe_error=lambda error: staging.as_user_text(s3.as_s3_text(_describe_glue_error(error))))
     glue.register_job(
         GlueJob(
             name=PREP_JOB_NAME,
             script=lambda arguments, run_id: prep_results.append(_run_prep_job(arguments, run_id, s3, progress)),
-            default_arguments={"--shingle_size": str(pipeline_config.shingle_size)},
+            # The feature module reaches the job through --extra-py-files in AWS; here it is importable.
+            default_arguments=dict(options.prep_arguments),
         )
     )
     callbacks = CallbackSteps()
@@ -263,9 +270,11 @@ def run_pipeline(
     write_evaluation_zip(s3.path(f"s3://{ARTIFACTS_BUCKET}/{EVALUATION_CODE_KEY}"))
     expires_hours = (approval_config or ApprovalConfig()).expires_hours
     started = time.monotonic()
+    pipeline_name = str(definition.get("PipelineName", "taxi-anomaly-local"))
     with (
         LocalAwsEndpoint(glue, callbacks) as endpoint,
         _lambda_logs_as_progress(progress),
+        local_callback_records(data_prep, progress) as token_records,
         local_approval_system(
             s3, LocalEndpoints(url=endpoint.url, region=region).sagemaker(), region, expires_hours
         ) as approval_system,
@@ -277,16 +286,34 @@ def run_pipeline(
         )
         ecs = LocalEcs(
             endpoints=endpoints,
-            task_environment=_task_environment(data_prep, options.poll_seconds),
+            task_environment={
+                **_task_environment(data_prep, options.poll_seconds),
+                **token_records.task_environment(),
+            },
             log_folder=options.out / "logs",
             progress=progress,
             container_name=PREP_CONTAINER_NAME,
-            on_task_stopped=_task_watchdog_listener(endpoints, progress),
+            on_task_stopped=_task_watchdog_listener(endpoints, token_records, progress),
             kill_after_seconds=options.kill_task_after,
         )
+        glue.add_state_change_listener(
+            lambda event: progress.say(
+                "glue", f"job run {event['detail']['jobRunId'][:11]}... {event['detail']['state']}"
+            )
+        )
         if options.completion == "events":
-            glue.add_state_change_listener(_glue_completion_listener(endpoints, progress))
-        invoke_handler = _callback_handler(options.completion, ecs, endpoints)
+            glue.add_state_change_listener(
+                _glue_completion_listener(endpoints, token_records, progress, drop_events=options.drop_events)
+            )
+        invoke_handler = _callback_handler(options.completion, ecs, endpoints, token_records, pipeline_name)
+        reconciler = ReconcilerLoop(
+            endpoints=endpoints,
+            records=token_records,
+            glue_job_name=PREP_JOB_NAME,
+            ecs=ecs if options.completion == "poll" else None,
+            progress=progress,
+        )
+        reconciler.start()
 
         def task_exit_code(token: str) -> int | None:
             tasks = [task for task in ecs.tasks if task.started_by == token]
@@ -294,7 +321,6 @@ def run_pipeline(
                 return None
             return tasks[-1].process.returncode
 
-        pipeline_name = str(definition.get("PipelineName", "taxi-anomaly-local"))
         models: dict[str, str] = {}
         transform = TransformStepExecutor(s3, models, progress, region, LOCAL_ACCOUNT_ID)
         progress.say("approval", f"approval endpoint (the real endpoint code) at {approval_system.endpoint_url}")
@@ -335,6 +361,8 @@ def run_pipeline(
         execution = runner.run()
         ecs.wait_all(timeout=30)
         glue.wait_for_runs(timeout=30)
+        # One last pass: it closes records whose work has now ended (and stops anything left running).
+        reconciler.stop()
         calls = list(endpoint.calls)
     timings["pipeline execution"] = time.monotonic() - started
     for step in execution.steps:
@@ -349,7 +377,6 @@ def run_pipeline(
         staged_files=staged,
         prep=prep_results[-1] if prep_results else None,
         known_anomalies=generated.anomalies if generated else (),
-        shingle_size=pipeline_config.shingle_size,
         timings=timings,
         emulator_calls=calls,
         approval_mails=list(approval_step.mails),
@@ -357,15 +384,24 @@ def run_pipeline(
     )
     # The scores exist once ScoreData succeeded, whatever the later steps decide (a rejected run has them too).
     if any(step.name == "ScoreData" and step.status == "Succeeded" for step in execution.steps):
-        outcome.scored = _read_scores(transform.output_files, pipeline_config.shingle_size)
+        started = time.monotonic()
+        outcome.evaluation, outcome.scored = evaluate_transform_output(transform.output_files)
         outcome.scores_csv = options.out / "pipeline" / "scored_windows.csv"
-        _write_scores(outcome.scored, outcome.scores_csv)
+        outcome.events_csv = options.out / "pipeline" / "anomaly_events.csv"
+        write_scored_windows(outcome.scored, outcome.scores_csv)
+        write_events(outcome.evaluation.events, outcome.events_csv)
+        timings["evaluation (cut-off, events)"] = time.monotonic() - started
+        progress.say(
+            "pipeline",
+            f"evaluated {len(outcome.scored)} windows: {outcome.evaluation.cutoff.describe()}; "
+            f"{len(outcome.evaluation.events)} anomaly event(s)",
+        )
     return outcome
 
 
 def _run_prep_job(arguments: dict[str, str], run_id: str, s3: LocalS3, progress: Progress) -> PrepResult:
     """The Glue job's entry for one run: what `taxi_prep.main` does, minus awsglue, on the shared session."""
-    from glue_scripts.taxi_prep import configure_spark, run_prep
+    from glue_scripts.taxi_prep import INPUT_OPTION_NAMES, configure_spark, input_options_from_arguments, run_prep
 
     progress.say("glue", f"job run {run_id[:11]}... RUNNING on local Spark")
     spark = get_spark()
@@ -376,8 +412,10 @@ def _run_prep_job(arguments: dict[str, str], run_id: str, s3: LocalS3, progress:
         spark,
         s3.file_uri(arguments["--input_uri"]),
         s3.file_uri(arguments["--output_uri"]),
-        int(arguments["--shingle_size"]),
         _GlueLogger(progress, s3),
+        input_options_from_arguments(
+            {name: arguments[f"--{name}"] for name in INPUT_OPTION_NAMES if f"--{name}" in arguments}
+        ),
     )
 
 
@@ -395,24 +433,33 @@ def _task_environment(data_prep: DataPrepConfig, poll_seconds: float | None) -> 
     return {"POLL_INTERVAL_SECONDS": f"{interval:g}", "FIRST_POLL_SECONDS": f"{first_poll:g}"}
 
 
-def _task_watchdog_listener(endpoints: LocalEndpoints, progress: Progress) -> Callable[[dict[str, Any]], None]:
+def _task_watchdog_listener(
+    endpoints: LocalEndpoints, token_records: CallbackRecords, progress: Progress
+) -> Callable[[dict[str, Any]], None]:
     """The task watchdog Lambda's logic, invoked with the task-stopped event as EventBridge would."""
-    from task_watchdog.logic import handle_task_state_change
+    from task_watchdog.logic import WatchdogClients, WatchdogConfig, handle_task_state_change
 
     from pipeline_callback.retry import LAMBDA_RETRY_POLICY, Retrier
 
-    sagemaker = endpoints.sagemaker()
+    config = WatchdogConfig(
+        container_name=PREP_CONTAINER_NAME, glue_job_name=PREP_JOB_NAME, records=token_records.settings
+    )
+    clients = WatchdogClients(sagemaker=endpoints.sagemaker(), glue=endpoints.glue(), records=token_records.records())
 
     def on_task_stopped(event: dict[str, Any]) -> None:
-        outcome = handle_task_state_change(
-            event, PREP_CONTAINER_NAME, sagemaker=sagemaker, retrier=Retrier(policy=LAMBDA_RETRY_POLICY)
-        )
+        outcome = handle_task_state_change(event, config, clients, Retrier(policy=LAMBDA_RETRY_POLICY))
         progress.say("watchdog", outcome)
 
     return on_task_stopped
 
 
-def _callback_handler(completion: CompletionMode, ecs: LocalEcs, endpoints: LocalEndpoints) -> Any:
+def _callback_handler(
+    completion: CompletionMode,
+    ecs: LocalEcs,
+    endpoints: LocalEndpoints,
+    token_records: CallbackRecords,
+    pipeline_name: str,
+) -> Any:
     """The callback Lambda: its config loader and logic, run the way handler.py runs them for an SQS batch.
 
     handler.py itself is not imported: it builds its clients and config from the environment at import
@@ -421,9 +468,16 @@ def _callback_handler(completion: CompletionMode, ecs: LocalEcs, endpoints: Loca
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from callback_handler.config import load_config
-    from callback_handler.logic import handle_callback_message
+    from callback_handler.logic import Clients, HandlerRun, handle_callback_message
 
-    environment = {"COMPLETION_MODE": completion, "GLUE_JOB_NAME": PREP_JOB_NAME}
+    from pipeline_callback.retry import LAMBDA_RETRY_POLICY, Retrier
+
+    environment = {
+        "COMPLETION_MODE": completion,
+        "GLUE_JOB_NAME": PREP_JOB_NAME,
+        "PIPELINE_NAME": pipeline_name,
+        **token_records.task_environment(),
+    }
     if completion == "poll":
         environment |= {
             "CLUSTER_ARN": f"arn:aws:ecs:{endpoints.region}:{LOCAL_ACCOUNT_ID}:cluster/local",
@@ -437,8 +491,11 @@ def _callback_handler(completion: CompletionMode, ecs: LocalEcs, endpoints: Loca
     glue, sagemaker = endpoints.glue(), endpoints.sagemaker()
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
+    records = token_records.records()
+
     def record_handler(record: SQSRecord) -> None:
-        handle_callback_message(record.body, config, ecs=cast(Any, ecs), glue=glue, sagemaker=sagemaker)
+        clients = Clients(ecs=cast(Any, ecs), glue=glue, sagemaker=sagemaker, records=records)
+        handle_callback_message(record.body, HandlerRun(config, clients, Retrier(policy=LAMBDA_RETRY_POLICY)))
 
     def invoke(event: dict[str, Any]) -> dict[str, Any]:
         return dict(process_partial_response(event=event, record_handler=record_handler, processor=processor))
@@ -446,46 +503,120 @@ def _callback_handler(completion: CompletionMode, ecs: LocalEcs, endpoints: Loca
     return invoke
 
 
-def _glue_completion_listener(endpoints: LocalEndpoints, progress: Progress) -> Any:
+def _glue_completion_listener(
+    endpoints: LocalEndpoints, token_records: CallbackRecords, progress: Progress, *, drop_events: bool
+) -> Any:
     """EventBridge rule -> glue-completion Lambda: its logic with loopback clients."""
     from glue_completion.logic import handle_glue_state_change
 
     from pipeline_callback.retry import LAMBDA_RETRY_POLICY, Retrier
 
-    glue, sagemaker = endpoints.glue(), endpoints.sagemaker()
+    glue, sagemaker, records = endpoints.glue(), endpoints.sagemaker(), token_records.records()
 
     def on_state_change(event: dict[str, Any]) -> None:
         detail = event["detail"]
         progress.say(
             "events", f"Glue Job State Change: {detail['jobName']} {detail['jobRunId'][:11]}... {detail['state']}"
         )
+        if drop_events:
+            # EventBridge delivers on a best-effort basis; here the event is lost on purpose.
+            progress.say("events", "--drop-events: the event is lost; the reconciler must end the step")
+            return
         outcome = handle_glue_state_change(
-            event, PREP_JOB_NAME, glue=glue, sagemaker=sagemaker, retrier=Retrier(policy=LAMBDA_RETRY_POLICY)
+            event,
+            PREP_JOB_NAME,
+            glue=glue,
+            sagemaker=sagemaker,
+            records=records,
+            retrier=Retrier(policy=LAMBDA_RETRY_POLICY),
         )
         progress.say("lambda", f"glue-completion: {outcome}")
 
     return on_state_change
 
 
-def _read_scores(output_files: list[Path], shingle_size: int) -> list[ScoredWindow]:
-    scored = []
+def evaluate_transform_output(output_files: list[Path]) -> tuple[WindowsEvaluation, list[ScoredWindow]]:
+    """Read the joined transform output and decide: cut-off, flags, events (pipeline_evaluation)."""
+    lines: list[str] = []
     for output_file in output_files:
-        with output_file.open(encoding="utf-8") as lines:
-            for row in csv.reader(lines):
-                if row:
-                    window_start = datetime.strptime(row[0], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-                    scored.append(ScoredWindow(window_start, int(float(row[1])), float(row[2]), True))
-    scored.sort(key=lambda window: window.window_start)
-    # The first N-1 windows were scored on vectors padded with the first count, not on a real history.
-    return [
-        ScoredWindow(w.window_start, w.passengers, w.score, full_history=index >= shingle_size - 1)
-        for index, w in enumerate(scored)
+        lines.extend(output_file.read_text(encoding="utf-8").splitlines())
+    windows = read_transform_output(lines, source=", ".join(path.name for path in output_files))
+    evaluation = evaluate_windows(windows.window_starts, windows.observed, windows.expected, windows.scores)
+    scored = [
+        ScoredWindow(
+            window_start=start,
+            passengers=round(observed),
+            score=score,
+            expected=expected,
+            is_anomaly=is_anomaly,
+            event_id=event_id,
+        )
+        for start, observed, expected, score, is_anomaly, event_id in zip(
+            windows.window_starts,
+            windows.observed,
+            windows.expected,
+            windows.scores,
+            evaluation.is_anomaly,
+            evaluation.event_ids,
+            strict=True,
+        )
     ]
+    return evaluation, scored
 
 
-def _write_scores(scored: list[ScoredWindow], path: Path) -> None:
+SCORED_WINDOWS_HEADER = ("window_start", "passengers", "score", "is_anomaly", "expected", "event_id")
+EVENTS_HEADER = (
+    "event_id",
+    "start",
+    "end",
+    "windows",
+    "peak_window",
+    "peak_score",
+    "observed_passengers",
+    "expected_passengers",
+    "change_percent",
+    "peak_observed",
+    "peak_expected",
+)
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def write_scored_windows(scored: list[ScoredWindow], path: Path) -> None:
+    """The first three columns are the ones this file always had; the decision columns follow."""
     with path.open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(["window_start", "passengers", "score"])
+        writer.writerow(SCORED_WINDOWS_HEADER)
         for window in scored:
-            writer.writerow([f"{window.window_start:%Y-%m-%d %H:%M:%S}", window.passengers, f"{window.score:.6f}"])
+            writer.writerow(
+                [
+                    f"{window.window_start:{_TIME_FORMAT}}",
+                    window.passengers,
+                    f"{window.score:.6f}",
+                    int(window.is_anomaly),
+                    f"{window.expected:.1f}",
+                    "" if window.event_id is None else window.event_id,
+                ]
+            )
+
+
+def write_events(events: tuple[AnomalyEvent, ...], path: Path) -> None:
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(EVENTS_HEADER)
+        for event in events:
+            change = event.change
+            writer.writerow(
+                [
+                    event.event_id,
+                    f"{event.start:{_TIME_FORMAT}}",
+                    f"{event.end:{_TIME_FORMAT}}",
+                    event.windows,
+                    f"{event.peak_window:{_TIME_FORMAT}}",
+                    f"{event.peak_score:.6f}",
+                    round(event.observed),
+                    round(event.expected),
+                    "" if change is None else f"{100 * change:+.0f}",
+                    round(event.peak_observed),
+                    round(event.peak_expected),
+                ]
+            )

@@ -23,14 +23,18 @@ from local_mode.local_s3 import LocalS3
 from local_mode.pipeline_runner import DefinitionError, ExecutionContext, StepFailedError
 from local_mode.progress import Progress
 from local_mode.rcf_model import (
+    CSV,
+    JSON_LINES,
     MODEL_ARCHIVE_NAME,
+    RCF_REQUEST_TYPES,
+    RCF_RESPONSE_TYPES,
     DataProcessing,
     ModelError,
     RcfHyperparameters,
     load_model_archive,
     read_feature_rows,
     train_forest,
-    transform_csv_lines,
+    transform_records,
     write_model_archive,
 )
 
@@ -158,6 +162,7 @@ class TrainingStepExecutor:
             raise StepFailedError(
                 f'ClientError: No S3 objects found under S3 URL "{train_uri}" given in input data source'
             )
+        _refuse_markers(self.s3, train_uri, "training channel train")
         points = read_feature_rows(files, parameters.feature_dim)
         self.progress.say(
             "pipeline",
@@ -221,32 +226,37 @@ class TransformStepExecutor:
         if model_name not in self.models:
             raise StepFailedError(f'ValidationException: Could not find model "{model_name}"')
         transform_input = arguments["TransformInput"]
-        if transform_input.get("ContentType", "text/csv") != "text/csv" or transform_input.get("SplitType") != "Line":
-            raise DefinitionError("local mode transforms only ContentType text/csv with SplitType Line")
-        accept = arguments.get("TransformOutput", {}).get("Accept", "text/csv")
-        if accept != "text/csv":
-            raise DefinitionError(f"local mode writes only Accept text/csv, not {accept!r}")
+        transform_output = arguments.get("TransformOutput", {})
+        content_type = str(transform_input.get("ContentType", ""))
+        accept = str(transform_output.get("Accept", ""))
         processing_arguments = arguments.get("DataProcessing", {})
         processing = DataProcessing(
             input_filter=processing_arguments.get("InputFilter", "$"),
             output_filter=processing_arguments.get("OutputFilter", "$"),
             join_source=processing_arguments.get("JoinSource", "None"),
         )
+        _check_transform_formats(content_type, accept, transform_input, transform_output, processing)
         forest = load_model_archive(self.s3.path(self.models[model_name]))
         input_uri = transform_input["DataSource"]["S3DataSource"]["S3Uri"]
-        output_path = str(arguments["TransformOutput"]["S3OutputPath"]).rstrip("/")
+        output_path = str(transform_output["S3OutputPath"]).rstrip("/")
         input_files = self.s3.data_files(input_uri)
         if not input_files:
             raise StepFailedError(f'ClientError: No S3 objects found under S3 URL "{input_uri}"')
+        _refuse_markers(self.s3, input_uri, "transform input")
+        # AssembleWith Line: "To add a newline character at the end of every transformed record, specify Line."
+        separator = "\n" if transform_output.get("AssembleWith") == "Line" else ""
         records = 0
         for input_file in input_files:
             # Batch transform names each output after its input object, plus `.out`.
             output_file = self.s3.path(f"{output_path}/{input_file.name}.out")
             output_file.parent.mkdir(parents=True, exist_ok=True)
             with input_file.open(encoding="utf-8") as lines, output_file.open("w", encoding="utf-8") as out:
-                for row in transform_csv_lines(lines, forest, processing):
-                    out.write(",".join(row) + "\n")
-                    records += 1
+                try:
+                    for answer in transform_records(lines, forest, processing, content_type):
+                        out.write(answer + separator)
+                        records += 1
+                except ModelError as error:
+                    raise StepFailedError(f"ClientError: {input_file.name}: {error}") from None
             self.output_files.append(output_file)
         self.progress.say(
             "pipeline",
@@ -259,6 +269,62 @@ class TransformStepExecutor:
             "TransformJobArn": f"arn:aws:sagemaker:{self.region}:{self.account_id}:transform-job/{job_name.lower()}",
             "TransformJobStatus": "Completed",
             "ModelName": model_name,
-            "TransformOutput": {"S3OutputPath": output_path, "Accept": accept},
+            "TransformOutput": {"S3OutputPath": output_path, "Accept": accept},  # as DescribeTransformJob
             "TransformInput": dict(transform_input),
         }
+
+
+def _refuse_markers(s3: LocalS3, uri: str, what: str) -> None:
+    """SageMaker reads every object under an S3Prefix as data; a marker there would be read as a record."""
+    markers = s3.marker_objects(uri)
+    if markers:
+        raise StepFailedError(
+            f"ClientError: the {what} ({uri}) holds {', '.join(markers)}, which SageMaker reads as data like every "
+            "object under an S3Prefix; the prefix must hold only data objects"
+        )
+
+
+# ContentType -> the SplitType, and Accept -> the AssembleWith, that "Use Batch Transform with Built-in
+# Algorithms" recommends for them.
+_SPLIT_TYPES = {CSV: "Line", JSON_LINES: "Line"}
+_ASSEMBLE_WITH = {JSON_LINES: "Line"}
+
+
+def _check_transform_formats(
+    content_type: str,
+    accept: str,
+    transform_input: dict[str, Any],
+    transform_output: dict[str, Any],
+    processing: DataProcessing,
+) -> None:
+    """Refuse what Random Cut Forest or batch transform would refuse, and what local mode cannot emulate."""
+    if accept not in RCF_RESPONSE_TYPES:
+        raise StepFailedError(
+            f"ClientError: Random Cut Forest does not answer Accept {accept or '(none)'!r}: its documented response "
+            f"formats are {', '.join(RCF_RESPONSE_TYPES)} (RCF Response Formats)"
+        )
+    if content_type not in RCF_REQUEST_TYPES:
+        raise StepFailedError(
+            f"ClientError: Random Cut Forest does not read ContentType {content_type or '(none)'!r}: "
+            f"it reads {', '.join(RCF_REQUEST_TYPES)}"
+        )
+    if processing.join_source == "Input" and content_type != accept:
+        # "If you use an algorithm with the DataProcessing structure, it must support your chosen format for
+        # both input and output files ... set both the Content Type and Accept parameters to one of ..."
+        raise StepFailedError(
+            f"ClientError: JoinSource Input needs the same input and output format, got ContentType {content_type!r} "
+            f"and Accept {accept!r}"
+        )
+    if content_type not in _SPLIT_TYPES or accept not in _ASSEMBLE_WITH:
+        raise DefinitionError(
+            f"local mode emulates ContentType {CSV} or {JSON_LINES} with Accept {JSON_LINES}, "
+            f"not {content_type!r} -> {accept!r}"
+        )
+    if transform_input.get("SplitType") != _SPLIT_TYPES[content_type]:
+        raise StepFailedError(
+            f"ClientError: ContentType {content_type} is split into records with SplitType Line, "
+            f"got {transform_input.get('SplitType', 'None')!r}"
+        )
+    if transform_output.get("AssembleWith", "None") not in ("Line", "None"):
+        assemble_with = transform_output["AssembleWith"]
+        raise StepFailedError(f"ClientError: AssembleWith must be Line or None, got {assemble_with!r}")

@@ -31,3 +31,9 @@ class Progress:
             self.lines.extend(text.splitlines())
             if not self._quiet:
                 print(text, file=self._stream, flush=True)
+
+    def always(self, text: str, stream: TextIO | None = None) -> None:
+        """Printed even with --quiet: the summary, and errors (those to stderr)."""
+        with self._lock:
+            self.lines.extend(text.splitlines())
+            print(text, file=stream or self._stream, flush=True)

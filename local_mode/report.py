@@ -1,45 +1,66 @@
-"""What the run found, in words: top anomaly events, detector alerts, where the files are, how long it took."""
+"""What the run found, in words: anomaly events, injected anomalies found or missed, alerts, files, timings."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 
-from local_mode.ml_system import WINDOW, PipelineOutcome, ScoredWindow
+from local_mode.ml_system import PipelineOutcome
 from local_mode.streaming_sim import StreamOutcome
 from local_mode.taxi_data import KnownAnomaly
+from pipeline_evaluation import AnomalyEvent
 
-TOP_EVENTS = 5
+MAX_EVENTS_SHOWN = 12
 MAX_ALERTS_SHOWN = 20
 
 
 @dataclass(frozen=True)
-class AnomalyEvent:
-    """A peak of the score. Window t's vector holds the N windows ending at t, so an unusual window
-    raises the scores of the N windows after it: the cause lies in the N windows ending at the peak."""
+class InjectedVerdict:
+    """An injected anomaly and the events that overlap it (none: missed)."""
 
-    peak: ScoredWindow
-    matches: KnownAnomaly | None
+    anomaly: KnownAnomaly
+    events: tuple[AnomalyEvent, ...]
 
-
-def top_events(outcome: PipelineOutcome, count: int = TOP_EVENTS) -> list[AnomalyEvent]:
-    """The highest-scoring windows, at most one per shingle span (later peaks of one cause are suppressed)."""
-    span = WINDOW * outcome.shingle_size
-    ranked = sorted((w for w in outcome.scored if w.full_history), key=lambda w: w.score, reverse=True)
-    peaks: list[ScoredWindow] = []
-    for window in ranked:
-        if all(abs(window.window_start - peak.window_start) >= span for peak in peaks):
-            peaks.append(window)
-        if len(peaks) == count:
-            break
-    return [_event(peak, span, outcome) for peak in peaks]
+    @property
+    def found(self) -> bool:
+        return bool(self.events)
 
 
-def _event(peak: ScoredWindow, span: timedelta, outcome: PipelineOutcome) -> AnomalyEvent:
-    cause_start = peak.window_start - span + WINDOW
-    matches = next((a for a in outcome.known_anomalies if a.start <= peak.window_start and a.end > cause_start), None)
-    return AnomalyEvent(peak=peak, matches=matches)
+def injected_verdicts(pipeline: PipelineOutcome) -> list[InjectedVerdict]:
+    events = pipeline.evaluation.events if pipeline.evaluation else ()
+    return [
+        InjectedVerdict(anomaly, tuple(event for event in events if event.overlaps(anomaly.start, anomaly.end)))
+        for anomaly in pipeline.known_anomalies
+    ]
+
+
+def false_events(pipeline: PipelineOutcome) -> list[AnomalyEvent]:
+    """Events that overlap no injected anomaly (only meaningful for generated data)."""
+    events = pipeline.evaluation.events if pipeline.evaluation else ()
+    return [
+        event
+        for event in events
+        if not any(event.overlaps(anomaly.start, anomaly.end) for anomaly in pipeline.known_anomalies)
+    ]
+
+
+def describe_event(event: AnomalyEvent) -> str:
+    """One line: when, how long, the peak, and observed vs expected passengers."""
+    end = event.end
+    ends_same_day = end.date() == event.start.date() or (end - event.start < timedelta(days=1) and end.time() == time())
+    if ends_same_day:
+        span = f"{event.start:%a %Y-%m-%d %H:%M}-{end:%H:%M}"
+    else:
+        span = f"{event.start:%a %Y-%m-%d %H:%M}-{end:%a %m-%d %H:%M}"
+    change = event.change
+    versus = f"{event.observed:,.0f} passengers vs {event.expected:,.0f} expected"
+    if change is not None:
+        versus += f" ({100 * change:+.0f}%)"
+    return (
+        f"{span} ({event.windows} windows), peak {event.peak_window:%H:%M} score {event.peak_score:.3f} "
+        f"({event.peak_observed:,.0f} vs {event.peak_expected:,.0f}): {versus}"
+    )
 
 
 def summary(
@@ -83,34 +104,53 @@ def _pipeline_lines(pipeline: PipelineOutcome, out: Path) -> list[str]:
         prep = pipeline.prep
         lines.append(
             f"  rows in: {prep.rows_read:,} trips ({prep.rows_dropped:,} dropped)  ->  windows out: {prep.windows:,} "
-            f"half-hour windows ({prep.train_rows:,} training vectors)"
+            f"half-hour windows ({prep.train_rows:,} training vectors, {prep.seasonality} pattern)"
         )
-    lines.append(
-        f"  Top anomalies (score peaks, one per {pipeline.shingle_size * WINDOW.total_seconds() / 3600:g} h span):"
-    )
-    for rank, event in enumerate(top_events(pipeline), start=1):
-        peak = event.peak
-        verdict = f"<- injected: {event.matches.label}" if event.matches else ""
-        if not pipeline.known_anomalies:
-            verdict = ""
-        lines.append(
-            f"   {rank}. {peak.window_start:%Y-%m-%d %H:%M}  score {peak.score:.3f}  "
-            f"passengers {peak.passengers:>5}  {verdict}"
-        )
+        if prep.analysis_range is not None:
+            lines.append(
+                f"  analysis range {prep.analysis_range.describe()}: "
+                f"{prep.rows_out_of_range:,} pickups outside it dropped"
+            )
+    evaluation = pipeline.evaluation
+    if evaluation is None:
+        return lines
+    lines.append(f"  {evaluation.cutoff.describe()}")
+    events = evaluation.events
+    if not events:
+        lines.append("  Anomaly events: none (no window scored at or above the cut-off)")
+    else:
+        lines.append(f"  Anomaly events: {len(events)}")
+        for event in events[:MAX_EVENTS_SHOWN]:
+            lines.append(f"   #{event.event_id:<2} {describe_event(event)}")
+        if len(events) > MAX_EVENTS_SHOWN:
+            lines.append(f"   ... and {len(events) - MAX_EVENTS_SHOWN} more (see the events file)")
     if pipeline.known_anomalies:
-        found = {
-            event.matches.label for event in top_events(pipeline, count=len(pipeline.known_anomalies)) if event.matches
-        }
+        verdicts = injected_verdicts(pipeline)
+        found = sum(verdict.found for verdict in verdicts)
+        lines.append(f"  Injected anomalies found: {found} of {len(verdicts)}")
+        for verdict in verdicts:
+            if verdict.found:
+                ids = ", ".join(f"#{event.event_id}" for event in verdict.events)
+                lines.append(f"   FOUND   {verdict.anomaly.describe()}  <- event {ids}")
+            else:
+                lines.append(f"   MISSED  {verdict.anomaly.describe()}")
+        unexpected = false_events(pipeline)
         lines.append(
-            f"  Injected anomalies among the top {len(pipeline.known_anomalies)} peaks: "
-            f"{len(found)} of {len(pipeline.known_anomalies)}"
+            f"  False events (overlapping no injected anomaly): {len(unexpected)}"
+            + (f" ({', '.join(f'#{event.event_id}' for event in unexpected)})" if unexpected else "")
         )
     lines.append(f"  Scored windows: {pipeline.scores_csv}")
+    lines.append(f"  Anomaly events: {pipeline.events_csv}")
     return lines
 
 
 def _streaming_lines(streaming: StreamOutcome) -> list[str]:
     hours = (streaming.end - streaming.start).total_seconds() / 3600
+    if streaming.stopped_early:
+        return [
+            f"Streaming: stopped after {streaming.batches} micro-batch(es) ({streaming.records:,} records) because "
+            "the ML pipeline failed; `--only streaming` runs it alone"
+        ]
     lines = [
         f"Streaming: {hours:g} simulated hours, {streaming.records:,} records in {streaming.batches} micro-batches "
         f"-> {streaming.good:,} good, {streaming.quarantined} quarantined; {streaming.intervals} intervals scored "
@@ -136,7 +176,7 @@ def _streaming_lines(streaming: StreamOutcome) -> list[str]:
         lines += [f"       {line}" for line in alert.message.splitlines() if line.startswith("- ")]
     if len(streaming.alerts) > MAX_ALERTS_SHOWN:
         lines.append(f"   ... and {len(streaming.alerts) - MAX_ALERTS_SHOWN} more")
-    lines.append(f"  Interval CSVs: {streaming.intervals_folder}/intvl_date=.../intvl_hhmm=...")
+    lines.append(f"  Interval CSVs: {streaming.intervals_folder}/intvl_date=.../intvl_hhmm=.../batch_id=...")
     lines.append(
         f"  Anomaly records: {streaming.anomalies_folder}/intvl_date=.../intvl_hhmm=.../anomalies.jsonl "
         f"({len(streaming.anomaly_files)} files)"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,6 +17,8 @@ JAVA_INSTALL_HINT = (
     "(Debian/Ubuntu) or brew install openjdk@17 (macOS), or set JAVA_HOME."
 )
 _lock = threading.Lock()
+# Spark's log goes to a file (see the properties file), so the console shows only the local mode's progress.
+LOG4J2_CONFIGURATION = Path(__file__).resolve().parent / "spark-log4j2.properties"
 
 
 class JavaMissingError(RuntimeError):
@@ -28,15 +32,29 @@ def java_available() -> bool:
     return shutil.which("java") is not None
 
 
-def get_spark() -> SparkSession:
-    """Start (once per process) or return the local SparkSession."""
+def get_spark(log_file: Path | None = None) -> SparkSession:
+    """Start (once per process) or return the local SparkSession.
+
+    ``log_file`` is where Spark's own log goes when this call starts the JVM (default: a temporary file).
+    """
     if not java_available():
         raise JavaMissingError(JAVA_INSTALL_HINT)
     from pyspark.sql import SparkSession
 
     # The JVM picks its address before any Spark setting applies: keep it on loopback.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    log_path = log_file or Path(tempfile.gettempdir()) / f"taxi-local-spark-{os.getpid()}.log"
+    java_options = " ".join(
+        [
+            # A short-lived JVM on small inputs: quick C1-only JIT and no generated code to compile pay off.
+            "-XX:+UseSerialGC -XX:TieredStopAtLevel=1",
+            f"-Dlog4j2.configurationFile={LOG4J2_CONFIGURATION.as_uri()}",
+            # Quoted: Spark splits these options like a shell would, and the path may hold spaces.
+            f'"-Dtaxi.local.spark.log={log_path}"',
+        ]
+    )
     with _lock:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         session = (
             SparkSession.builder.master("local[2]")
             .appName("taxi-anomaly-local")
@@ -48,8 +66,7 @@ def get_spark() -> SparkSession:
             .config("spark.sql.shuffle.partitions", "2")
             .config("spark.default.parallelism", "2")
             .config("spark.sql.session.timeZone", "UTC")
-            # A short-lived JVM on small inputs: quick C1-only JIT and no generated code to compile pay off.
-            .config("spark.driver.extraJavaOptions", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1")
+            .config("spark.driver.extraJavaOptions", java_options)
             .config("spark.sql.codegen.wholeStage", "false")
             .config("spark.sql.catalogImplementation", "in-memory")
             # Like S3: no .crc checksum files next to each output, and no rename per task on commit.

@@ -1,8 +1,9 @@
 """The streaming system, locally, in compressed time.
 
-metrics_generator's record function -> JSON strings as Kinesis would carry them (a few malformed ones
-too) -> one micro-batch per `hours_per_batch` simulated hours through the streaming ETL's `process_batch`
-on local Spark -> interval partitions under `<out>/streaming/intervals/` -> the real detector
+metrics_generator's record function -> JSON records as Kinesis would carry them (bytes; a few malformed ones
+too) -> one micro-batch per `hours_per_batch` simulated hours, parsed the way Glue's Kinesis source parses them
+(`local_mode.kinesis_source`), through the streaming ETL's `process_batch` on local Spark -> interval partitions
+under `<out>/streaming/intervals/` (one folder per batch) -> the real detector
 (`anomaly_detector.logic.detect_interval`) scores each closed interval, reading the partitions through
 its folder-backed store.
 
@@ -13,6 +14,7 @@ its folder-backed store.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -41,10 +43,11 @@ DEFAULT_ANOMALY_HOUR = 38.0
 MALFORMED_EVERY_HOURS = 6
 ANOMALY_DURATION = timedelta(minutes=30)
 MALFORMED_RECORDS = (
-    '{"platform": "web", "marketplace": "us", "event_time": "2026-11-23 01:02:03", "views": ',  # cut short
-    '{"platform": "ios", "event_time": "2026-11-23 01:02:03", "views": 4}',  # no marketplace
-    '{"platform": "web", "marketplace": "uk", "event_time": "yesterday", "views": 7}',
-    '{"platform": "android", "marketplace": "jp", "event_time": "2026-11-23 01:02:03", "views": "many"}',
+    b'{"platform": "web", "marketplace": "us", "event_time": "2026-11-23 01:02:03", "views": ',  # cut short
+    b'{"platform": "ios", "event_time": "2026-11-23 01:02:03", "views": 4}',  # no marketplace
+    b'{"platform": "web", "marketplace": "uk", "event_time": "yesterday", "views": 7}',
+    b'{"platform": "android", "marketplace": "jp", "event_time": "2026-11-23 01:02:03", "views": "many"}',
+    b'{"platform": "web", "marketplace": "\xff\xfe", "event_time": "2026-11-23 01:02:03", "views": 1}',  # not UTF-8
 )
 # Keys under `<out>/streaming/`, as the detector Lambda's are under the metrics bucket's `metrics/`.
 INTERVALS_PREFIX = "intervals/"
@@ -60,6 +63,8 @@ class StreamOptions:
     records_per_minute: int = RECORDS_PER_MINUTE
     hours_per_batch: int = 1
     anomaly_hour: float = DEFAULT_ANOMALY_HOUR
+    # Set by the caller to end the simulation after the current batch (the pipeline failed).
+    stop: threading.Event | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,8 @@ class StreamOutcome:
     anomalies_folder: Path | None = None
     intervals_folder: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    stopped_early: bool = False
+    frequency_minutes: int = 5
 
     def is_injected(self, anomaly: DetectedAnomaly) -> bool:
         if self.anomaly_window is None:
@@ -175,6 +182,7 @@ def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Pro
     from metrics_generator.records import GeneratorSettings, generate_records, rng_for_interval
 
     from glue_scripts.streaming_etl import StreamSettings, process_batch
+    from local_mode.kinesis_source import json_lines_batch
 
     start = STREAM_START
     end = start + timedelta(hours=options.hours)
@@ -212,6 +220,7 @@ def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Pro
         anomaly_window,
         intervals_folder=intervals_folder,
         anomalies_folder=folder / ANOMALIES_PREFIX,
+        frequency_minutes=config.frequency_minutes,
     )
     interval = timedelta(minutes=config.frequency_minutes)
     batch_span = timedelta(hours=options.hours_per_batch)
@@ -226,28 +235,30 @@ def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Pro
     stream_folder.mkdir(parents=True, exist_ok=True)
     batch_start, batch_id = start, 0
     while batch_start < end:
+        if options.stop is not None and options.stop.is_set():
+            outcome.stopped_early = True
+            break
         batch_end = min(batch_start + batch_span, end)
         began = time.monotonic()
-        lines: list[str] = []
+        lines: list[bytes] = []
         interval_start = batch_start
         while interval_start < batch_end:
             rng = rng_for_interval(options.seed, interval_start)
             records = generate_records(interval_start, interval_start + interval, rng, generator)
-            lines.extend(json.dumps(record, separators=(",", ":")) for record in records)
+            lines.extend(json.dumps(record, separators=(",", ":")).encode("utf-8") for record in records)
             if interval_start.minute == 0 and interval_start.hour % MALFORMED_EVERY_HOURS == 1:
                 lines.append(MALFORMED_RECORDS[outcome.malformed % len(MALFORMED_RECORDS)])
                 outcome.malformed += 1
             interval_start += interval
         outcome.records += len(lines)
-        # The shard file is the stream: one record per line, as Kinesis hands them to Glue.
+        # The shard file is the stream: one record (data blob) per line.
         shard_file = stream_folder / f"batch-{batch_id:05d}.jsonl"
-        shard_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        shard_file.write_bytes(b"\n".join(lines) + b"\n")
         timings["generate"] += time.monotonic() - began
 
         began = time.monotonic()
-        raw_df = spark.read.text(str(shard_file)).withColumnRenamed("value", "raw")
         counts = process_batch(
-            raw_df,
+            json_lines_batch(spark, shard_file, settings),
             batch_id,
             settings,
             intervals_folder.resolve().as_uri(),

@@ -1,8 +1,15 @@
-"""A synthetic month of NYC yellow-taxi trips in the TLC CSV layout, with known anomalous windows.
+"""A synthetic month of NYC yellow-taxi trips in the TLC CSV layout, with known anomalies.
 
 Trip counts per half hour follow a daily rhythm (morning and evening peaks, a deep night trough), a
-weekly one (quieter weekend mornings, busier weekend nights) and Poisson noise; a few windows are
-scaled to make anomalies whose times are known. Everything is vectorised numpy and seeded.
+weekly one (quieter weekend mornings, busier weekend nights) and Poisson noise. Four anomalies of the
+kinds a level-only model misses are injected at known times (see :func:`default_anomalies`):
+
+* a **holiday**: a weekday that runs on the weekend's daily shape (no rush hours, busier night);
+* a **storm**: a whole day at well under half the usual level;
+* a **disruption**: a few hours of one afternoon with most trips gone;
+* a **spike**: one hour with about three times the usual trips (an event letting out).
+
+Everything is vectorised numpy and seeded.
 """
 
 from __future__ import annotations
@@ -103,17 +110,38 @@ _WEEKEND_HOURLY = np.array(
 )
 
 
+HOLIDAY = "holiday"
+STORM = "storm"
+DISRUPTION = "disruption"
+SPIKE = "spike"
+ANOMALY_KINDS = (HOLIDAY, STORM, DISRUPTION, SPIKE)
+
+
 @dataclass(frozen=True)
 class KnownAnomaly:
-    """An injected anomaly: trips in [start, end) are scaled by `factor`."""
+    """An injected anomaly: in [start, end) trips are scaled by `factor`, or (a holiday) follow the weekend shape."""
 
+    kind: str
     label: str
     start: datetime
     end: datetime
-    factor: float
+    factor: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ANOMALY_KINDS:
+            raise ValueError(f"unknown anomaly kind {self.kind!r}; choose from {', '.join(ANOMALY_KINDS)}")
+        if self.end <= self.start:
+            raise ValueError(f"anomaly {self.label!r} ends before it starts")
 
     def contains(self, moment: datetime) -> bool:
         return self.start <= moment < self.end
+
+    def describe(self) -> str:
+        span = f"{self.start:%a %Y-%m-%d %H:%M}-{self.end:%H:%M}"
+        if self.end - self.start == timedelta(days=1) and self.start.hour == 0:
+            span = f"{self.start:%a %Y-%m-%d} (all day)"
+        change = "weekend shape on a weekday" if self.kind == HOLIDAY else f"trips x{self.factor:g}"
+        return f"{self.label}: {span}, {change}"
 
 
 @dataclass(frozen=True)
@@ -125,17 +153,42 @@ class GeneratedTrips:
     windows: int
 
 
+def _weekday_at_or_after(day: datetime, month_end: datetime) -> datetime:
+    """The first Monday-Friday at or after `day` (the last weekday of the month when none is left)."""
+    candidate = day
+    while candidate.weekday() >= 5 and candidate + timedelta(days=1) < month_end:
+        candidate += timedelta(days=1)
+    while candidate.weekday() >= 5:
+        candidate -= timedelta(days=1)
+    return candidate
+
+
 def default_anomalies(
     month_start: datetime = DEFAULT_MONTH_START, days: int = DEFAULT_DAYS
 ) -> tuple[KnownAnomaly, ...]:
-    """A holiday-like quiet afternoon around mid-month and an evening surge in the last third of the month."""
-    quiet_day = month_start + timedelta(days=min(days - 1, max(1, days // 2 - 1)))
-    surge_day = month_start + timedelta(days=min(days - 1, max(2, (days * 2) // 3)))
+    """The four kinds, on weekdays spread over the month (for March 2025: the 6th, 12th, 18th and 26th).
+
+    Each sits in a different week and away from the others, so each can be told apart from the rest.
+    """
+    if days < 14:
+        raise ValueError(f"the injected anomalies need at least 14 days of data, got {days}")
+    month_end = month_start + timedelta(days=days)
+
+    def weekday(fraction: float) -> datetime:
+        return _weekday_at_or_after(month_start + timedelta(days=round(fraction * days)), month_end)
+
+    spike_day, holiday, storm, disruption_day = weekday(0.16), weekday(0.36), weekday(0.55), weekday(0.82)
     return (
+        KnownAnomaly(SPIKE, "short spike", spike_day + timedelta(hours=22), spike_day + timedelta(hours=23), 3.0),
+        KnownAnomaly(HOLIDAY, "holiday", holiday, holiday + timedelta(days=1)),
+        KnownAnomaly(STORM, "day-long storm", storm, storm + timedelta(days=1), 0.45),
         KnownAnomaly(
-            "holiday-like quiet afternoon", quiet_day + timedelta(hours=12), quiet_day + timedelta(hours=18), 0.25
+            DISRUPTION,
+            "afternoon disruption",
+            disruption_day + timedelta(hours=12),
+            disruption_day + timedelta(hours=17),
+            0.3,
         ),
-        KnownAnomaly("evening surge", surge_day + timedelta(hours=19), surge_day + timedelta(hours=22), 3.0),
     )
 
 
@@ -148,16 +201,68 @@ def expected_trips_per_window(
     hour_of_day = (window_hours % 24).astype(int)
     weekday = (month_start.weekday() + (window_hours // 24).astype(int)) % 7
     is_weekend = weekday >= 5
-    shape = np.where(is_weekend, _WEEKEND_HOURLY[hour_of_day], _WEEKDAY_HOURLY[hour_of_day])
+    holiday = np.zeros(windows, dtype=bool)
+    for anomaly in anomalies:
+        if anomaly.kind == HOLIDAY:
+            holiday[_window_range(anomaly, month_start, windows)] = True
+    shape = np.where(is_weekend | holiday, _WEEKEND_HOURLY[hour_of_day], _WEEKDAY_HOURLY[hour_of_day])
     # Fridays and Saturdays run late; a slow drift over the month keeps the series from repeating exactly.
     shape = shape * np.where((weekday >= 4) & (hour_of_day >= 20), 1.15, 1.0)
     shape = shape * (1.0 + 0.04 * np.sin(2 * np.pi * window_hours / (24 * days)))
-    rates = shape / shape.sum() * total_trips
+    # Scaled to the total the month would have without anomalies, so they change the total as they would.
+    ordinary = np.where(is_weekend, _WEEKEND_HOURLY[hour_of_day], _WEEKDAY_HOURLY[hour_of_day])
+    ordinary = ordinary * np.where((weekday >= 4) & (hour_of_day >= 20), 1.15, 1.0)
+    ordinary = ordinary * (1.0 + 0.04 * np.sin(2 * np.pi * window_hours / (24 * days)))
+    rates = shape / ordinary.sum() * total_trips
     for anomaly in anomalies:
-        first = int((anomaly.start - month_start).total_seconds() // (WINDOW_MINUTES * 60))
-        last = int((anomaly.end - month_start).total_seconds() // (WINDOW_MINUTES * 60))
-        rates[max(first, 0) : max(last, 0)] *= anomaly.factor
+        if anomaly.kind != HOLIDAY:
+            rates[_window_range(anomaly, month_start, windows)] *= anomaly.factor
     return rates
+
+
+def _window_range(anomaly: KnownAnomaly, month_start: datetime, windows: int) -> slice:
+    window_seconds = WINDOW_MINUTES * 60
+    first = int((anomaly.start - month_start).total_seconds() // window_seconds)
+    last = int((anomaly.end - month_start).total_seconds() // window_seconds)
+    return slice(min(max(first, 0), windows), min(max(last, 0), windows))
+
+
+@dataclass(frozen=True)
+class WindowCounts:
+    """Passengers per half hour of a generated month, without writing trips: for tests and the bench."""
+
+    window_starts: tuple[datetime, ...]
+    passengers: np.ndarray
+    anomalies: tuple[KnownAnomaly, ...]
+
+    def window_range(self, anomaly: KnownAnomaly) -> range:
+        window_slice = _window_range(anomaly, self.window_starts[0], len(self.window_starts))
+        return range(window_slice.start, window_slice.stop)
+
+
+def passengers_per_window(
+    *,
+    seed: int = 7,
+    total_trips: int = DEFAULT_TRIPS,
+    month_start: datetime = DEFAULT_MONTH_START,
+    days: int = DEFAULT_DAYS,
+    anomalies: tuple[KnownAnomaly, ...] | None = None,
+) -> WindowCounts:
+    """The half-hour sums :func:`generate_trips` would lead to: Poisson trips, TLC-like passengers per trip.
+
+    Same model and distributions, drawn directly per window (missing passenger counts are left out: the
+    prep job drops those rows), so it is not the same random draw as the trip file for a seed.
+    """
+    anomalies = default_anomalies(month_start, days) if anomalies is None else anomalies
+    rng = np.random.default_rng(seed)
+    rates = expected_trips_per_window(month_start, days, total_trips, anomalies)
+    trips_per_window = rng.poisson(rates)
+    passengers = rng.choice(_PASSENGER_COUNTS, size=int(trips_per_window.sum()), p=_PASSENGER_WEIGHTS)
+    kept = rng.random(len(passengers)) >= MISSING_PASSENGER_SHARE
+    window_of_trip = np.repeat(np.arange(len(rates)), trips_per_window)
+    sums = np.bincount(window_of_trip[kept], weights=passengers[kept], minlength=len(rates)).astype(np.int64)
+    starts = tuple(month_start + timedelta(minutes=WINDOW_MINUTES * index) for index in range(len(rates)))
+    return WindowCounts(window_starts=starts, passengers=sums, anomalies=anomalies)
 
 
 def generate_trips(

@@ -2,7 +2,9 @@
 
 The pipeline name is read from the pipeline stack's `PipelineName` output, so nothing here
 hard-codes it. The command functions take their AWS clients, clock and sleep as arguments
-(tests pass stubs); `main` builds the real boto3 clients.
+(tests pass stubs); `main` builds the real boto3 clients, in the environment's region from
+`cdk.json` unless `--region` says otherwise, and turns every AWS error into one line that says
+what to do (:func:`describe_aws_error`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from app_config import stack_name
@@ -21,6 +24,10 @@ from app_config import stack_name
 PIPELINE_NAME_OUTPUT_KEY = "PipelineName"
 DEFAULT_POLL_SECONDS = 30
 DEFAULT_LIST_LIMIT = 10
+# ListPipelineExecutions MaxResults: "Valid Range: Minimum value of 1. Maximum value of 100." (SageMaker API
+# reference, ListPipelineExecutions).
+MAX_LIST_LIMIT = 100
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 # PipelineExecutionStatus values after which nothing changes any more.
 SUCCEEDED = "Succeeded"
 UNSUCCESSFUL_END_STATES = frozenset({"Failed", "Stopped"})
@@ -53,6 +60,27 @@ class Output:
         print(f"{self.clock().strftime('%Y-%m-%d %H:%M:%S')}Z  {text}", file=self.stream, flush=True)
 
 
+def environment_region(
+    env_name: str | None, explicit_region: str | None, environments: Mapping[str, Any]
+) -> str | None:
+    """--region if given, else the environment's `region` in cdk.json (None: boto3's own configuration)."""
+    if env_name is None:
+        return explicit_region
+    if env_name not in environments:
+        raise CliError(f"unknown environment {env_name!r}; valid environments: {', '.join(sorted(environments))}")
+    if explicit_region:
+        return explicit_region
+    region = environments[env_name].get("region")
+    return str(region) if region else None
+
+
+def cdk_environments(path: Path = CDK_JSON) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8"))["context"]["environments"])
+    except (OSError, ValueError, KeyError) as error:
+        raise CliError(f"cannot read the environments from {path}: {error}") from None
+
+
 def resolve_pipeline_name(cloudformation: Any, env_name: str) -> str:
     from botocore.exceptions import ClientError
 
@@ -60,7 +88,13 @@ def resolve_pipeline_name(cloudformation: Any, env_name: str) -> str:
     try:
         stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as error:
-        raise CliError(f"cannot read stack {stack_name}: {error}") from error
+        if _error_code(error) == "ValidationError" and "does not exist" in str(error):
+            region = cloudformation.meta.region_name
+            raise CliError(
+                f"stack {stack_name} does not exist in {region}: deploy it with `make deploy ENV={env_name}`, "
+                "or pass --region with the region it is deployed in"
+            ) from None
+        raise CliError(f"cannot read stack {stack_name}: {describe_aws_error(error)}") from None
     outputs = {output["OutputKey"]: output["OutputValue"] for output in stacks[0].get("Outputs", [])}
     if PIPELINE_NAME_OUTPUT_KEY not in outputs:
         raise CliError(f"stack {stack_name} has no {PIPELINE_NAME_OUTPUT_KEY} output; is it deployed?")
@@ -75,6 +109,19 @@ def parse_parameter_assignments(assignments: Sequence[str]) -> dict[str, str]:
             raise CliError(f"--param {assignment!r} must look like Name=Value")
         parameters[name] = value
     return parameters
+
+
+def check_hyperparameter_values(parameters: dict[str, str]) -> None:
+    """--param values for RCF hyperparameters must be in RCF's documented ranges (else the training job fails)."""
+    from ml_pipeline.definition import HYPERPARAMETER_OF_PARAMETER
+    from ml_pipeline.rcf_hyperparameters import HyperparameterError, check_rcf_hyperparameter
+
+    for name, value in parameters.items():
+        if name in HYPERPARAMETER_OF_PARAMETER:
+            try:
+                check_rcf_hyperparameter(HYPERPARAMETER_OF_PARAMETER[name], value, source=f"--param {name}")
+            except HyperparameterError as error:
+                raise CliError(str(error)) from None
 
 
 def pipeline_parameter_names(sagemaker: Any, pipeline_name: str) -> list[str]:
@@ -99,6 +146,7 @@ def start_command(
     unknown = sorted(set(parameters) - set(valid_names))
     if unknown:
         raise CliError(f"unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(valid_names)}")
+    check_hyperparameter_values(parameters)
     response = sagemaker.start_pipeline_execution(
         PipelineName=pipeline_name,
         PipelineParameters=[{"Name": name, "Value": value} for name, value in parameters.items()],
@@ -194,13 +242,53 @@ def _describe_execution_end(execution: dict[str, Any]) -> str:
     return text
 
 
+def _error_code(error: Exception) -> str:
+    response = getattr(error, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def describe_aws_error(error: Exception, region: str | None = None) -> str:
+    """One line that says what went wrong with an AWS call and what to do about it."""
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        TokenRetrievalError,
+    )
+
+    if isinstance(error, NoRegionError):
+        return "no AWS region: pass --region, or set the environment's region in cdk.json"
+    if isinstance(error, NoCredentialsError | PartialCredentialsError):
+        return "no AWS credentials found: run `aws configure` (or `aws sso login` with AWS_PROFILE set) and try again"
+    if isinstance(error, TokenRetrievalError):
+        return f"your AWS SSO session has expired: run `aws sso login` and try again ({error})"
+    if isinstance(error, EndpointConnectionError):
+        return f"cannot reach AWS in region {region or '?'}: check the region name and your network ({error})"
+    if isinstance(error, ClientError):
+        code = _error_code(error)
+        message = str(error.response.get("Error", {}).get("Message", "")).strip()
+        operation = error.operation_name
+        if code in ("ExpiredToken", "ExpiredTokenException", "RequestExpired"):
+            return f"your AWS credentials have expired: refresh them (e.g. `aws sso login`) and try again ({code})"
+        if code in ("InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch"):
+            return f"AWS rejected your credentials ({code}): check `aws configure` or AWS_PROFILE"
+        if code in ("AccessDenied", "AccessDeniedException"):
+            return f"access denied for {operation}: your credentials lack that permission ({message})"
+        return f"{operation} failed: {code}: {message}"
+    return " ".join(str(error).split())
+
+
 def _format_time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ml_pipeline", description="Operate the deployed pipeline.")
-    parser.add_argument("--region", help="AWS region (default: from the AWS configuration)")
+    parser.add_argument(
+        "--region", help="AWS region (default: the environment's region in cdk.json, else the AWS configuration)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     start = commands.add_parser("start", help="start an execution")
@@ -213,7 +301,12 @@ def _parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="show recent executions")
     listing.add_argument("--env", required=True)
-    listing.add_argument("--limit", type=int, default=DEFAULT_LIST_LIMIT)
+    listing.add_argument(
+        "--limit",
+        type=_list_limit,
+        default=DEFAULT_LIST_LIMIT,
+        help=f"how many executions (1-{MAX_LIST_LIMIT}, default {DEFAULT_LIST_LIMIT})",
+    )
 
     describe = commands.add_parser("describe", help="show one execution with its steps")
     describe.add_argument("--env", required=True)
@@ -254,18 +347,27 @@ def _approval_command(arguments: argparse.Namespace, session: Any, cloudformatio
     )
 
 
+def _list_limit(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIST_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_LIST_LIMIT}, got {text!r}")
+    return int(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    session = boto3.Session(region_name=arguments.region)
-    cloudformation = session.client("cloudformation")
-    sagemaker = session.client("sagemaker")
     output = Output(stream=sys.stdout, clock=lambda: datetime.now(UTC))
     from ml_pipeline.approval_cli import ApprovalCliError
 
+    region: str | None = None
     try:
+        region = environment_region(getattr(arguments, "env", None), arguments.region, cdk_environments())
+        session = boto3.Session(region_name=region)
+        region = session.region_name
+        cloudformation = session.client("cloudformation")
+        sagemaker = session.client("sagemaker")
         if arguments.command in ("pending", "approve", "reject"):
             return _approval_command(arguments, session, cloudformation, sagemaker)
         if arguments.command == "start":
@@ -294,6 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             sagemaker=sagemaker,
             output=output,
         )
-    except (CliError, ApprovalCliError, ClientError, BotoCoreError) as error:
+    except (CliError, ApprovalCliError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except (ClientError, BotoCoreError) as error:
+        print(f"error: {describe_aws_error(error, region)}", file=sys.stderr)
         return EXIT_ERROR

@@ -1,7 +1,8 @@
 """The taxi anomaly SageMaker Pipeline, built with the SageMaker Python SDK v3 workflow API.
 
 PrepareData (callback: our Glue prep job) -> TrainModel (built-in Random Cut Forest)
--> CreateModel -> ScoreData (batch transform that appends an anomaly score to each window).
+-> CreateModel -> ScoreData (batch transform that joins an anomaly score to each window)
+-> Evaluate -> ApproveResults (callback: a person, by e-mail) -> Register (ml_pipeline.post_scoring_steps).
 
 Generation is pure: no AWS credentials, region or network are needed, so `cdk synth` and the
 local mode can call it anywhere. The SDK fights this in a few places; `_offline_sdk` documents
@@ -19,9 +20,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app_config import PipelineConfig
+from glue_scripts.features.window_features import FEATURE_DIM
 from ml_pipeline.evaluation_image import evaluation_image_uri
 from ml_pipeline.post_scoring_steps import PostScoringInputs, post_scoring_steps
+from ml_pipeline.rcf_hyperparameters import check_rcf_hyperparameters
 from ml_pipeline.rcf_image import rcf_image_uri
+
+# The scoring record's fields, as the prep job writes them (glue_scripts/taxi_prep.py) and the evaluation
+# reads them back (pipeline_evaluation/transform_output.py); tests check the three agree.
+SCORING_WINDOW_START = "window_start"
+SCORING_OBSERVED = "passengers"
+SCORING_EXPECTED = "expected"
+SCORING_RCF_INPUT = "rcf_input"
+TRANSFORM_OUTPUT_FIELD = "SageMakerOutput"
 
 if TYPE_CHECKING:
     from sagemaker.mlops.workflow import Pipeline
@@ -64,10 +75,28 @@ ARTIFACTS_PREFIX = "pipeline-executions/"
 
 TRAINING_MAX_RUNTIME_SECONDS = 3600
 
-# Scoring CSV columns are window_start,passengers,v1..vN: RCF sees only the vector, and the
-# output keeps window_start,passengers plus RCF's score (the last column after the join).
-TRANSFORM_INPUT_FILTER = "$[2:]"
-TRANSFORM_OUTPUT_FILTER = "$[0,1,-1]"
+# The batch transform, in formats Random Cut Forest documents, joined the way batch transform documents:
+# - Input: the prep job's scoring/ JSON Lines, one window per line:
+#   {"window_start": ..., "passengers": ..., "expected": ..., "rcf_input": {"features": [...]}}.
+#   SplitType Line: "If you set the input and output formats to application/jsonlines, you can set both
+#   SplitType and AssemblyType to line" (Associate Prediction Results with Input Records).
+# - InputFilter "$.rcf_input" hands RCF a record in its JSON Lines request format: "A single record in dense
+#   format can be represented as { "features": [1.5, 16.0, 14.0, 23.0] }" (Common Data Formats for Inference).
+# - Accept application/jsonlines, AssembleWith Line: RCF's "JSONLINES Response Format. ACCEPT:
+#   application/jsonlines. {"score": 0.02}" (RCF Response Formats); "While running batch transform, it's
+#   recommended to use jsonlines response type instead of JSON" (Use Batch Transform with Built-in Algorithms).
+#   RCF documents no text/csv response.
+# - JoinSource Input: "For JSON or JSONLines objects ... SageMaker adds the transformed data to the input JSON
+#   object in an attribute called SageMakerOutput" (DataProcessing), and "If you use an algorithm with the
+#   DataProcessing structure, it must support your chosen format for both input and output files".
+# - OutputFilter keeps the window and the answer, in the documented "$['id','SageMakerOutput']" form; each
+#   output line is {"window_start": ..., "passengers": ..., "expected": ..., "SageMakerOutput": {"score": ...}}.
+TRANSFORM_CONTENT_TYPE = "application/jsonlines"
+TRANSFORM_ACCEPT = "application/jsonlines"
+TRANSFORM_INPUT_FILTER = f"$.{SCORING_RCF_INPUT}"
+TRANSFORM_OUTPUT_FILTER = (
+    f"$['{SCORING_WINDOW_START}','{SCORING_OBSERVED}','{SCORING_EXPECTED}','{TRANSFORM_OUTPUT_FIELD}']"
+)
 
 # The SDK logs routine notes (e.g. "Popping out 'TrainingJobName'") at INFO/WARNING while building.
 _SDK_LOGGERS = ("sagemaker", "sagemaker.config")
@@ -130,8 +159,27 @@ def pipeline_definition(settings: PipelineSettings) -> str:
         return str(pipeline.definition())
 
 
+def rcf_hyperparameter_defaults(config: PipelineConfig) -> dict[str, int]:
+    """feature_dim (fixed by the prep job's features) and the tree settings' defaults, range-checked."""
+    return check_rcf_hyperparameters(
+        {
+            "feature_dim": FEATURE_DIM,
+            "num_samples_per_tree": config.num_samples_per_tree,
+            "num_trees": config.num_trees,
+        }
+    )
+
+
+# Pipeline parameters that are RCF hyperparameters: the CLI checks --param values for them.
+HYPERPARAMETER_OF_PARAMETER = {
+    NUM_SAMPLES_PER_TREE_PARAMETER: "num_samples_per_tree",
+    NUM_TREES_PARAMETER: "num_trees",
+}
+
+
 def build_pipeline(settings: PipelineSettings) -> Pipeline:
     """The SDK Pipeline object. Its session can never call AWS: deploy the definition with CDK."""
+    rcf_hyperparameter_defaults(settings.pipeline)  # out-of-range values fail here, before any SDK work
     image_uri = rcf_image_uri(settings.region)  # before the slow SDK work: an unsupported region fails fast
     evaluation_image = evaluation_image_uri(settings.region)
     with _offline_sdk(settings.region) as boto_session:
@@ -190,9 +238,9 @@ def _build_pipeline(settings: PipelineSettings, session: Any, image_uri: str, ev
         output_path=Join(on="/", values=[execution_artifacts, "model"]),
         instance_type=training_instance_type,
         instance_count=training_instance_count,
-        # RCF reads hyperparameters as strings; feature_dim is fixed by the shingle the prep job writes.
+        # RCF reads hyperparameters as strings; feature_dim is fixed by the features the prep job writes.
         hyperparameters={
-            "feature_dim": str(config.shingle_size),
+            "feature_dim": str(FEATURE_DIM),
             "num_samples_per_tree": num_samples_per_tree.to_string(),
             "num_trees": num_trees.to_string(),
         },
@@ -319,19 +367,20 @@ def _transform_step(*, session: Any, model_name: Any, scoring_data: Any, output_
     from sagemaker.core.transformer import Transformer
     from sagemaker.mlops.workflow import TransformStep
 
+    # Formats and filters: see TRANSFORM_CONTENT_TYPE above.
     transformer = Transformer(
         model_name=model_name,
         instance_count=1,
         instance_type=instance_type,
         strategy="MultiRecord",
         assemble_with="Line",
-        accept="text/csv",
+        accept=TRANSFORM_ACCEPT,
         output_path=output_path,
         sagemaker_session=session,
     )
     transform_arguments = transformer.transform(
         data=scoring_data,
-        content_type="text/csv",
+        content_type=TRANSFORM_CONTENT_TYPE,
         split_type="Line",
         input_filter=TRANSFORM_INPUT_FILTER,
         join_source="Input",

@@ -6,27 +6,28 @@ import enum
 import hashlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from pipeline_callback.errors import describe_error, error_code, to_failure_reason
 from pipeline_callback.retry import Retrier
+from pipeline_callback.token_records import FAILURE, SUCCESS, TokenRecord, TokenRecords
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
 
 logger = logging.getLogger(__name__)
 
-SUCCESS = "success"
-FAILURE = "failure"
 
-# SageMaker answers a callback for a step that is no longer waiting (already reported,
-# execution stopped/finished) or a token it does not know with one of these.
+# SendPipelineExecutionStepSuccess/Failure document two errors besides ResourceLimitExceeded:
+# "ConflictException: There was a conflict when you attempted to modify a SageMaker entity" and
+# "ResourceNotFound: Resource being access is not found." (SageMaker API Reference). Those codes
+# mean the step is no longer waiting on this token. Nothing is guessed from message text: a
+# ValidationException is a real error (for example an output value that is too long) and raises.
+# Whether a step was already answered by us is known from the token record, not from SageMaker.
 _TOKEN_NO_LONGER_VALID_CODES = frozenset({"ConflictException", "ResourceNotFound"})
-# ...or with a ValidationException about the token or the step's state. FailureReason and
-# OutputParameters are always valid here, so such a message cannot be about them.
-_TOKEN_NO_LONGER_VALID_HINTS = ("token", "already", "not in", "no longer")
 
 
 class CallbackOutcome(enum.Enum):
@@ -43,14 +44,8 @@ def client_request_token(callback_token: str, outcome: str) -> str:
 
 
 def is_token_no_longer_valid(error: BaseException) -> bool:
-    """True when SageMaker rejected a callback because the step has already been answered or ended."""
-    code = error_code(error)
-    if code in _TOKEN_NO_LONGER_VALID_CODES:
-        return True
-    if code == "ValidationException" and isinstance(error, ClientError):
-        message = str(error.response.get("Error", {}).get("Message", "")).lower()
-        return any(hint in message for hint in _TOKEN_NO_LONGER_VALID_HINTS)
-    return False
+    """True when SageMaker rejected a callback with a documented 'step no longer waiting' code."""
+    return error_code(error) in _TOKEN_NO_LONGER_VALID_CODES
 
 
 def send_step_success(
@@ -109,3 +104,86 @@ def _deliver(
         return CallbackOutcome.ALREADY_REPORTED
     logger.info("Sent %s callback for token %s: %s", outcome, callback_token, detail)
     return CallbackOutcome.DELIVERED
+
+
+@dataclass(frozen=True)
+class Report:
+    """What report_outcome did: ``sent`` is the outcome SageMaker now has ('' when nothing was sent)."""
+
+    outcome: str
+    sent: bool
+    note: str
+
+
+def report_outcome(
+    records: TokenRecords,
+    sagemaker: SageMakerClient,
+    callback_token: str,
+    *,
+    outcome: str,
+    reason: object = "",
+    outputs: list[dict[str, str]] | None = None,
+    decided_by: str,
+    retrier: Retrier,
+    work_ended: bool,
+) -> Report:
+    """Decide the step's outcome once (first decider wins, in the token record), then deliver it.
+
+    A reporter that comes second never sends a different answer: it re-sends the recorded one if it
+    has not reached SageMaker yet (the same request, idempotent through ClientRequestToken), and does
+    nothing if it has. Delivery errors are noted on the record and raised; the reconciler re-sends.
+    """
+    failure_reason = to_failure_reason(reason) if outcome == FAILURE else ""
+    decision = records.decide(
+        callback_token, outcome=outcome, reason=failure_reason, outputs=outputs, decided_by=decided_by
+    )
+    record = decision.record
+    # A reporter that comes second, or the same one again (a redelivered stop), never sends twice.
+    if not decision.first or record.reported:
+        if record.reported:
+            if work_ended and not record.work_ended_at:
+                records.mark_work_ended(callback_token, note=f"{decided_by}: work ended")
+            logger.info(
+                "Step for token %s was already answered (%s, by %s); %s not sent",
+                callback_token,
+                record.outcome,
+                record.decided_by,
+                outcome,
+            )
+            return Report(outcome=record.outcome, sent=False, note=f"already answered: {record.outcome}")
+        logger.info(
+            "Step for token %s was already decided (%s, by %s); delivering that instead of %s",
+            callback_token,
+            record.outcome,
+            record.decided_by,
+            outcome,
+        )
+    return deliver_recorded_outcome(
+        records, sagemaker, record, delivered_by=decided_by, retrier=retrier, work_ended=work_ended
+    )
+
+
+def deliver_recorded_outcome(
+    records: TokenRecords,
+    sagemaker: SageMakerClient,
+    record: TokenRecord,
+    *,
+    delivered_by: str,
+    retrier: Retrier,
+    work_ended: bool,
+) -> Report:
+    """Send the outcome the record holds (exactly as decided), then mark the record reported."""
+    callback_token = record.token
+    try:
+        if record.outcome == SUCCESS:
+            delivered = send_step_success(sagemaker, callback_token, record.output_parameters(), retrier)
+        else:
+            delivered = send_step_failure(sagemaker, callback_token, record.outcome_reason, retrier)
+    except Exception as error:
+        records.note_error(
+            callback_token, f"{delivered_by} could not deliver {record.outcome}: {describe_error(error)}"
+        )
+        raise
+    note = f"{record.outcome} {delivered.value} by {delivered_by}"
+    records.mark_reported(callback_token, note=note, work_ended=work_ended)
+    return Report(outcome=record.outcome, sent=True, note=note)

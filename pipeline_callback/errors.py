@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
+from pipeline_callback import faults
+
 # SendPipelineExecutionStepFailure.FailureReason is a String256.
 MAX_FAILURE_REASON_CHARS = 256
 _ELLIPSIS = "..."
@@ -22,9 +24,7 @@ def describe_error(error: BaseException) -> str:
 
 def error_code(error: BaseException) -> str:
     """The AWS error code of a ClientError, or '' for anything else."""
-    if isinstance(error, ClientError):
-        return str(error.response.get("Error", {}).get("Code") or "")
-    return ""
+    return faults.error_code(error)
 
 
 def to_failure_reason(text: object) -> str:

@@ -8,10 +8,13 @@ CALLBACK_TOKEN_ARGUMENT = "--callback_token"  # noqa: S105 - an argument name, n
 PIPELINE_EXECUTION_ARN_ARGUMENT = "--pipeline_execution_arn"
 
 SUCCEEDED = "SUCCEEDED"
-UNSUCCESSFUL_STATES = frozenset({"FAILED", "TIMEOUT", "STOPPED", "ERROR"})
+# Every JobRunState botocore's Glue model knows, except the active ones: EXPIRED ends a run too.
+UNSUCCESSFUL_STATES = frozenset({"FAILED", "TIMEOUT", "STOPPED", "ERROR", "EXPIRED"})
 TERMINAL_STATES = UNSUCCESSFUL_STATES | {SUCCEEDED}
 # States in which a run can still be stopped.
 ACTIVE_STATES = frozenset({"STARTING", "RUNNING", "WAITING"})
+# Asked to stop, not stopped yet.
+STOPPING_STATE = "STOPPING"
 
 
 def glue_failure_reason(run_id: str, state: str, error_message: str | None) -> str:

@@ -12,6 +12,15 @@ CALLBACK_TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9]{10}$")
 # s3://bucket or s3://bucket/key...; bucket names follow the S3 naming rules, keys have no whitespace.
 S3_URI_PATTERN = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/\S*)?$")
 STOPPING_STATUS = "Stopping"
+# SendPipelineExecutionStepSuccess's OutputParameter Value is at most 1024 characters (API Reference,
+# OutputParameter), and the outputs append "scoring/" to the output location; S3 keys are at most
+# 1024 bytes. 1000 characters leaves room for both.
+MAX_LOCATION_CHARS = 1000
+# arn:aws:sagemaker:us-east-1:123456789012:pipeline/taxi-anomaly-dev/execution/0a1b2c3d4e5f
+EXECUTION_ARN_PATTERN = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:pipeline/(?P<pipeline>[A-Za-z0-9-]{1,256})"
+    r"/execution/(?P<execution>[a-z0-9]{1,64})$"
+)
 
 
 class UnanswerableMessageError(ValueError):
@@ -56,10 +65,38 @@ def is_s3_uri(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and S3_URI_PATTERN.fullmatch(value) is not None
 
 
-def parse_callback_message(body: str) -> CallbackRequest:
-    """Classify a queue message body; raises UnanswerableMessageError when there is no valid token."""
+def execution_id_of(execution_arn: str | None) -> str | None:
+    """The execution id at the end of a pipeline execution ARN, or None for anything else."""
+    match = EXECUTION_ARN_PATTERN.fullmatch(execution_arn or "")
+    return match.group("execution") if match else None
+
+
+def location_problem(value: str) -> str | None:
+    """Why an s3:// URI is not in canonical form (None when it is): what S3 writes is what we report."""
+    if len(value) > MAX_LOCATION_CHARS or len(value.encode("utf-8")) > MAX_LOCATION_CHARS:
+        return f"is longer than {MAX_LOCATION_CHARS} characters"
+    key = value[len("s3://") :].partition("/")[2]
+    if "//" in key or key.startswith("/"):
+        return "contains an empty path segment ('//')"
+    if any(segment in (".", "..") for segment in key.split("/")):
+        return "contains a '.' or '..' path segment"
+    if any(ord(character) < 32 or character == "\\" for character in value):
+        return "contains a control character or a backslash"
+    return None
+
+
+def parse_callback_message(body: str, *, pipeline_name: str | None = None) -> CallbackRequest:
+    """Classify a queue message body; raises UnanswerableMessageError when there is no valid token.
+
+    With `pipeline_name`, a start must come from an execution of that pipeline, and its output location
+    must be the execution's own prefix (ending in /<execution id>/): a message cannot make the job
+    write over another execution's prepared data.
+    """
     try:
         message: Any = json.loads(body)
+    except RecursionError as error:
+        # json gives up on deeply nested input; that body can never be answered either.
+        raise UnanswerableMessageError("body is JSON nested too deeply to read") from error
     except (TypeError, ValueError) as error:
         raise UnanswerableMessageError(f"body is not JSON ({error})") from error
     if not isinstance(message, dict):
@@ -72,11 +109,15 @@ def parse_callback_message(body: str) -> CallbackRequest:
 
     execution_arn = message.get("pipelineExecutionArn")
     execution_arn = execution_arn if isinstance(execution_arn, str) and execution_arn else None
-    # A stop needs only the token, so it is honoured even when the arguments are unusable.
-    if message.get("status") == STOPPING_STATUS:
+    # A stop needs only the token, so it is honoured even when the arguments are unusable. The
+    # StopPipelineExecution reference calls the field "Status"; the messages seen carry "status".
+    status = message.get("status", message.get("Status"))
+    if isinstance(status, str) and status.lower() == STOPPING_STATUS.lower():
         return StopRequest(token=token, pipeline_execution_arn=execution_arn)
 
-    problem = _arguments_problem(message.get("arguments"))
+    problem = _arguments_problem(message.get("arguments")) or _binding_problem(
+        message["arguments"], execution_arn, pipeline_name
+    )
     if problem:
         reason = f"Invalid callback message: {problem}"
         return InvalidRequest(token=token, reason=reason, pipeline_execution_arn=execution_arn)
@@ -101,4 +142,27 @@ def _arguments_problem(arguments: object) -> str | None:
             return f"'arguments.{name}' is missing"
         if not is_s3_uri(arguments[name]):
             return f"'arguments.{name}' must be an s3://bucket/key URI, got {str(arguments[name])[:100]!r}"
+        problem = location_problem(arguments[name])
+        if problem:
+            return f"'arguments.{name}' {problem}: {str(arguments[name])[:100]!r}"
+    if not str(arguments["output_location"]).endswith("/"):
+        return f"'arguments.output_location' must end with '/', got {str(arguments['output_location'])[:100]!r}"
+    return None
+
+
+def _binding_problem(arguments: dict[str, Any], execution_arn: str | None, pipeline_name: str | None) -> str | None:
+    """The output location must be the prefix of the execution named in pipelineExecutionArn."""
+    if pipeline_name is None:
+        return None
+    match = EXECUTION_ARN_PATTERN.fullmatch(execution_arn or "")
+    if match is None:
+        return f"'pipelineExecutionArn' is not a pipeline execution ARN: {str(execution_arn)[:120]!r}"
+    if match.group("pipeline").lower() != pipeline_name.lower():
+        return f"'pipelineExecutionArn' belongs to pipeline {match.group('pipeline')!r}, not {pipeline_name!r}"
+    suffix = f"/{match.group('execution')}/"
+    if not str(arguments["output_location"]).endswith(suffix):
+        return (
+            f"'arguments.output_location' must end with this execution's id ({suffix}), "
+            f"got {str(arguments['output_location'])[:100]!r}"
+        )
     return None

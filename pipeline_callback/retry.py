@@ -1,4 +1,7 @@
-"""Retrying transient AWS errors with capped exponential backoff and full jitter."""
+"""Retrying transient AWS errors with capped exponential backoff and full jitter.
+
+Which errors are transient is decided in one place, `pipeline_callback.faults`.
+"""
 
 from __future__ import annotations
 
@@ -9,40 +12,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from botocore.exceptions import ClientError
-
-from pipeline_callback.errors import describe_error, error_code
+from pipeline_callback.errors import describe_error
+from pipeline_callback.faults import TRANSIENT_ERROR_CODES as TRANSIENT_ERROR_CODES
+from pipeline_callback.faults import TransientError as TransientError
+from pipeline_callback.faults import is_transient
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-THROTTLING_ERROR_CODES = frozenset(
-    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
-)
-# Glue refuses a run while the job is at MaxConcurrentRuns; it frees up as runs finish.
-CAPACITY_ERROR_CODES = frozenset({"ConcurrentRunsExceededException"})
-# Server-side hiccups are worth another try as well.
-SERVER_ERROR_CODES = frozenset(
-    {
-        "InternalServiceException",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "ServerException",
-        "OperationTimeoutException",
-    }
-)
-TRANSIENT_ERROR_CODES = THROTTLING_ERROR_CODES | CAPACITY_ERROR_CODES | SERVER_ERROR_CODES
-
-
-class TransientError(Exception):
-    """Raised by an operation to ask for a retry (e.g. ECS RunTask capacity `failures`)."""
-
 
 def is_transient_error(error: BaseException) -> bool:
-    if isinstance(error, TransientError):
-        return True
-    return isinstance(error, ClientError) and error_code(error) in TRANSIENT_ERROR_CODES
+    """Kept for callers of the old name: the shared rule of `pipeline_callback.faults`."""
+    return is_transient(error)
 
 
 @dataclass(frozen=True)
@@ -56,25 +38,41 @@ class RetryPolicy:
 
 # Lambdas run with a timeout of about a minute: keep the sleeping for one call well inside it.
 LAMBDA_RETRY_POLICY = RetryPolicy(
-    max_attempts=5, base_delay_seconds=0.5, max_delay_seconds=8.0, max_total_delay_seconds=20.0
+    max_attempts=4, base_delay_seconds=0.5, max_delay_seconds=4.0, max_total_delay_seconds=8.0
+)
+# Reporting a success is worth much more patience than anything else: the work is done, and giving up
+# would turn it into a failed step. A task has no timeout to respect, so it keeps trying for 30 minutes.
+SUCCESS_REPORT_RETRY_POLICY = RetryPolicy(
+    max_attempts=60, base_delay_seconds=2.0, max_delay_seconds=60.0, max_total_delay_seconds=1800.0
 )
 
 
 @dataclass(frozen=True)
 class Retrier:
-    """Runs an operation, sleeping and retrying while it fails with a transient error."""
+    """Runs an operation, sleeping and retrying while it fails with a transient error.
+
+    ``time_left`` (seconds, e.g. from a Lambda context) stops the retrying early: a sleep that would
+    leave less than ``reserve_seconds`` is not taken, and the last error is raised instead.
+    """
 
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], None] = time.sleep
     random: Callable[[], float] = random.random
+    time_left: Callable[[], float] | None = None
+    reserve_seconds: float = 5.0
+
+    def with_policy(self, policy: RetryPolicy) -> Retrier:
+        return Retrier(policy, self.sleep, self.random, self.time_left, self.reserve_seconds)
 
     def call(
         self,
         operation: Callable[[], T],
         *,
         description: str,
-        is_transient: Callable[[BaseException], bool] = is_transient_error,
+        is_transient: Callable[[BaseException], bool] = is_transient,
+        before_retry: Callable[[BaseException], T | None] | None = None,
     ) -> T:
+        """Run `operation`; `before_retry(error)` may return a result instead of retrying (or None to retry)."""
         total_delay = 0.0
         attempt = 1
         while True:
@@ -87,6 +85,9 @@ class Retrier:
                 delay = self.random() * ceiling
                 if total_delay + delay > self.policy.max_total_delay_seconds:
                     raise
+                if self.time_left is not None and self.time_left() - delay < self.reserve_seconds:
+                    logger.warning("%s: no time left to retry (%s)", description, describe_error(error))
+                    raise
                 logger.warning(
                     "%s failed with a transient error (attempt %d of %d), retrying in %.2fs: %s",
                     description,
@@ -98,3 +99,7 @@ class Retrier:
                 self.sleep(delay)
                 total_delay += delay
                 attempt += 1
+                if before_retry is not None:
+                    found = before_retry(error)
+                    if found is not None:
+                        return found

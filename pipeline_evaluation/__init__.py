@@ -6,7 +6,7 @@ the observed passengers, the expected passengers and Random Cut Forest's score.
 
     evaluation = evaluate_windows(window_starts, observed, expected, scores)
     evaluation.cutoff.value      # the score at and above which a window is anomalous
-    evaluation.is_anomaly        # one bool per window: it belongs to an anomaly event
+    evaluation.is_anomaly        # one bool per window: its score is at or above the cut-off
     evaluation.event_ids         # one event id (1, 2, ...) or None per window
     evaluation.events            # AnomalyEvent: start, end, peak window, peak score, observed vs expected
 
@@ -14,19 +14,31 @@ the observed passengers, the expected passengers and Random Cut Forest's score.
 own; :func:`read_transform_output` parses the batch transform's JSON Lines into those inputs.
 """
 
-from pipeline_evaluation.cutoff import CUTOFF_SPREADS, ScoreCutoff, flag_windows, relative_scores, score_cutoff
+from pipeline_evaluation.cutoff import (
+    CUTOFF_MAX_SHARE,
+    CUTOFF_SPREADS,
+    EXTEND_SPREADS,
+    ScoreCutoff,
+    elevated_windows,
+    flag_windows,
+    relative_scores,
+    score_cutoff,
+)
 from pipeline_evaluation.evaluation import WindowsEvaluation, evaluate_windows
 from pipeline_evaluation.events import DEFAULT_MAX_GAP_WINDOWS, AnomalyEvent, merge_events
 from pipeline_evaluation.transform_output import ScoredWindows, TransformOutputError, read_transform_output
 
 __all__ = [
+    "CUTOFF_MAX_SHARE",
     "CUTOFF_SPREADS",
     "DEFAULT_MAX_GAP_WINDOWS",
+    "EXTEND_SPREADS",
     "AnomalyEvent",
     "ScoreCutoff",
     "ScoredWindows",
     "TransformOutputError",
     "WindowsEvaluation",
+    "elevated_windows",
     "evaluate_windows",
     "flag_windows",
     "merge_events",

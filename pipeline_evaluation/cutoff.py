@@ -11,15 +11,19 @@ series, with no per-dataset setting:
 2. The typical block maximum is the median of those maxima, and their spread is the median absolute
    deviation (scaled by 1.4826, so it estimates a standard deviation), both robust to the few blocks that
    hold anomalies.
-3. ``cut-off = typical block maximum + CUTOFF_SPREADS x spread``.
+3. ``cut-off = typical block maximum + CUTOFF_SPREADS x spread``, raised when needed so that at most
+   ``CUTOFF_MAX_SHARE`` of the windows lie above it (the score quantile at ``1 - CUTOFF_MAX_SHARE``): a
+   series whose every day is spiky does not flood its reader with flags.
 
-A window is flagged when its score is at or above the cut-off. So a series in which no day stands out
+A window is flagged when its score is at or above the cut-off. An event (see ``events``) also takes in the
+neighbouring windows at or above ``typical + EXTEND_SPREADS x spread``, so it covers all of an anomaly's
+high-scoring windows, not only those above the cut-off. So a series in which no day stands out
 gets no flag at all, however its scores are scaled, and one whose anomalies are far above its ordinary
 daily peaks gets them flagged. Where the block maxima do not vary at all (every score identical), nothing
 stands out and the cut-off lies just above the highest score.
 
 ``relative_scores`` maps scores onto 0..1 on the same footing for every series: 0.5 at the cut-off,
-rising with the number of spreads above it (a logistic of ``(score - typical) / spread - CUTOFF_SPREADS``).
+rising with the number of spreads above it (a logistic of ``(score - cut-off) / spread``).
 """
 
 from __future__ import annotations
@@ -33,9 +37,14 @@ import numpy as np
 
 DAY_SECONDS = 86_400.0
 MIN_BLOCKS = 7
-# How many spreads above the typical block maximum a score must be. Chosen once, on the shared
-# development set and the local taxi data (see the README's "How the pipeline model works").
-CUTOFF_SPREADS = 3.0
+# How many spreads above the typical block maximum a score must be, and the largest share of windows the
+# cut-off may flag. Chosen once, on the shared development set and the local taxi data (see the README's
+# "How the pipeline model works", which also shows how the results move with them).
+CUTOFF_SPREADS = 3.75
+CUTOFF_MAX_SHARE = 0.01
+# An event extends over the neighbouring windows that score at least this many spreads above the typical
+# block maximum (see pipeline_evaluation.events.merge_events).
+EXTEND_SPREADS = 2.0
 _MAD_TO_STANDARD_DEVIATION = 1.4826
 
 
@@ -49,17 +58,25 @@ class ScoreCutoff:
     spreads: float
     blocks: int
     block_seconds: float
+    max_share: float = CUTOFF_MAX_SHARE
+    capped: bool = False  # True when the share cap, not the spreads, set the value
+    extend_value: float = math.inf  # neighbours at or above this join an event (never above value)
 
     def describe(self) -> str:
         block = "day" if self.block_seconds == DAY_SECONDS else f"{self.block_seconds / 3600:g} h block"
         if self.block_spread == 0:
             return f"cut-off {self.value:.4f}: every {block} has the same highest score, so no window stands out"
+        if self.capped:
+            return (
+                f"cut-off {self.value:.4f}: the top {self.max_share:.0%} of scores (above the typical highest "
+                f"score per {block} {self.typical_block_max:.4f} + {self.spreads:g} x spread {self.block_spread:.4f})"
+            )
         return (
             f"cut-off {self.value:.4f} = typical highest score per {block} {self.typical_block_max:.4f} "
             f"+ {self.spreads:g} x spread {self.block_spread:.4f} ({self.blocks} blocks)"
         )
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, float | int | bool]:
         return {
             "value": self.value,
             "typical_block_max": self.typical_block_max,
@@ -67,6 +84,9 @@ class ScoreCutoff:
             "spreads": self.spreads,
             "blocks": self.blocks,
             "block_seconds": self.block_seconds,
+            "max_share": self.max_share,
+            "capped": self.capped,
+            "extend_value": self.extend_value,
         }
 
 
@@ -78,7 +98,9 @@ def block_length_seconds(epoch_seconds: np.ndarray) -> float:
     """One day, or duration / MIN_BLOCKS for a series shorter than MIN_BLOCKS days (never below one window)."""
     if len(epoch_seconds) < 2:
         return DAY_SECONDS
-    spacing = float(np.median(np.diff(epoch_seconds)))
+    gaps = np.diff(epoch_seconds)
+    gaps = gaps[gaps > 0]
+    spacing = float(np.median(gaps)) if len(gaps) else DAY_SECONDS
     # The series covers its first start to the end of its last window.
     duration = float(epoch_seconds[-1] - epoch_seconds[0]) + spacing
     if duration >= MIN_BLOCKS * DAY_SECONDS:
@@ -104,9 +126,14 @@ def _spread(values: np.ndarray) -> float:
 
 
 def score_cutoff(
-    window_starts: Sequence[datetime], scores: Sequence[float], *, spreads: float = CUTOFF_SPREADS
+    window_starts: Sequence[datetime],
+    scores: Sequence[float],
+    *,
+    spreads: float = CUTOFF_SPREADS,
+    max_share: float = CUTOFF_MAX_SHARE,
+    extend_spreads: float = EXTEND_SPREADS,
 ) -> ScoreCutoff:
-    """The cut-off for one run's scores (``window_starts`` in time order, one score each)."""
+    """The cut-off for one run's scores (``window_starts`` in time order, one score each; ties allowed)."""
     if len(window_starts) != len(scores):
         raise ValueError(f"{len(window_starts)} window starts for {len(scores)} scores")
     if not scores:
@@ -115,14 +142,25 @@ def score_cutoff(
     if not np.all(np.isfinite(values)):
         raise ValueError("scores must be finite numbers")
     epoch_seconds = _epoch_seconds(window_starts)
-    if np.any(np.diff(epoch_seconds) <= 0):
-        raise ValueError("window starts must be strictly increasing")
+    if np.any(np.diff(epoch_seconds) < 0):
+        raise ValueError("window starts must be in time order")
     block_seconds = block_length_seconds(epoch_seconds)
     maxima = block_maxima(epoch_seconds, values, block_seconds)
     typical = float(np.median(maxima))
     spread = _spread(maxima) if len(maxima) > 1 else 0.0
-    # With no spread every block peaks alike: nothing stands out, so the cut-off lies above every score.
-    value = typical + spreads * spread if spread > 0 else math.nextafter(float(values.max()), math.inf)
+    if not 0 < max_share <= 1:
+        raise ValueError(f"max_share must be in (0, 1], got {max_share}")
+    capped = False
+    if spread > 0:
+        value = typical + spreads * spread
+        share_cap = float(np.quantile(values, 1.0 - max_share))
+        if share_cap > value:
+            value, capped = share_cap, True
+        extend_value = min(value, typical + extend_spreads * spread)
+    else:
+        # With no spread every block peaks alike: nothing stands out, so the cut-off lies above every score.
+        value = math.nextafter(float(values.max()), math.inf)
+        extend_value = value
     return ScoreCutoff(
         value=value,
         typical_block_max=typical,
@@ -130,6 +168,9 @@ def score_cutoff(
         spreads=spreads,
         blocks=len(maxima),
         block_seconds=block_seconds,
+        max_share=max_share,
+        capped=capped,
+        extend_value=extend_value,
     )
 
 
@@ -138,10 +179,15 @@ def flag_windows(scores: Sequence[float], cutoff: ScoreCutoff) -> tuple[bool, ..
     return tuple(bool(score >= cutoff.value) for score in scores)
 
 
+def elevated_windows(scores: Sequence[float], cutoff: ScoreCutoff) -> tuple[bool, ...]:
+    """True for every window whose score is at or above the extension level (flagged ones included)."""
+    return tuple(bool(score >= cutoff.extend_value) for score in scores)
+
+
 def relative_scores(scores: Sequence[float], cutoff: ScoreCutoff) -> tuple[float, ...]:
     """Scores on a 0..1 scale shared by every run: 0.5 at the cut-off, higher the further above it."""
     values = np.asarray(scores, dtype=np.float64)
     if cutoff.block_spread == 0:
         return tuple(0.0 for _ in range(len(values)))
-    spreads_above = (values - cutoff.typical_block_max) / cutoff.block_spread - cutoff.spreads
+    spreads_above = (values - cutoff.value) / cutoff.block_spread
     return tuple(float(value) for value in 1.0 / (1.0 + np.exp(-np.clip(spreads_above, -50, 50))))

@@ -6,7 +6,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pipeline_evaluation.cutoff import CUTOFF_SPREADS, ScoreCutoff, flag_windows, relative_scores, score_cutoff
+from pipeline_evaluation.cutoff import (
+    CUTOFF_MAX_SHARE,
+    CUTOFF_SPREADS,
+    EXTEND_SPREADS,
+    ScoreCutoff,
+    elevated_windows,
+    flag_windows,
+    relative_scores,
+    score_cutoff,
+)
 from pipeline_evaluation.events import (
     DEFAULT_MAX_GAP_WINDOWS,
     AnomalyEvent,
@@ -25,8 +34,9 @@ class WindowsEvaluation:
 
     @property
     def is_anomaly(self) -> tuple[bool, ...]:
-        """The decision per window: it belongs to an anomaly event (flagged, or bridged inside one)."""
-        return tuple(event_id is not None for event_id in self.event_ids)
+        """The decision per window: its score is at or above the cut-off (``event_ids`` says which event
+        each window belongs to; an event also spans the elevated and bridged windows around its flags)."""
+        return self.flags
 
 
 def evaluate_windows(
@@ -36,14 +46,23 @@ def evaluate_windows(
     scores: Sequence[float],
     *,
     spreads: float = CUTOFF_SPREADS,
+    max_share: float = CUTOFF_MAX_SHARE,
+    extend_spreads: float = EXTEND_SPREADS,
     max_gap_windows: int = DEFAULT_MAX_GAP_WINDOWS,
     length: timedelta | None = None,
 ) -> WindowsEvaluation:
-    """Cut-off from the scores, flags, events. Windows must be in time order (strictly increasing starts)."""
-    cutoff = score_cutoff(window_starts, scores, spreads=spreads)
+    """Cut-off from the scores, flags, events. Windows must be in time order."""
+    cutoff = score_cutoff(window_starts, scores, spreads=spreads, max_share=max_share, extend_spreads=extend_spreads)
     flags = flag_windows(scores, cutoff)
     events = merge_events(
-        window_starts, observed, expected, scores, flags, max_gap_windows=max_gap_windows, length=length
+        window_starts,
+        observed,
+        expected,
+        scores,
+        flags,
+        elevated=elevated_windows(scores, cutoff),
+        max_gap_windows=max_gap_windows,
+        length=length,
     )
     return WindowsEvaluation(
         cutoff=cutoff,

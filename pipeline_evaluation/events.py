@@ -76,7 +76,8 @@ def window_length(window_starts: Sequence[datetime]) -> timedelta:
     if len(window_starts) < 2:
         return timedelta(days=1)
     gaps = np.diff(np.array([start.timestamp() for start in window_starts], dtype=np.float64))
-    return timedelta(seconds=float(np.median(gaps)))
+    gaps = gaps[gaps > 0]
+    return timedelta(seconds=float(np.median(gaps))) if len(gaps) else timedelta(days=1)
 
 
 def merge_events(
@@ -86,30 +87,39 @@ def merge_events(
     scores: Sequence[float],
     flags: Sequence[bool],
     *,
+    elevated: Sequence[bool] | None = None,
     max_gap_windows: int = DEFAULT_MAX_GAP_WINDOWS,
     length: timedelta | None = None,
 ) -> tuple[AnomalyEvent, ...]:
     """Merge flagged windows into events, numbered 1, 2, ... in time order.
 
-    ``length`` is the window length (default: the series' spacing); it only sets each event's end.
+    With ``elevated`` (one bool per window, true for every flagged one too), an event also takes in the
+    elevated windows next to its flagged ones: runs are built over flagged-or-elevated windows, and a run
+    becomes an event only when it holds at least one flagged window. That way a storm whose hours all score
+    high but only a few reach the cut-off is reported as one event over its hours, while elevated windows
+    alone never make an event. ``length`` is the window length (default: the series' spacing); it only
+    sets each event's end.
     """
     rows = len(window_starts)
     if not (len(observed) == len(expected) == len(scores) == len(flags) == rows):
         raise ValueError("window_starts, observed, expected, scores and flags must have one value per window")
+    if elevated is not None and len(elevated) != rows:
+        raise ValueError("elevated must have one value per window")
     if max_gap_windows < 0:
         raise ValueError(f"max_gap_windows must be >= 0, got {max_gap_windows}")
     length = length or window_length(window_starts)
-    flagged = [index for index, flag in enumerate(flags) if flag]
-    runs: list[tuple[int, int]] = []
-    for index in flagged:
-        if runs and index - runs[-1][1] - 1 <= max_gap_windows:
-            runs[-1] = (runs[-1][0], index)
+    members = [index for index in range(rows) if flags[index] or (elevated is not None and elevated[index])]
+    candidate_runs: list[tuple[int, int]] = []
+    for index in members:
+        if candidate_runs and index - candidate_runs[-1][1] - 1 <= max_gap_windows:
+            candidate_runs[-1] = (candidate_runs[-1][0], index)
         else:
-            runs.append((index, index))
+            candidate_runs.append((index, index))
+    runs = [(first, last) for first, last in candidate_runs if any(flags[first : last + 1])]
     events = []
     for event_id, (first, last) in enumerate(runs, start=1):
-        members = range(first, last + 1)
-        peak = max(members, key=lambda index: (scores[index], -index))
+        span = range(first, last + 1)
+        peak = max(span, key=lambda index: (scores[index], -index))
         events.append(
             AnomalyEvent(
                 event_id=event_id,
@@ -120,8 +130,8 @@ def merge_events(
                 windows=last - first + 1,
                 peak_window=window_starts[peak],
                 peak_score=float(scores[peak]),
-                observed=float(sum(observed[index] for index in members)),
-                expected=float(sum(expected[index] for index in members)),
+                observed=float(sum(observed[index] for index in span)),
+                expected=float(sum(expected[index] for index in span)),
                 peak_observed=float(observed[peak]),
                 peak_expected=float(expected[peak]),
             )

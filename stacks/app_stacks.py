@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 
 from app_config import EnvironmentConfig
+from cdk_constructs.provider_logs import give_provider_functions_log_groups
 from stacks.approval_stack import ApprovalStack
 from stacks.data_prep_stack import DataPrepStack
 from stacks.operations_stack import OperationsStack
@@ -52,6 +53,7 @@ def build_stacks(app: cdk.App, config: EnvironmentConfig) -> AppStacks:
         raw_bucket=storage.buckets.raw,
         prepared_bucket=storage.buckets.prepared,
         operations_topic=operations.operations.topic,
+        callback_table=storage.callback_table,
         description=f"Taxi anomaly ({config.name}): callback queue, handler, prep task and Glue job",
         **common,
     )
@@ -84,13 +86,16 @@ def build_stacks(app: cdk.App, config: EnvironmentConfig) -> AppStacks:
         "Streaming",
         stack_name=config.stack_name("streaming"),
         config=config,
-        stream=storage.metrics_stream.stream,
+        stream=storage.metrics_stream.stream if storage.metrics_stream is not None else None,
         metrics_bucket=storage.buckets.metrics,
         operations_topic=operations.operations.topic,
         description=f"Taxi anomaly ({config.name}): streaming metrics ETL and continuous anomaly detector",
         **common,
     )
     for stack in (storage, operations, data_prep, pipeline, streaming, approval):
+        give_provider_functions_log_groups(
+            stack, retention=config.log_retention_days, destroy_with_stack=config.destroy_data_with_stack
+        )
         cdk.Tags.of(stack).add("project", "taxi-anomaly")
         cdk.Tags.of(stack).add("environment", config.name)
     return AppStacks(

@@ -19,5 +19,6 @@ class OperationsStack(Stack):
             "Operations",
             alarm_email=config.operations.alarm_email,
             destroy_with_stack=config.destroy_data_with_stack,
+            stack_name_prefix=config.stack_name(""),
         )
         CfnOutput(self, "OperationsTopicArn", value=self.operations.topic.topic_arn)

@@ -1,4 +1,4 @@
-"""Streaming metrics ETL: generator -> Kinesis -> Glue streaming job -> interval CSV -> detector -> alerts."""
+"""Streaming metrics ETL: generator (or your stream) -> Kinesis -> Glue streaming job -> interval CSV -> detector."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from app_config import EnvironmentConfig
 from cdk_constructs.anomaly_detector import AnomalyDetector
 from cdk_constructs.glue_security import GlueSecurity
 from cdk_constructs.metrics_generator import MetricsGenerator
+from cdk_constructs.metrics_stream import existing_stream
 from cdk_constructs.operations import Alarms
-from cdk_constructs.streaming_etl_job import MetricsCatalog, StreamingEtlJob
+from cdk_constructs.streaming_etl_job import StreamingEtlJob
+from cdk_constructs.streaming_job_supervisor import StreamingJobSupervisor
 
 
 class StreamingStack(Stack):
@@ -25,40 +27,58 @@ class StreamingStack(Stack):
         construct_id: str,
         *,
         config: EnvironmentConfig,
-        stream: kinesis.IStream,
+        stream: kinesis.IStream | None,
         metrics_bucket: s3.IBucket,
         operations_topic: sns.ITopic,
         **kwargs: Any,
     ) -> None:
+        """``stream`` is the storage stack's stream, or None to read ``streaming.source_stream_arn``."""
         super().__init__(scope, construct_id, **kwargs)
         self.alarms = Alarms(self, "Alarms", topic=operations_topic, alarm_prefix=f"taxi-anomaly-{config.name}")
-        self.catalog = MetricsCatalog(self, "Catalog", stream=stream, env_name=config.name)
+        self.stream = stream if stream is not None else existing_stream(self, "SourceStream", config.streaming)
         security = GlueSecurity(self, "GlueSecurity", destroy_with_stack=config.destroy_data_with_stack)
+        alarms = self.alarms
+        # With your own stream there is no generator: it would write synthetic events into your data.
+        self.generator = (
+            MetricsGenerator(
+                self, "Generator", config=config, stream=self.stream, dead_letter_queue=alarms.event_dead_letter_queue
+            )
+            if config.streaming.source_stream_arn is None
+            else None
+        )
+        generator_rule = self.generator.rule if self.generator is not None else None
         self.etl_job = StreamingEtlJob(
             self,
             "EtlJob",
             config=config,
-            stream=stream,
-            catalog=self.catalog,
+            stream=self.stream,
             metrics_bucket=metrics_bucket,
             security=security,
-        )
-        self.generator = MetricsGenerator(
-            self, "Generator", config=config, stream=stream, dead_letter_queue=self.alarms.event_dead_letter_queue
+            generator_rule=generator_rule,
         )
         self.detector = AnomalyDetector(
             self,
             "Detector",
             config=config,
             metrics_bucket=metrics_bucket,
-            dead_letter_queue=self.alarms.event_dead_letter_queue,
+            dead_letter_queue=alarms.event_dead_letter_queue,
         )
-        alarms = self.alarms
-        alarms.alarm_on_function_errors(
-            "metrics-generator-errors",
-            self.generator.function.function,
-            "The metrics generator failed to write events.",
+        self.supervisor = StreamingJobSupervisor(
+            self,
+            "Supervisor",
+            config=config,
+            job=self.etl_job,
+            generator_rule=generator_rule,
+            alarms=alarms,
+            dead_letter_queue=alarms.event_dead_letter_queue,
+            detector_namespace=self.detector.metric_namespace,
         )
+        if self.generator is not None:
+            alarms.alarm_on_function_errors(
+                "metrics-generator-errors",
+                self.generator.function.function,
+                "The metrics generator failed to write events.",
+            )
         alarms.alarm_on_function_errors(
             "anomaly-detector-errors",
             self.detector.function.function,
@@ -67,8 +87,9 @@ class StreamingStack(Stack):
         alarms.alarm_on_dead_letters(
             "streaming-event-target-dead-letters",
             alarms.event_dead_letter_queue,
-            "EventBridge could not invoke the generator or the detector; inspect the DLQ.",
+            "EventBridge could not invoke the generator, the detector or the job's supervisor; inspect the DLQ.",
         )
         alarms.notify_on_glue_failures("streaming-job-failed", [self.etl_job.job_name])
         CfnOutput(self, "StreamingJobName", value=self.etl_job.job_name)
+        CfnOutput(self, "SourceStreamArn", value=self.stream.stream_arn)
         CfnOutput(self, "AnomalyAlertsTopicArn", value=self.detector.alerts.topic_arn)

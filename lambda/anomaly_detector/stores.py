@@ -2,7 +2,8 @@
 
 Both stores use the same key layout, so a local run's folder mirrors the bucket:
 
-- ``<intervals_prefix>intvl_date=YYYY-MM-DD/intvl_hhmm=HHMM/part-*.csv`` (written by the Glue job)
+- ``<intervals_prefix>intvl_date=YYYY-MM-DD/intvl_hhmm=HHMM/batch_id=NNNNNNNNNNNN/part-*.csv`` (written by the
+  Glue job, one folder per micro-batch, which a replayed batch replaces; every CSV under the interval is read)
 - ``<anomalies_prefix>intvl_date=YYYY-MM-DD/intvl_hhmm=HHMM/anomalies.jsonl``
 - ``<state_key>`` (JSON)
 """
@@ -34,6 +35,12 @@ def is_data_file(key: str) -> bool:
     """CSV parts only: Spark also writes ``_SUCCESS`` markers and hidden checksum files."""
     name = key.rsplit("/", 1)[-1]
     return name.endswith(_DATA_SUFFIXES) and not name.startswith((".", "_"))
+
+
+def is_interval_data(relative_key: str) -> bool:
+    """A data file below an interval's partition, not inside a writer's work folder (``_temporary``, ``.spark-*``)."""
+    *folders, name = relative_key.split("/")
+    return is_data_file(name) and not any(folder.startswith((".", "_")) for folder in folders)
 
 
 def decode_data_file(key: str, body: bytes) -> str:
@@ -72,7 +79,7 @@ class S3IntervalStore:
             item["Key"]
             for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
             for item in page.get("Contents", [])
-            if is_data_file(item["Key"])
+            if is_interval_data(item["Key"][len(prefix) :])
         ]
         return [self._read_data_file(key) for key in sorted(keys)]
 
@@ -112,7 +119,12 @@ class LocalDirStore:
         folder = self.root / partition_path(self.intervals_prefix, interval_start)
         if not folder.is_dir():
             return []
-        files = sorted(path for path in folder.iterdir() if path.is_file() and is_data_file(path.name))
+        # Like the S3 listing (no delimiter): every data file below the interval, batch folders included.
+        files = sorted(
+            path
+            for path in folder.rglob("*")
+            if path.is_file() and is_interval_data(path.relative_to(folder).as_posix())
+        )
         return [decode_data_file(path.name, path.read_bytes()) for path in files]
 
     def read_state(self) -> str | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pipeline_callback.environment import ConfigError, required_variable
+from pipeline_callback.token_records import RecordSettings, load_record_settings
 
 CompletionMode = Literal["poll", "events"]
 _ASSIGN_PUBLIC_IP_VALUES = ("ENABLED", "DISABLED")
@@ -30,6 +31,9 @@ class HandlerConfig:
     glue_job_name: str
     # Present exactly when completion_mode == "poll".
     prep_task: PrepTaskSettings | None
+    # Output locations must belong to an execution of this pipeline (see parse_callback_message).
+    pipeline_name: str | None = None
+    records: RecordSettings | None = None
 
 
 def load_config(environ: Mapping[str, str]) -> HandlerConfig:
@@ -37,8 +41,16 @@ def load_config(environ: Mapping[str, str]) -> HandlerConfig:
     if mode not in ("poll", "events"):
         raise ConfigError(f"environment variable COMPLETION_MODE must be 'poll' or 'events', got {mode!r}")
     glue_job_name = required_variable(environ, "GLUE_JOB_NAME")
+    pipeline_name = required_variable(environ, "PIPELINE_NAME")
+    records = load_record_settings(environ)
     if mode == "events":
-        return HandlerConfig(completion_mode="events", glue_job_name=glue_job_name, prep_task=None)
+        return HandlerConfig(
+            completion_mode="events",
+            glue_job_name=glue_job_name,
+            prep_task=None,
+            pipeline_name=pipeline_name,
+            records=records,
+        )
 
     prep_task = PrepTaskSettings(
         cluster_arn=required_variable(environ, "CLUSTER_ARN"),
@@ -48,9 +60,13 @@ def load_config(environ: Mapping[str, str]) -> HandlerConfig:
         security_group_ids=_required_list(environ, "SECURITY_GROUP_IDS"),
         assign_public_ip=_assign_public_ip(environ),
     )
-    return HandlerConfig(completion_mode="poll", glue_job_name=glue_job_name, prep_task=prep_task)
-
-
+    return HandlerConfig(
+        completion_mode="poll",
+        glue_job_name=glue_job_name,
+        prep_task=prep_task,
+        pipeline_name=pipeline_name,
+        records=records,
+    )
 def _assign_public_ip(environ: Mapping[str, str]) -> str:
     value = required_variable(environ, "ASSIGN_PUBLIC_IP")
     if value not in _ASSIGN_PUBLIC_IP_VALUES:

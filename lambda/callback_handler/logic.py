@@ -1,17 +1,27 @@
-"""What the callback handler does with one queue message. AWS clients are passed in, never created here."""
+"""What the callback handler does with one queue message. AWS clients are passed in, never created here.
+
+Every decision goes through the token record (pipeline_callback.token_records):
+
+- a start claims the token first, so two deliveries of one message never start two runs, and a start
+  that arrives after the execution's stop starts nothing;
+- a stop is recorded before anything else, even when no start has been seen yet;
+- the step's outcome is decided once, in the record, and only then sent to SageMaker.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
-import random
-import time
-from collections.abc import Callable
+import uuid
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from callback_handler.config import HandlerConfig, PrepTaskSettings
-from pipeline_callback.callback import CallbackOutcome, send_step_failure
+from pipeline_callback.callback import report_outcome
 from pipeline_callback.errors import describe_error
+from pipeline_callback.faults import TransientError, error_code, may_have_executed
 from pipeline_callback.glue import (
     ACTIVE_STATES,
     CALLBACK_TOKEN_ARGUMENT,
@@ -19,19 +29,22 @@ from pipeline_callback.glue import (
     OUTPUT_URI_ARGUMENT,
     PIPELINE_EXECUTION_ARN_ARGUMENT,
 )
+from pipeline_callback.glue_runs import find_runs_for_token, start_run_once, stop_runs
 from pipeline_callback.message import InvalidRequest, StartRequest, StopRequest, parse_callback_message
-from pipeline_callback.retry import LAMBDA_RETRY_POLICY, Retrier, TransientError
+from pipeline_callback.retry import Retrier
+from pipeline_callback.token_records import FAILURE, TokenRecord, TokenRecords
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
-    from mypy_boto3_ecs.type_defs import KeyValuePairTypeDef, ListTasksResponseTypeDef
+    from mypy_boto3_ecs.type_defs import KeyValuePairTypeDef
     from mypy_boto3_glue import GlueClient
-    from mypy_boto3_glue.type_defs import GetJobRunsResponseTypeDef
     from mypy_boto3_sagemaker import SageMakerClient
 
 logger = logging.getLogger(__name__)
 
 STOPPED_ON_REQUEST = "stopped on request"
+HANDLER = "callback-handler"
+STOP_REQUEST = "stop request"
 # RunTask `failures` reasons that mean "no capacity right now", not "this can never work".
 _CAPACITY_FAILURE_PREFIXES = (
     "Capacity is unavailable",
@@ -41,9 +54,8 @@ _CAPACITY_FAILURE_PREFIXES = (
     "Rate exceeded",
     "Timeout waiting for network interface",
 )
-# Bounds the events-mode duplicate search: 5 pages x 200 runs is far more than a day of runs.
-MAX_JOB_RUN_PAGES = 5
-JOB_RUNS_PAGE_SIZE = 200
+# RunTask's clientToken: "Up to 64 characters are allowed" (ECS API Reference, RunTask).
+MAX_CLIENT_TOKEN_CHARS = 64
 
 
 class RunTaskRejectedError(Exception):
@@ -51,67 +63,137 @@ class RunTaskRejectedError(Exception):
 
 
 class RunTaskCapacityError(TransientError):
-    """RunTask answered with capacity/throttling `failures`: worth retrying."""
+    """RunTask answered with capacity/throttling `failures`: worth retrying (with a fresh clientToken)."""
 
 
-def ecs_client_token(callback_token: str) -> str:
-    """RunTask idempotency: a redelivered message maps to the same request, so no second task starts."""
-    return f"sagemaker-callback-{callback_token}"
+class StartInProgressError(TransientError):
+    """Another delivery of this message is starting the work right now: let SQS deliver this one later."""
 
 
-def handle_callback_message(
-    body: str,
-    config: HandlerConfig,
-    *,
-    ecs: ECSClient,
-    glue: GlueClient,
-    sagemaker: SageMakerClient,
-    sleep: Callable[[float], None] = time.sleep,
-    random_fraction: Callable[[], float] = random.random,
-) -> str:
+@dataclass
+class Clients:
+    ecs: ECSClient
+    glue: GlueClient
+    sagemaker: SageMakerClient
+    records: TokenRecords
+
+
+@dataclass
+class HandlerRun:
+    """One message's handling: the clients, the retry rule and this delivery's identity."""
+
+    config: HandlerConfig
+    clients: Clients
+    retrier: Retrier
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+def ecs_client_token(callback_token: str, generation: int = 0) -> str:
+    """RunTask idempotency: a redelivered message maps to the same request, so no second task starts.
+
+    ECS answers a reused clientToken with the cached result, including a cached *failure*, so after a
+    definite "no task started" (capacity `failures`) the next attempt uses the next generation.
+    """
+    base = f"sagemaker-callback-{callback_token}"
+    return base if generation == 0 else f"{base}-{generation}"[:MAX_CLIENT_TOKEN_CHARS]
+
+
+def handle_callback_message(body: str, run: HandlerRun) -> str:
     """Act on one message body and return a short description of what happened.
 
-    Raises UnanswerableMessageError when the body has no valid token (the caller reports a
-    batch item failure so the message ends in the DLQ). Other exceptions mean the outcome could
-    not be reported and the message should be retried.
+    Raises UnanswerableMessageError when the body has no valid token (the caller reports a batch item
+    failure so the message ends in the DLQ). Other exceptions mean the message should be retried.
     """
-    retrier = Retrier(policy=LAMBDA_RETRY_POLICY, sleep=sleep, random=random_fraction)
-    request = parse_callback_message(body)
+    request = parse_callback_message(body, pipeline_name=run.config.pipeline_name)
     if isinstance(request, InvalidRequest):
-        outcome = send_step_failure(sagemaker, request.token, request.reason, retrier)
-        return f"invalid arguments reported as failure ({outcome.value}): {request.reason}"
+        report = _report_failure(run, request.token, request.reason, decided_by=HANDLER)
+        return f"invalid arguments reported as failure ({report.note}): {request.reason}"
     if isinstance(request, StopRequest):
-        if config.prep_task is not None:
-            return stop_prep_tasks(request, config.prep_task, ecs=ecs, sagemaker=sagemaker, retrier=retrier)
-        return stop_glue_runs(request, config.glue_job_name, glue=glue, sagemaker=sagemaker, retrier=retrier)
-    if config.prep_task is not None:
-        return start_prep_task(
-            request, config.prep_task, config.glue_job_name, ecs=ecs, sagemaker=sagemaker, retrier=retrier
-        )
-    return start_glue_run(request, config.glue_job_name, glue=glue, sagemaker=sagemaker, retrier=retrier)
+        return stop_work(request, run)
+    return start_work(request, run)
 
 
-def start_prep_task(
-    request: StartRequest,
-    settings: PrepTaskSettings,
-    glue_job_name: str,
-    *,
-    ecs: ECSClient,
-    sagemaker: SageMakerClient,
-    retrier: Retrier,
-) -> str:
-    """Poll mode: start the Fargate task that runs and watches the Glue job; fail the step if it cannot start."""
+# -- start -------------------------------------------------------------------------------------
+def start_work(request: StartRequest, run: HandlerRun) -> str:
+    records = run.clients.records
+    settings = run.config.records
+    claim = records.claim_start(
+        request.token,
+        owner=run.owner,
+        lease_seconds=settings.lease_seconds if settings else 900.0,
+        execution_arn=request.pipeline_execution_arn or "",
+        input_location=request.input_location,
+        output_location=request.output_location,
+        mode=run.config.completion_mode,
+    )
+    if not claim.claimed:
+        record = claim.record
+        if record.stop_requested and not record.started:
+            report = _report_failure(run, request.token, STOPPED_ON_REQUEST, decided_by=STOP_REQUEST)
+            logger.info("Not starting token %s: %s", request.token, claim.why_not)
+            return f"not started: {claim.why_not} ({report.note})"
+        if record.started or record.decided:
+            logger.info("Duplicate delivery for token %s: %s", request.token, claim.why_not)
+            return f"duplicate delivery: {claim.why_not}"
+        raise StartInProgressError(f"token {request.token}: {claim.why_not}")
+
+    what = "prep task" if run.config.prep_task is not None else "Glue job run"
     try:
-        task_arn = retrier.call(
-            lambda: _run_prep_task_once(request, settings, glue_job_name, ecs), description="ECS RunTask"
-        )
+        if run.config.prep_task is not None:
+            work_id = _run_prep_task(request, run.config.prep_task, run)
+            record = records.record_started(request.token, owner=run.owner, task_arn=work_id)
+        else:
+            work_id = _start_glue_run(request, run)
+            record = records.record_started(request.token, owner=run.owner, glue_run_id=work_id)
+    except ClientError as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            # Our lease ran out and another delivery took over: it owns the token now.
+            return f"{what} start handed over to another delivery"
+        return _start_failed(request, run, what, error)
     except Exception as error:
-        outcome = _report_start_failure(sagemaker, request.token, "Could not start the prep task", error, retrier)
-        return f"prep task not started; failure reported ({outcome.value})"
-    return f"prep task started: {task_arn}"
+        return _start_failed(request, run, what, error)
+
+    if record.stop_requested or (record.decided and record.decided_by != HANDLER):
+        # A stop (or the reconciler's deadline) arrived while we were starting: undo the start.
+        logger.warning("Token %s was stopped while its %s started; stopping %s", request.token, what, work_id)
+        _stop_started_work(run, record)
+        if record.stop_requested:
+            _report_failure(run, request.token, STOPPED_ON_REQUEST, decided_by=STOP_REQUEST)
+        return f"{what} {work_id} started and stopped again: the execution was stopped meanwhile"
+    return f"{what} started: {work_id}"
 
 
-def _run_prep_task_once(request: StartRequest, settings: PrepTaskSettings, glue_job_name: str, ecs: ECSClient) -> str:
+def _start_failed(request: StartRequest, run: HandlerRun, what: str, error: Exception) -> str:
+    logger.error("Could not start the %s for token %s: %s", what, request.token, describe_error(error))
+    # After a lost answer the work may exist after all: the record stays open, and the reconciler
+    # stops whatever it finds running for the token.
+    report = _report_failure(
+        run,
+        request.token,
+        f"Could not start the {what}: {describe_error(error)}",
+        decided_by=HANDLER,
+        work_ended=not may_have_executed(error),
+    )
+    return f"{what} not started; failure reported ({report.note})"
+
+
+def _run_prep_task(request: StartRequest, settings: PrepTaskSettings, run: HandlerRun) -> str:
+    """Poll mode: RunTask, retried on capacity with a fresh clientToken, on errors with the same one."""
+    generation = [0]
+
+    def attempt() -> str:
+        try:
+            return _run_prep_task_once(request, settings, run.config.glue_job_name, run.clients.ecs, generation[0])
+        except RunTaskCapacityError:
+            generation[0] += 1  # a definite "no task": the next try must not get this cached answer back
+            raise
+
+    return run.retrier.call(attempt, description="ECS RunTask")
+
+
+def _run_prep_task_once(
+    request: StartRequest, settings: PrepTaskSettings, glue_job_name: str, ecs: ECSClient, generation: int
+) -> str:
     environment: list[KeyValuePairTypeDef] = [
         {"name": "inputLocation", "value": request.input_location},
         {"name": "outputLocation", "value": request.output_location},
@@ -120,23 +202,33 @@ def _run_prep_task_once(request: StartRequest, settings: PrepTaskSettings, glue_
     ]
     if request.pipeline_execution_arn:
         environment.append({"name": "pipelineExecutionArn", "value": request.pipeline_execution_arn})
-    response = ecs.run_task(
-        cluster=settings.cluster_arn,
-        taskDefinition=settings.task_definition_arn,
-        launchType="FARGATE",
-        count=1,
-        # startedBy lets a stop request find the task again by token.
-        startedBy=request.token,
-        clientToken=ecs_client_token(request.token),
-        networkConfiguration={
-            "awsvpcConfiguration": {
-                "subnets": list(settings.subnet_ids),
-                "securityGroups": list(settings.security_group_ids),
-                "assignPublicIp": "ENABLED" if settings.assign_public_ip == "ENABLED" else "DISABLED",
-            }
-        },
-        overrides={"containerOverrides": [{"name": settings.container_name, "environment": environment}]},
-    )
+    try:
+        response = ecs.run_task(
+            cluster=settings.cluster_arn,
+            taskDefinition=settings.task_definition_arn,
+            launchType="FARGATE",
+            count=1,
+            # startedBy lets a stop request find the task again by token.
+            startedBy=request.token,
+            clientToken=ecs_client_token(request.token, generation),
+            networkConfiguration={
+                "awsvpcConfiguration": {
+                    "subnets": list(settings.subnet_ids),
+                    "securityGroups": list(settings.security_group_ids),
+                    "assignPublicIp": "ENABLED" if settings.assign_public_ip == "ENABLED" else "DISABLED",
+                }
+            },
+            overrides={"containerOverrides": [{"name": settings.container_name, "environment": environment}]},
+        )
+    except ClientError as error:
+        # "The provided clientToken is already in use with a different RunTask request. The resourceIds
+        # are the existing task ARNs which are already associated with the clientToken." (ECS API
+        # Reference, ConflictException). After a redeploy the task definition differs, but the task is ours.
+        existing = error.response.get("resourceIds") if error_code(error) == "ConflictException" else None
+        if isinstance(existing, list) and existing:
+            logger.info("RunTask clientToken already used by task %s: adopting it", existing[0])
+            return str(existing[0])
+        raise
     tasks = response.get("tasks", [])
     if tasks:
         return tasks[0].get("taskArn", "<unknown task>")
@@ -158,167 +250,111 @@ def _is_capacity_failure(failure: Any) -> bool:
     return str(failure.get("reason") or "").startswith(_CAPACITY_FAILURE_PREFIXES)
 
 
-def start_glue_run(
-    request: StartRequest,
-    glue_job_name: str,
-    *,
-    glue: GlueClient,
-    sagemaker: SageMakerClient,
-    retrier: Retrier,
-) -> str:
-    """Events mode: start the Glue run directly (once per token); the glue-completion Lambda reports."""
-    try:
-        existing_run_ids = find_job_runs_for_token(glue, glue_job_name, request.token, retrier)
-        if existing_run_ids:
-            logger.info(
-                "Glue run %s already exists for token %s; not starting another", existing_run_ids[0], request.token
-            )
-            return f"duplicate delivery: Glue run {existing_run_ids[0]} already started"
-        arguments = {
-            INPUT_URI_ARGUMENT: request.input_location,
-            OUTPUT_URI_ARGUMENT: request.output_location,
-            CALLBACK_TOKEN_ARGUMENT: request.token,
-        }
-        if request.pipeline_execution_arn:
-            arguments[PIPELINE_EXECUTION_ARN_ARGUMENT] = request.pipeline_execution_arn
-        run_id = retrier.call(
-            lambda: glue.start_job_run(JobName=glue_job_name, Arguments=arguments)["JobRunId"],
-            description="Glue StartJobRun",
-        )
-    except Exception as error:
-        outcome = _report_start_failure(sagemaker, request.token, "Could not start the Glue job run", error, retrier)
-        return f"Glue run not started; failure reported ({outcome.value})"
-    return f"Glue run started: {run_id}"
+def _start_glue_run(request: StartRequest, run: HandlerRun) -> str:
+    """Events mode: start the Glue run (once per token); the glue-completion Lambda reports."""
+    glue, job = run.clients.glue, run.config.glue_job_name
+    # We hold the token's lease, so nobody else is starting a run: a run that exists was started by an
+    # earlier delivery that died before recording it. Adopt it rather than start a second one.
+    existing = find_runs_for_token(glue, job, request.token, run.retrier)
+    if existing:
+        logger.info("Glue run %s already exists for token %s; adopting it", existing[0].run_id, request.token)
+        return existing[0].run_id
+    arguments = {
+        INPUT_URI_ARGUMENT: request.input_location,
+        OUTPUT_URI_ARGUMENT: request.output_location,
+        CALLBACK_TOKEN_ARGUMENT: request.token,
+    }
+    if request.pipeline_execution_arn:
+        arguments[PIPELINE_EXECUTION_ARN_ARGUMENT] = request.pipeline_execution_arn
+    return start_run_once(glue, job, arguments, run.retrier)
 
 
-def find_job_runs_for_token(
-    glue: GlueClient,
-    glue_job_name: str,
-    callback_token: str,
-    retrier: Retrier,
-    *,
-    states: frozenset[str] | None = None,
-) -> list[str]:
-    """Ids of the job's recent runs started for `callback_token` (optionally only in `states`), newest first."""
-    matches: list[str] = []
-    next_token = ""
-    for _ in range(MAX_JOB_RUN_PAGES):
-        page = retrier.call(
-            functools.partial(_job_runs_page, glue, glue_job_name, next_token), description="Glue GetJobRuns"
-        )
-        for run in page.get("JobRuns", []):
-            if run.get("Arguments", {}).get(CALLBACK_TOKEN_ARGUMENT) != callback_token:
-                continue
-            if states is None or run.get("JobRunState") in states:
-                matches.append(run["Id"])
-        next_token = page.get("NextToken", "")
-        if not next_token:
-            break
-    return matches
+# -- stop --------------------------------------------------------------------------------------
+def stop_work(request: StopRequest, run: HandlerRun) -> str:
+    """Record the stop (so a later start starts nothing), stop what runs, then fail the step."""
+    record = run.clients.records.record_stop(request.token, execution_arn=request.pipeline_execution_arn or "")
+    stopped, errors = _stop_started_work(run, record)
+    # The execution cannot finish stopping until the step is answered, so answer first...
+    report = _report_failure(run, request.token, STOPPED_ON_REQUEST, decided_by=STOP_REQUEST)
+    logger.info("Stop request for token %s: stopped %s; %s", request.token, stopped, report.note)
+    # ...then raise so SQS redelivers the stop request and the work is stopped on a later try.
+    if errors:
+        raise RuntimeError(f"Could not stop everything for token {request.token}: {'; '.join(errors)}")
+    return f"stopped {len(stopped)} and reported '{STOPPED_ON_REQUEST}' ({report.note})"
 
 
-def _job_runs_page(glue: GlueClient, glue_job_name: str, next_token: str) -> GetJobRunsResponseTypeDef:
-    if next_token:
-        return glue.get_job_runs(JobName=glue_job_name, MaxResults=JOB_RUNS_PAGE_SIZE, NextToken=next_token)
-    return glue.get_job_runs(JobName=glue_job_name, MaxResults=JOB_RUNS_PAGE_SIZE)
-
-
-def stop_prep_tasks(
-    request: StopRequest,
-    settings: PrepTaskSettings,
-    *,
-    ecs: ECSClient,
-    sagemaker: SageMakerClient,
-    retrier: Retrier,
-) -> str:
-    """Poll mode stop: stop the token's running tasks (each stops its Glue run on SIGTERM), then fail the step."""
-    stop_errors: list[str] = []
+def _stop_started_work(run: HandlerRun, record: TokenRecord) -> tuple[list[str], list[str]]:
+    """Stop the token's task (poll mode) and Glue runs; returns (what was stopped, errors)."""
     stopped: list[str] = []
-    try:
-        task_arns = _running_task_arns(ecs, settings.cluster_arn, request.token, retrier)
-    except Exception as error:
-        task_arns = []
-        stop_errors.append(f"listing tasks: {describe_error(error)}")
-    for task_arn in task_arns:
+    errors: list[str] = []
+    settings = run.config.prep_task
+    if settings is not None:
         try:
-            retrier.call(
-                functools.partial(
-                    ecs.stop_task, cluster=settings.cluster_arn, task=task_arn, reason=STOPPED_ON_REQUEST
-                ),
-                description="ECS StopTask",
-            )
-            stopped.append(task_arn)
+            task_arns = [record.task_arn] if record.task_arn else _running_task_arns(run, settings, record.token)
         except Exception as error:
-            stop_errors.append(f"stopping {task_arn}: {describe_error(error)}")
-    return _report_stop(request.token, stopped, stop_errors, sagemaker, retrier)
+            task_arns = []
+            errors.append(f"listing tasks: {describe_error(error)}")
+        for task_arn in task_arns:
+            try:
+                run.retrier.call(
+                    functools.partial(
+                        run.clients.ecs.stop_task,
+                        cluster=settings.cluster_arn,
+                        task=task_arn,
+                        reason=STOPPED_ON_REQUEST,
+                    ),
+                    description="ECS StopTask",
+                )
+                stopped.append(task_arn)
+            except Exception as error:
+                errors.append(f"stopping {task_arn}: {describe_error(error)}")
+    try:
+        glue, job = run.clients.glue, run.config.glue_job_name
+        runs = [r.run_id for r in find_runs_for_token(glue, job, record.token, run.retrier, states=ACTIVE_STATES)]
+        errors.extend(stop_runs(glue, job, runs, run.retrier))
+        stopped.extend(runs)
+    except Exception as error:
+        errors.append(f"stopping Glue runs: {describe_error(error)}")
+    return stopped, errors
 
 
-def _running_task_arns(ecs: ECSClient, cluster_arn: str, callback_token: str, retrier: Retrier) -> list[str]:
+def _running_task_arns(run: HandlerRun, settings: PrepTaskSettings, callback_token: str) -> list[str]:
+    """Tasks started for the token. "When you specify startedBy as the filter, it must be the only filter
+    that you use." (ECS API Reference, ListTasks), so no desiredStatus: StopTask on a stopped task is harmless.
+    """
     arns: list[str] = []
     next_token = ""
+    ecs = run.clients.ecs
     while True:
-        page = retrier.call(
-            functools.partial(_running_tasks_page, ecs, cluster_arn, callback_token, next_token),
-            description="ECS ListTasks",
-        )
+        if next_token:
+            page = run.retrier.call(
+                functools.partial(
+                    ecs.list_tasks, cluster=settings.cluster_arn, startedBy=callback_token, nextToken=next_token
+                ),
+                description="ECS ListTasks",
+            )
+        else:
+            page = run.retrier.call(
+                lambda: ecs.list_tasks(cluster=settings.cluster_arn, startedBy=callback_token),
+                description="ECS ListTasks",
+            )
         arns.extend(page.get("taskArns", []))
         next_token = page.get("nextToken", "")
         if not next_token:
             return arns
 
 
-def _running_tasks_page(
-    ecs: ECSClient, cluster_arn: str, callback_token: str, next_token: str
-) -> ListTasksResponseTypeDef:
-    if next_token:
-        return ecs.list_tasks(
-            cluster=cluster_arn, startedBy=callback_token, desiredStatus="RUNNING", nextToken=next_token
-        )
-    return ecs.list_tasks(cluster=cluster_arn, startedBy=callback_token, desiredStatus="RUNNING")
+def _report_failure(
+    run: HandlerRun, callback_token: str, reason: str, *, decided_by: str, work_ended: bool | None = None
+) -> Any:
+    return report_outcome(
+        run.clients.records,
+        run.clients.sagemaker,
+        callback_token,
+        outcome=FAILURE,
+        reason=reason,
+        decided_by=decided_by,
+        retrier=run.retrier,
+        work_ended=decided_by == HANDLER if work_ended is None else work_ended,
+    )
 
-
-def stop_glue_runs(
-    request: StopRequest,
-    glue_job_name: str,
-    *,
-    glue: GlueClient,
-    sagemaker: SageMakerClient,
-    retrier: Retrier,
-) -> str:
-    """Events mode stop: stop the token's active Glue runs, then fail the step."""
-    stop_errors: list[str] = []
-    stopped: list[str] = []
-    try:
-        run_ids = find_job_runs_for_token(glue, glue_job_name, request.token, retrier, states=ACTIVE_STATES)
-        if run_ids:
-            response = retrier.call(
-                lambda: glue.batch_stop_job_run(JobName=glue_job_name, JobRunIds=run_ids),
-                description="Glue BatchStopJobRun",
-            )
-            stopped = [item.get("JobRunId", "") for item in response.get("SuccessfulSubmissions", [])]
-            stop_errors.extend(
-                f"stopping {item.get('JobRunId')}: {item.get('ErrorDetail', {}).get('ErrorMessage', 'unknown error')}"
-                for item in response.get("Errors", [])
-            )
-    except Exception as error:
-        stop_errors.append(describe_error(error))
-    return _report_stop(request.token, stopped, stop_errors, sagemaker, retrier)
-
-
-def _report_stop(
-    callback_token: str, stopped: list[str], stop_errors: list[str], sagemaker: SageMakerClient, retrier: Retrier
-) -> str:
-    # The execution cannot finish stopping until the step is answered, so answer first...
-    outcome = send_step_failure(sagemaker, callback_token, STOPPED_ON_REQUEST, retrier)
-    logger.info("Stop request for token %s: stopped %s; failure callback %s", callback_token, stopped, outcome.value)
-    # ...then raise so SQS redelivers the stop request and the work is stopped on a later try.
-    if stop_errors:
-        raise RuntimeError(f"Could not stop everything for token {callback_token}: {'; '.join(stop_errors)}")
-    return f"stopped {len(stopped)} and reported '{STOPPED_ON_REQUEST}' ({outcome.value})"
-
-
-def _report_start_failure(
-    sagemaker: SageMakerClient, callback_token: str, what_failed: str, error: Exception, retrier: Retrier
-) -> CallbackOutcome:
-    logger.error("%s for token %s: %s", what_failed, callback_token, describe_error(error))
-    return send_step_failure(sagemaker, callback_token, f"{what_failed}: {describe_error(error)}", retrier)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipeline_callback.callback import send_step_failure, send_step_success
+from pipeline_callback.callback import report_outcome
 
 # ConfigError is part of this module's interface (load_config raises it).
 from pipeline_callback.environment import ConfigError as ConfigError
@@ -22,6 +22,7 @@ from pipeline_callback.glue import (
 from pipeline_callback.message import is_s3_uri, is_valid_callback_token
 from pipeline_callback.outputs import success_output_parameters
 from pipeline_callback.retry import Retrier
+from pipeline_callback.token_records import FAILURE, SUCCESS, RecordSettings, TokenRecords, load_record_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
@@ -30,13 +31,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+GLUE_COMPLETION = "glue-completion"
+
+
 @dataclass(frozen=True)
 class GlueCompletionConfig:
     glue_job_name: str
+    records: RecordSettings
 
 
 def load_config(environ: Mapping[str, str]) -> GlueCompletionConfig:
-    return GlueCompletionConfig(glue_job_name=required_variable(environ, "GLUE_JOB_NAME"))
+    return GlueCompletionConfig(
+        glue_job_name=required_variable(environ, "GLUE_JOB_NAME"), records=load_record_settings(environ)
+    )
 
 
 def handle_glue_state_change(
@@ -45,9 +52,13 @@ def handle_glue_state_change(
     *,
     glue: GlueClient,
     sagemaker: SageMakerClient,
+    records: TokenRecords,
     retrier: Retrier,
 ) -> str:
-    """Act on an EventBridge 'Glue Job State Change' event; returns a short description of what happened."""
+    """Act on an EventBridge 'Glue Job State Change' event; returns a short description of what happened.
+
+    EventBridge delivers these events on a best-effort basis; the reconciler ends steps whose event is lost.
+    """
     detail = event.get("detail") or {}
     job_name = detail.get("jobName")
     run_id = str(detail.get("jobRunId") or "")
@@ -72,15 +83,27 @@ def handle_glue_state_change(
         return "ignored: invalid callback token"
 
     logger.info("Glue run %s of %s ended %s (token %s)", run_id, glue_job_name, state, token)
+
+    def report(outcome: str, *, reason: str = "", outputs: list[dict[str, str]] | None = None) -> str:
+        result = report_outcome(
+            records,
+            sagemaker,
+            token,
+            outcome=outcome,
+            reason=reason,
+            outputs=outputs,
+            decided_by=GLUE_COMPLETION,
+            retrier=retrier,
+            work_ended=True,
+        )
+        return result.note
+
     if state == SUCCEEDED:
         output_uri = arguments.get(OUTPUT_URI_ARGUMENT)
         if is_s3_uri(output_uri):
-            outcome = send_step_success(sagemaker, token, success_output_parameters(output_uri), retrier)
-            return f"success reported ({outcome.value})"
+            return f"success reported ({report(SUCCESS, outputs=success_output_parameters(output_uri))})"
         reason = f"Glue job run {run_id} SUCCEEDED but its {OUTPUT_URI_ARGUMENT} is not an s3:// URI: {output_uri!r}"
-        outcome = send_step_failure(sagemaker, token, reason, retrier)
-        return f"failure reported ({outcome.value}): {reason}"
+        return f"failure reported ({report(FAILURE, reason=reason)}): {reason}"
 
     reason = glue_failure_reason(run_id, state, detail.get("message") or job_run.get("ErrorMessage"))
-    outcome = send_step_failure(sagemaker, token, reason, retrier)
-    return f"failure reported ({outcome.value}): {reason}"
+    return f"failure reported ({report(FAILURE, reason=reason)}): {reason}"

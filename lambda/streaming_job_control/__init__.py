@@ -1,1 +1,1 @@
-"""CloudFormation custom resource that starts and stops the Glue streaming job."""
+"""The Glue streaming job's control: the deploy-time custom resource and the supervisor that keeps it running."""

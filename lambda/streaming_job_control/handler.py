@@ -13,6 +13,7 @@ from streaming_job_control.logic import WaitPolicy, handle_event
 logger = Logger(service="streaming-job-control")
 
 GLUE = boto3.client("glue")
+EVENTS = boto3.client("events")
 
 MAX_STOP_WAIT_SECONDS = 600.0
 # Leave time to answer CloudFormation before the Lambda itself times out.
@@ -23,4 +24,4 @@ RESPONSE_MARGIN_SECONDS = 30.0
 def on_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     budget = context.get_remaining_time_in_millis() / 1000 - RESPONSE_MARGIN_SECONDS
     policy = WaitPolicy(timeout_seconds=max(0.0, min(MAX_STOP_WAIT_SECONDS, budget)))
-    return handle_event(event, GLUE, policy=policy)
+    return handle_event(event, GLUE, policy=policy, events=EVENTS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import boto3
@@ -10,18 +11,30 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline_callback.clients import client_config
 from pipeline_callback.retry import LAMBDA_RETRY_POLICY, Retrier
-from task_watchdog.logic import handle_task_state_change, load_config
+from task_watchdog.logic import WatchdogClients, handle_task_state_change, load_config
 
 logger = Logger(service="prep-task-watchdog")
 copy_config_to_registered_loggers(source_logger=logger, include={"pipeline_callback", "task_watchdog"})
 config = load_config(os.environ)
-sagemaker_client = boto3.client("sagemaker")
-retrier = Retrier(policy=LAMBDA_RETRY_POLICY)
+clients = WatchdogClients(
+    sagemaker=boto3.client("sagemaker", config=client_config("sagemaker")),
+    glue=boto3.client("glue", config=client_config("glue")),
+    records=config.records.records(boto3.client("dynamodb", config=client_config("dynamodb"))),
+)
+
+# Injected so tests can retry without really sleeping.
+retry_sleep = time.sleep
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
-    outcome = handle_task_state_change(event, config.container_name, sagemaker=sagemaker_client, retrier=retrier)
+    def time_left() -> float:
+        return context.get_remaining_time_in_millis() / 1000
+
+    retrier = Retrier(policy=LAMBDA_RETRY_POLICY, sleep=retry_sleep, time_left=time_left)
+    # Errors raise: Lambda retries the event, then sends it to the on-failure destination (a queue with an alarm).
+    outcome = handle_task_state_change(event, config, clients, retrier)
     logger.info("Task state change handled", outcome=outcome, task_arn=event.get("detail", {}).get("taskArn"))
     return {"outcome": outcome}

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from local_mode.main import EXIT_FAILED, EXIT_OK, LocalModeArgs, RunResult, run
-from local_mode.ml_system import PREP_JOB_NAME
-from local_mode.report import top_events
+from local_mode.ml_system import EVENTS_HEADER, PREP_JOB_NAME, SCORED_WINDOWS_HEADER
+from local_mode.report import false_events, injected_verdicts
 from local_mode.taxi_data import WINDOW_MINUTES
 
 pytestmark = pytest.mark.e2e
@@ -29,7 +29,7 @@ def full_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
     out = tmp_path_factory.mktemp("local-mode")
     args = LocalModeArgs(
         out=out,
-        trips=100_000,
+        trips=300_000,  # what `make local` generates
         poll_seconds=0.5,
         stream_hours=24,
         stream_batch_hours=12,
@@ -64,30 +64,27 @@ def test_every_window_is_scored_with_the_right_sum(full_run: RunResult) -> None:
     expected = passengers_per_window_from_csv(pipeline.generated.path)
     with pipeline.scores_csv.open(encoding="utf-8") as lines:
         rows = list(csv.reader(lines))
-    assert rows[0] == ["window_start", "passengers", "score"]
+    # The file keeps its first three columns and gains the decision and what was expected
+    assert tuple(rows[0]) == SCORED_WINDOWS_HEADER
+    assert rows[0][:3] == ["window_start", "passengers", "score"]
     scored = {
-        datetime.strptime(start, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC): int(passengers)
-        for start, passengers, _ in rows[1:]
+        datetime.strptime(row[0], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC): int(row[1]) for row in rows[1:]
     }
     assert len(scored) == len(rows) - 1 == pipeline.generated.windows
     assert scored == {window: expected.get(window, 0) for window in scored}
     assert set(expected) <= set(scored)
     assert [step.name for step in pipeline.execution.steps] == list(PIPELINE_STEPS)
     assert [step.status for step in pipeline.execution.steps][:SCORING_STEPS] == ["Succeeded"] * SCORING_STEPS
+    # And the decision columns agree with the events: flagged windows carry the id of their event
+    assert {row[3] for row in rows[1:]} <= {"0", "1"}
+    assert all(row[5] for row in rows[1:] if row[3] == "1")
 
 
 def test_the_scored_run_is_evaluated_approved_over_http_and_registered(full_run: RunResult) -> None:
     pipeline = full_run.pipeline
     assert pipeline is not None
-    steps = {step.name: step for step in pipeline.execution.steps}
-    if transform_accept(pipeline.definition) == "text/csv":
-        # Until the transform writes RCF's documented JSON Lines (i10-pipeline-model), Evaluate rejects its
-        # CSV output as SageMaker's processing job would: the run fails there, naming the file and line.
-        assert full_run.exit_code == EXIT_FAILED
-        assert steps["Evaluate"].status == "Failed"
-        assert "line 1 is not JSON" in steps["Evaluate"].failure_reason
-        assert [steps[name].status for name in PIPELINE_STEPS[5:]] == ["NotStarted"] * 2
-        return
+    # Scored in RCF's documented JSON Lines, which Evaluate reads with read_transform_output
+    assert transform_accept(pipeline.definition) == "application/jsonlines"
     assert full_run.exit_code == EXIT_OK, full_run.summary
     assert [step.status for step in pipeline.execution.steps] == ["Succeeded"] * len(PIPELINE_STEPS)
     (mail,) = pipeline.approval_mails
@@ -97,12 +94,21 @@ def test_the_scored_run_is_evaluated_approved_over_http_and_registered(full_run:
     assert package["ModelApprovalStatus"] == "Approved"
 
 
-def test_injected_anomalies_are_the_top_scored_events(full_run: RunResult) -> None:
+def test_every_injected_kind_is_found_with_no_false_event(full_run: RunResult) -> None:
     pipeline = full_run.pipeline
-    assert pipeline is not None
-    known = {anomaly.label for anomaly in pipeline.known_anomalies}
-    top = top_events(pipeline, count=len(known))
-    assert {event.matches.label for event in top if event.matches} == known
+    assert pipeline is not None and pipeline.evaluation is not None
+    verdicts = injected_verdicts(pipeline)
+    assert {verdict.anomaly.kind for verdict in verdicts} == {"holiday", "storm", "disruption", "spike"}
+    assert all(verdict.found for verdict in verdicts), full_run.summary
+    assert false_events(pipeline) == [], full_run.summary
+    # The events file lists them, and the summary says each kind was found
+    assert pipeline.events_csv is not None
+    with pipeline.events_csv.open(encoding="utf-8") as lines:
+        events = list(csv.reader(lines))
+    assert tuple(events[0]) == EVENTS_HEADER
+    assert len(events) - 1 == len(pipeline.evaluation.events)
+    assert full_run.summary.count("FOUND ") == 4
+    assert "False events (overlapping no injected anomaly): 0" in full_run.summary
 
 
 def test_streaming_anomaly_is_detected_in_its_marketplace_and_interval(full_run: RunResult) -> None:
@@ -128,7 +134,7 @@ def test_streaming_anomaly_is_detected_in_its_marketplace_and_interval(full_run:
     assert streaming.detector_rows_read == streaming.good
     assert streaming.quarantined >= 1
     assert streaming.intervals_folder is not None
-    assert list(streaming.intervals_folder.glob("intvl_date=*/intvl_hhmm=*/*.csv"))
+    assert list(streaming.intervals_folder.glob("intvl_date=*/intvl_hhmm=*/batch_id=*/*.csv"))
 
 
 def test_charts_are_png_files(full_run: RunResult) -> None:
@@ -161,7 +167,7 @@ def test_a_killed_task_fails_the_callback_step_through_the_watchdog(tmp_path: Pa
     started = time.monotonic()
     result = run(
         LocalModeArgs(
-            out=tmp_path, trips=20_000, only="pipeline", poll_seconds=0.5, kill_task_after=1.0, quiet=True, charts=False
+            out=tmp_path, trips=20_000, only="pipeline", poll_seconds=0.5, kill_task_after=2.0, quiet=True, charts=False
         )
     )
     # Then the task watchdog answers for it: the callback step fails with the stop reason, within seconds
@@ -174,6 +180,13 @@ def test_a_killed_task_fails_the_callback_step_through_the_watchdog(tmp_path: Pa
     assert "exit 137" in failed.failure_reason
     assert failed.seconds < 30
     assert time.monotonic() - started < 90
+    # ...and its Glue run (if the task got to start one) does not outlive it: the watchdog stopped it,
+    # and it wrote nothing (issue 11, item 5)
+    if any("Started Glue job run" in line for line in result.progress_lines):
+        assert "was asked to stop" in failed.failure_reason
+        assert any(line.endswith("STOPPED") and "[glue] job run" in line for line in result.progress_lines)
+    prepared = tmp_path / "s3" / "taxi-prepared-local"
+    assert not any(path.is_file() for path in prepared.rglob("*")), "the stopped run wrote output"
 
 
 def test_events_completion_answers_through_glue_completion(tmp_path: Path) -> None:
@@ -192,3 +205,16 @@ def test_events_completion_answers_through_glue_completion(tmp_path: Path) -> No
     assert not any("fargate" in line for line in result.progress_lines)
     assert any(f"Glue Job State Change: {PREP_JOB_NAME}" in line for line in result.progress_lines)
     assert any("glue-completion: success reported" in line for line in result.progress_lines)
+
+
+def test_a_lost_completion_event_is_ended_by_the_reconciler(tmp_path: Path) -> None:
+    # Given events mode, where the Glue run's completion event is lost (--drop-events)
+    result = run(
+        LocalModeArgs(out=tmp_path, drop_events=True, trips=20_000, only="pipeline", quiet=True, charts=False)
+    )
+
+    # Then the reconciler finds the SUCCEEDED run and ends the step with its outputs; the pipeline goes on
+    assert result.exit_code == EXIT_OK, result.summary
+    assert any("--drop-events: the event is lost" in line for line in result.progress_lines)
+    assert not any("glue-completion:" in line for line in result.progress_lines)
+    assert any("[reconciler]" in line and "SUCCEEDED without a callback" in line for line in result.progress_lines)

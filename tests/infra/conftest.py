@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from infra_synth import Synthesized, synth
+
+_INFRA_TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every infrastructure test synthesizes whole apps (with cdk-nag): slow, so `make unit` skips them."""
+    for item in items:
+        if _INFRA_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

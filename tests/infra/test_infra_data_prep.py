@@ -10,6 +10,9 @@ from infra_synth import Synthesized, logical_id, role_actions, role_grants, role
 
 XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+# The token table (DynamoDB items and its key).
+TOKEN_TABLE = {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query",
+               "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"}
 
 
 def test_callback_queue_is_encrypted_with_a_dead_letter_queue(dev: Synthesized) -> None:
@@ -103,8 +106,7 @@ def test_every_function_log_group_has_explicit_retention(dev: Synthesized) -> No
     log_groups = template.find_resources("AWS::Logs::LogGroup")
     for function_id, function in functions.items():
         logging = function["Properties"].get("LoggingConfig")
-        if logging is None:  # CDK's own singleton helpers (auto-delete, restrict default SG)
-            continue
+        assert logging is not None, f"{function_id} logs to a group without retention"
         group_id = logging["LogGroup"]["Ref"]
         assert log_groups[group_id]["Properties"]["RetentionInDays"] == dev.config.log_retention_days, function_id
 
@@ -116,6 +118,9 @@ def test_handler_role_can_run_stop_and_fail_but_nothing_more(dev: Synthesized) -
         "ecs:ListTasks",
         "ecs:StopTask",
         "iam:PassRole",
+        "glue:GetJobRuns",
+        "glue:BatchStopJobRun",
+        *TOKEN_TABLE,
         "sagemaker:SendPipelineExecutionStepFailure",
         "sqs:ReceiveMessage",
         "sqs:ChangeMessageVisibility",
@@ -135,12 +140,14 @@ def test_task_role_is_exactly_glue_on_one_job_and_the_callbacks(dev: Synthesized
     template = dev.template(dev.stacks.data_prep)
     statements = role_statements(template, "PrepTaskTaskRole")
     glue = next(s for s in statements if "glue:StartJobRun" in s["Action"])
-    assert set(glue["Action"]) == {"glue:StartJobRun", "glue:GetJobRun", "glue:BatchStopJobRun"}
+    assert set(glue["Action"]) == {"glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"}
     assert "job/" in str(glue["Resource"]) and "*" not in str(glue["Resource"])
     assert role_actions(template, "PrepTaskTaskRole") == {
         "glue:StartJobRun",
         "glue:GetJobRun",
+        "glue:GetJobRuns",
         "glue:BatchStopJobRun",
+        *TOKEN_TABLE,
         "sagemaker:SendPipelineExecutionStepSuccess",
         "sagemaker:SendPipelineExecutionStepFailure",
     }
@@ -208,8 +215,9 @@ def test_glue_job_is_glue_5_with_workers_logging_and_security_configuration(dev:
             "SecurityConfiguration": {"Ref": config_id},
             "DefaultArguments": Match.object_like(
                 {
-                    "--enable-continuous-cloudwatch-log": "true",
-                    "--shingle_size": str(dev.config.pipeline.shingle_size),
+                    "--enable-metrics": "true",
+                    # The feature module the script imports, shipped next to it
+                    "--extra-py-files": Match.string_like_regexp(r"^s3://.*\.zip$"),
                 }
             ),
         },
@@ -228,24 +236,32 @@ def test_glue_job_is_glue_5_with_workers_logging_and_security_configuration(dev:
 
 def test_glue_role_reads_raw_prefix_and_writes_prepared_prefix_only(dev: Synthesized) -> None:
     template = dev.template(dev.stacks.data_prep)
-    object_grants = {(a, r) for a, r in role_grants(template, "PrepJobRole") if a.startswith("s3:") and "/taxi/*" in r}
+    # Under the prefix, and the bare prefix itself, which Hadoop file systems probe (S3A's three forms of a path)
+    object_grants = {
+        (a, r)
+        for a, r in role_grants(template, "PrepJobRole")
+        if a.startswith("s3:") and ("/taxi/*" in r or r.endswith('/taxi"]]}'))
+    }
     raw = {a for a, r in object_grants if "BucketsRaw" in r}
     prepared = {a for a, r in object_grants if "BucketsPrepared" in r}
     assert raw == {"s3:GetObject"}
-    assert prepared == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
-    # Outside those prefixes: only the script asset itself, read-only.
+    assert prepared == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
+    assert {r.endswith('/taxi"]]}') for _, r in object_grants} == {True, False}
+    # Outside those prefixes: only the script and its feature module (two asset objects), read-only.
     other_objects = {
         (a, r) for a, r in role_grants(template, "PrepJobRole") if a.startswith("s3:") and a != "s3:ListBucket"
     } - object_grants
     assert {a for a, _ in other_objects} == {"s3:GetObject"}
     assert all("cdk-hnb659fds-assets" in r and r.count("*") == 0 for _, r in other_objects)
     listing = [s for s in role_statements(template, "PrepJobRole") if s["Action"] == "s3:ListBucket"]
-    assert listing and all(s["Condition"]["StringLike"]["s3:prefix"] == ["taxi/", "taxi/*"] for s in listing)
+    assert listing and all(s["Condition"]["StringLike"]["s3:prefix"] == ["taxi/", "taxi/*", "taxi"] for s in listing)
     assert role_actions(template, "PrepJobRole") == {
         "s3:GetObject",
         "s3:PutObject",
         "s3:DeleteObject",
         "s3:ListBucket",
+        "s3:AbortMultipartUpload",
+        "cloudwatch:PutMetricData",
         "kms:Encrypt",
         "kms:Decrypt",
         "kms:GenerateDataKey",
@@ -270,7 +286,15 @@ def test_watchdog_listens_for_our_stopped_tasks(dev: Synthesized) -> None:
         },
     )
     assert role_actions(template, "TaskWatchdogRole") == {
+        "sagemaker:SendPipelineExecutionStepSuccess",
         "sagemaker:SendPipelineExecutionStepFailure",
+        "glue:GetJobRun",
+        "glue:GetJobRuns",
+        "glue:BatchStopJobRun",
+        *TOKEN_TABLE,
+        "sqs:SendMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
         *XRAY,
         *LOGS,
     }
@@ -285,6 +309,9 @@ def test_alarm_names_say_what_broke(dev: Synthesized) -> None:
         "taxi-anomaly-dev-callback-handler-errors",
         "taxi-anomaly-dev-prep-glue-job-failed",
         "taxi-anomaly-dev-task-watchdog-errors",
+        "taxi-anomaly-dev-callback-event-handling-failed",
+        "taxi-anomaly-dev-callback-reconciler-errors",
+        "taxi-anomaly-dev-callback-step-waiting-too-long",
     }
     for alarm in template.find_resources("AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"], alarm["Properties"]["AlarmName"]
@@ -307,7 +334,7 @@ def test_events_mode_has_no_fargate_task_and_reports_from_glue_events(dev_events
                 "detail-type": ["Glue Job State Change"],
                 "detail": {
                     "jobName": [Match.any_value()],
-                    "state": ["SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR"],
+                    "state": ["ERROR", "EXPIRED", "FAILED", "STOPPED", "SUCCEEDED", "TIMEOUT"],
                 },
             },
             "Targets": [Match.object_like({"Arn": Match.any_value()})],
@@ -321,6 +348,10 @@ def test_events_mode_has_no_fargate_task_and_reports_from_glue_events(dev_events
     assert not any(a.startswith("ecs:") for a in role_actions(template, "CallbackHandlerRole"))
     assert role_actions(template, "GlueCompletionRole") == {
         "glue:GetJobRun",
+        *TOKEN_TABLE,
+        "sqs:SendMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
         "sagemaker:SendPipelineExecutionStepSuccess",
         "sagemaker:SendPipelineExecutionStepFailure",
         *XRAY,

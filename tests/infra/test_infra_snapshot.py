@@ -27,6 +27,7 @@ KEY_RESOURCE_TYPES = (
     "AWS::SageMaker::Pipeline",
     "AWS::Glue::Table",
     "AWS::Kinesis::Stream",
+    "Custom::GlueStreamingJobRun",
 )
 
 

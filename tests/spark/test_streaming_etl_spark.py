@@ -1,44 +1,73 @@
-"""Streaming metrics ETL batch logic on local Spark: interval bucketing, quarantine and the written layout."""
+"""Streaming metrics ETL on local Spark, fed the way Glue's Kinesis source feeds it.
+
+Records go in as Kinesis data blobs (bytes) through :mod:`local_mode.kinesis_source`, which parses them with the
+job's own source schema and Spark's JSON parser, so every record kind takes the read path of the deployed job as
+far as local Spark can reproduce it.
+"""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from anomaly_detector.scoring import aggregate_csv
+from anomaly_detector.stores import LocalDirStore
 from pyspark.sql import DataFrame, SparkSession
 
 from glue_scripts.streaming_etl import (
+    EMPTY_OR_UNKNOWN,
+    INVALID_JSON,
+    NOT_UTF8,
     StreamSettings,
+    format_batch_id,
+    kinesis_connection_options,
     process_batch,
-    raw_records,
+    source_schema,
     split_batch,
     write_batch,
 )
+from local_mode.kinesis_source import RecordRejectedError, records_batch
 
 pytestmark = pytest.mark.spark
 
 FIVE_MINUTES = StreamSettings(frequency_minutes=5)
 TEN_MINUTES = StreamSettings(frequency_minutes=10)
+INTERVAL = ("2026-11-25", "1915")
 
 
-def event(event_time: object = "2026-11-25 19:18:28", views: object = 12, marketplace: object = "US") -> str:
-    return json.dumps(
-        {"platform": "web", "marketplace": marketplace, "event_time": event_time, "views": views, "revenue": 34.5}
-    )
+def event(event_time: object = "2026-11-25 19:18:28", views: object = 12, marketplace: object = "US") -> bytes:
+    record = {"platform": "web", "marketplace": marketplace, "event_time": event_time, "views": views, "revenue": 34.5}
+    return json.dumps(record).encode("utf-8")
 
 
-def raw_batch(spark: SparkSession, records: Sequence[str | None]) -> DataFrame:
-    return spark.createDataFrame([(record,) for record in records], "raw string")
+def batch(spark: SparkSession, records: Sequence[bytes], settings: StreamSettings = FIVE_MINUTES) -> DataFrame:
+    return records_batch(spark, records, settings)
 
 
-def good_rows(spark: SparkSession, records: Sequence[str | None], settings: StreamSettings) -> list[tuple[object, ...]]:
-    batch_split = split_batch(raw_batch(spark, records), settings, batch_id=1)
-    rows = [tuple(row) for row in batch_split.good.collect()]
+def good_rows(spark: SparkSession, records: Sequence[bytes], settings: StreamSettings) -> list[tuple[object, ...]]:
+    batch_split = split_batch(batch(spark, records, settings), settings, batch_id=1)
+    rows = [tuple(row)[:5] for row in batch_split.good.collect()]
     batch_split.release()
     return rows
+
+
+def quarantined(spark: SparkSession, records: Sequence[bytes]) -> list[dict[str, object]]:
+    batch_split = split_batch(batch(spark, records), FIVE_MINUTES, batch_id=42)
+    rows = [row.asDict() for row in batch_split.quarantine.collect()]
+    batch_split.release()
+    return rows
+
+
+def interval_files(root: Path, interval: tuple[str, str] = INTERVAL) -> list[Path]:
+    return sorted((root / f"intvl_date={interval[0]}" / f"intvl_hhmm={interval[1]}").rglob("part-*.csv"))
+
+
+def data_lines(files: Sequence[Path]) -> list[str]:
+    return sorted(line for path in files for line in path.read_text().splitlines()[1:])
 
 
 @pytest.mark.parametrize(
@@ -76,17 +105,17 @@ def test_records_land_in_the_interval_that_starts_at_their_floored_event_time(
     ]
 
 
-def test_good_rows_keep_only_dimension_timestamp_measure_and_interval(spark: SparkSession) -> None:
+def test_good_rows_keep_only_dimension_timestamp_measure_interval_and_batch(spark: SparkSession) -> None:
     # Given one event with extra fields (platform, revenue)
-    batch_split = split_batch(raw_batch(spark, [event(views=12)]), FIVE_MINUTES, batch_id=3)
+    batch_split = split_batch(batch(spark, [event(views=12)]), FIVE_MINUTES, batch_id=3)
 
     # When the good rows are read
     good = batch_split.good.collect()
     batch_split.release()
 
-    # Then only the configured columns and the interval remain, the measure as a number
-    assert batch_split.good.columns == ["marketplace", "event_time", "views", "intvl_date", "intvl_hhmm"]
-    assert [tuple(row) for row in good] == [("US", "2026-11-25 19:18:28", 12.0, "2026-11-25", "1915")]
+    # Then only the configured columns, the interval and the batch remain, the measure as a number
+    assert batch_split.good.columns == ["marketplace", "event_time", "views", "intvl_date", "intvl_hhmm", "batch_id"]
+    assert [tuple(row) for row in good] == [("US", "2026-11-25 19:18:28", 12.0, "2026-11-25", "1915", "000000000003")]
 
 
 def test_other_dimension_and_measure_columns_can_be_configured(spark: SparkSession) -> None:
@@ -102,139 +131,225 @@ def test_other_dimension_and_measure_columns_can_be_configured(spark: SparkSessi
 
 @pytest.mark.parametrize("frequency_minutes", [0, 7, 45])
 def test_an_interval_that_does_not_tile_the_hour_is_refused(frequency_minutes: int) -> None:
-    # Given / When / Then
     with pytest.raises(ValueError, match="frequency_minutes"):
         StreamSettings(frequency_minutes=frequency_minutes)
 
 
+def test_valid_records_with_quotes_commas_and_newlines_pass_intact(spark: SparkSession) -> None:
+    # Given valid JSON whose values hold a comma, quotes and a newline, one record pretty-printed over several
+    # lines, and one whose measure is a quoted number
+    tricky = '"quoted", with comma\nand newline'
+    pretty = json.dumps({"marketplace": "uk", "event_time": "2026-11-25 19:16:00", "views": 2}, indent=2).encode()
+    records = [event(marketplace=tricky, views=5), pretty, event(marketplace="de", views="7")]
+
+    # When the batch is split
+    rows = good_rows(spark, records, FIVE_MINUTES)
+
+    # Then all three are good, with their values exactly
+    assert sorted((row[0], row[2]) for row in rows) == [(tricky, 5.0), ("de", 7.0), ("uk", 2.0)]
+
+
 def test_every_kind_of_bad_record_is_quarantined_with_its_reason(spark: SparkSession) -> None:
-    # Given one good record and bad ones of every kind
-    without_marketplace = json.dumps({"event_time": "2026-11-25 19:18:28", "views": 1})
-    without_event_time = json.dumps({"marketplace": "US", "views": 1})
-    without_views = json.dumps({"marketplace": "US", "event_time": "2026-11-25 19:18:28"})
-    bad_records = {
-        "not json at all": "invalid JSON",
-        '{"marketplace": "US", "views": ': "invalid JSON",
-        "[1, 2, 3]": "invalid JSON",
-        "": "invalid JSON",
-        without_marketplace: "missing field marketplace",
+    # Given bad records of every kind, as Kinesis data blobs
+    bad_records: dict[bytes, str] = {
+        b"not json at all": INVALID_JSON,
+        b'{"marketplace": "US", "views": ': INVALID_JSON,
+        b'"starts with a quote", then text': INVALID_JSON,
+        b'"a JSON string, not an object"': INVALID_JSON,
+        b"[1, 2, 3]": INVALID_JSON,
+        b"a,b,c\n1,2,3": INVALID_JSON,
+        b'{"broken": "\xff\xfe': INVALID_JSON,
+        b"": EMPTY_OR_UNKNOWN,
+        b"   ": EMPTY_OR_UNKNOWN,
+        b"{}": EMPTY_OR_UNKNOWN,
+        b'{"something": "else"}': EMPTY_OR_UNKNOWN,
+        json.dumps({"event_time": "2026-11-25 19:18:28", "views": 1}).encode(): "missing field marketplace",
         event(marketplace=None): "missing field marketplace",
-        without_event_time: "missing field event_time",
-        without_views: "missing field views",
+        event(marketplace="  "): "missing field marketplace",
+        json.dumps({"marketplace": "US", "views": 1}).encode(): "missing field event_time",
+        json.dumps({"marketplace": "US", "event_time": "2026-11-25 19:18:28"}).encode(): "missing field views",
         event(views=None): "missing field views",
+        b'{"marketplace": "\xffUS", "event_time": "2026-11-25 19:18:28", "views": 1}': NOT_UTF8,
         event("yesterday evening"): "unparseable timestamp",
         event("2026-13-45 25:61:00"): "unparseable timestamp",
         event("2026"): "unparseable timestamp",
         event(views="a dozen"): "non-numeric views",
         event(views=True): "non-numeric views",
+        event(views={"n": 1}): "non-numeric views",
+        event(views="NaN"): "non-numeric views",
     }
-    records = [event(), *bad_records]
 
-    # When the batch is split
-    batch_split = split_batch(raw_batch(spark, records), FIVE_MINUTES, batch_id=42)
-    quarantined = batch_split.quarantine.collect()
-    good_count = batch_split.good.count()
-    batch_split.release()
+    # When they are split with one good record
+    rows = quarantined(spark, [event(), *bad_records])
 
-    # Then the good record passes and each bad one is quarantined with the right reason and the batch id
-    assert good_count == 1
-    assert {row["raw"]: row["reason"] for row in quarantined} == bad_records
-    assert {row["batch_id"] for row in quarantined} == {42}
-    assert all(isinstance(row["quarantined_at"], dt.datetime) for row in quarantined)
-    assert batch_split.quarantine.columns == ["raw", "reason", "batch_id", "quarantined_at"]
+    # Then each bad record is quarantined once, with the first reason that applies
+    assert len(rows) == len(bad_records)
+    assert sorted(str(row["reason"]) for row in rows) == sorted(bad_records.values())
+    assert all(isinstance(row["quarantined_at"], dt.datetime) for row in rows)
 
 
-def test_a_null_record_is_quarantined_as_invalid_json(spark: SparkSession) -> None:
-    # Given a record without any text
-    batch_split = split_batch(raw_batch(spark, [None]), FIVE_MINUTES, batch_id=0)
+def test_a_malformed_record_is_quarantined_byte_for_byte_even_when_it_is_not_utf8(spark: SparkSession) -> None:
+    # Given malformed records: a leading quote, a comma, a newline, quotes, and bytes that are not UTF-8
+    malformed = [b'"quoted", then, commas', b'{"a": 1,\n "b": ', b'{"x": "\xff\xfe\x00 tail', b"\x00\x01binary"]
+    malformed.append(b"{" + b"x" * 200)  # longer than one MIME line of base64
 
-    # When the quarantine is read
+    # When they are quarantined
+    rows = quarantined(spark, malformed)
+
+    # Then each carries its exact bytes (base64) and says its text is complete
+    assert sorted(base64.b64decode(str(row["raw_base64"]), validate=True) for row in rows) == sorted(malformed)
+    assert {row["raw_complete"] for row in rows} == {True}
+    assert {row["reason"] for row in rows} == {INVALID_JSON}
+
+
+def test_a_well_formed_record_with_bad_fields_keeps_the_fields_it_has(spark: SparkSession) -> None:
+    # Given valid JSON with a bad timestamp
+    rows = quarantined(spark, [event("whenever", views=3)])
+
+    # Then the quarantine holds its known fields (the other fields are not available from Glue's parser)
+    assert len(rows) == 1
+    assert json.loads(str(rows[0]["raw"])) == {"marketplace": "US", "event_time": "whenever", "views": "3"}
+    assert rows[0]["raw_complete"] is False
+
+
+def test_a_source_without_the_corrupt_record_column_still_splits(spark: SparkSession) -> None:
+    # Given a source frame that never got the corrupt-record column (a Glue parser that ignores it)
+    frame = spark.createDataFrame(
+        [("US", "2026-11-25 19:18:28", "3"), (None, None, None)], "marketplace string, event_time string, views string"
+    )
+
+    # When it is split
+    batch_split = split_batch(frame, FIVE_MINUTES, batch_id=1)
     reasons = [row["reason"] for row in batch_split.quarantine.collect()]
+    good = batch_split.good.count()
     batch_split.release()
 
-    # Then it is invalid JSON
-    assert reasons == ["invalid JSON"]
+    # Then the all-null row is quarantined rather than lost or failing the batch
+    assert (good, reasons) == (1, [EMPTY_OR_UNKNOWN])
 
 
-def test_write_batch_lays_out_interval_partitions_with_a_csv_header(spark: SparkSession, tmp_path: Path) -> None:
-    # Given an on-time record at 19:18:28 and a late one from 18:02:10 in the same batch, plus a bad record
-    records = [event("2026-11-25 19:18:28", views=12), event("2026-11-25 18:02:10", views=3), "oops"]
-    good_df, quarantine_df = split_batch(raw_batch(spark, records), FIVE_MINUTES, batch_id=7)
+def test_records_that_are_not_bytes_cannot_enter_the_emulated_stream(spark: SparkSession) -> None:
+    with pytest.raises(RecordRejectedError, match="record 1 is str"):
+        records_batch(spark, [event(), "text"], FIVE_MINUTES)  # type: ignore[list-item]
+
+
+def test_written_csv_reads_back_exactly_in_the_detector(spark: SparkSession, tmp_path: Path) -> None:
+    # Given dimension values with a comma, quotes and a newline
+    values = {'a,"b"': 1, "line\nbreak": 2, '"': 3, "plain": 4}
+    records = [event(marketplace=name, views=views) for name, views in values.items()]
+
+    # When the batch is written and the interval read with the detector's CSV aggregation
+    process_batch(batch(spark, records), 1, FIVE_MINUTES, str(tmp_path / "m"), str(tmp_path / "q"))
+    texts = [path.read_text() for path in interval_files(tmp_path / "m")]
+    aggregate = aggregate_csv(texts, "marketplace", "views", "event_time")
+
+    # Then every value and total comes back as written
+    assert aggregate.totals == {name: float(views) for name, views in values.items()}
+    assert aggregate.skipped_rows == 0
+
+
+def test_write_batch_lays_out_interval_and_batch_partitions(spark: SparkSession, tmp_path: Path) -> None:
+    # Given an on-time record at 19:18:28 and a late one from 18:02:10 in batch 7, plus a bad record
+    records = [event("2026-11-25 19:18:28", views=12), event("2026-11-25 18:02:10", views=3), b"oops"]
+    good_df, quarantine_df = split_batch(batch(spark, records), FIVE_MINUTES, batch_id=7)
 
     # When the batch is written
     write_batch(good_df, quarantine_df, str(tmp_path / "metrics"), str(tmp_path / "quarantine"))
 
-    # Then each record sits under its own interval, in a CSV with a header and formatted timestamps
-    on_time = list((tmp_path / "metrics" / "intvl_date=2026-11-25" / "intvl_hhmm=1915").glob("part-*.csv"))
-    late = list((tmp_path / "metrics" / "intvl_date=2026-11-25" / "intvl_hhmm=1800").glob("part-*.csv"))
-    assert len(on_time) == 1
-    assert len(late) == 1
-    assert on_time[0].read_text().splitlines() == ["marketplace,event_time,views", "US,2026-11-25 19:18:28,12.0"]
-    assert late[0].read_text().splitlines() == ["marketplace,event_time,views", "US,2026-11-25 18:02:10,3.0"]
-    # And the bad record is a JSON line under today's ingest date
-    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
-    quarantine_files = list((tmp_path / "quarantine" / f"ingest_date={today}").glob("part-*.json"))
+    # Then each record sits under its own interval and the batch's folder, in a CSV with a header
+    # (whole measures without ".0")
+    on_time = interval_files(tmp_path / "metrics")
+    late = interval_files(tmp_path / "metrics", ("2026-11-25", "1800"))
+    assert [path.parent.name for path in on_time + late] == ["batch_id=000000000007"] * 2
+    assert on_time[0].read_text().splitlines() == ["marketplace,event_time,views", "US,2026-11-25 19:18:28,12"]
+    assert late[0].read_text().splitlines() == ["marketplace,event_time,views", "US,2026-11-25 18:02:10,3"]
+    # And the bad record is a JSON line under the batch's quarantine folder
+    quarantine_files = list((tmp_path / "quarantine" / "batch_id=000000000007").glob("part-*.json"))
     lines = [json.loads(line) for path in quarantine_files for line in path.read_text().splitlines()]
-    assert [(line["raw"], line["reason"], line["batch_id"]) for line in lines] == [("oops", "invalid JSON", 7)]
-    assert line_has_utc_timestamp(lines[0]["quarantined_at"])
+    assert [(line["raw"], line["reason"], line["raw_complete"]) for line in lines] == [("oops", INVALID_JSON, True)]
+    assert lines[0]["quarantined_at"].endswith("Z")
 
 
-def line_has_utc_timestamp(value: str) -> bool:
-    return value.endswith("Z") and dt.datetime.fromisoformat(value) is not None
+def test_a_replayed_batch_replaces_its_own_files_and_the_detector_reads_it_once(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # Given batch 5 written once, with a leftover file from a failed earlier attempt in its folder,
+    # and batch 6 for the same interval
+    output, quarantine = str(tmp_path / "metrics" / "intervals"), str(tmp_path / "metrics" / "quarantine")
+    fifth = [event(views=1), event(views=2), b"{bad"]
+    process_batch(batch(spark, fifth), 5, FIVE_MINUTES, output, quarantine)
+    batch_folder = tmp_path / "metrics/intervals/intvl_date=2026-11-25/intvl_hhmm=1915/batch_id=000000000005"
+    (batch_folder / "part-99999-from-a-failed-attempt.c000.csv").write_text("marketplace,event_time,views\nUS,x,100\n")
+    process_batch(batch(spark, [event(views=4)]), 6, FIVE_MINUTES, output, quarantine)
+    files_after_first_run = interval_files(tmp_path / "metrics" / "intervals")
+
+    # When batch 5 runs again (Glue's batch retry or a replay from the checkpoint after a restart)
+    counts = process_batch(batch(spark, fifth), 5, FIVE_MINUTES, output, quarantine)
+
+    # Then its folder holds exactly one run's rows, batch 6 is untouched, and so is the quarantine
+    assert (counts.good, counts.quarantined) == (2, 1)
+    files = interval_files(tmp_path / "metrics" / "intervals")
+    assert len(files) == len(files_after_first_run) - 1  # the leftover is gone
+    assert data_lines(files) == [f"US,2026-11-25 19:18:28,{views}" for views in (1, 2, 4)]
+    quarantined_files = sorted((tmp_path / "metrics/quarantine").rglob("part-*.json"))
+    assert [path.parent.name for path in quarantined_files] == ["batch_id=000000000005"]
+    assert sum(len(path.read_text().splitlines()) for path in quarantined_files) == 1
+    # And the detector's store sums the interval once: 1 + 2 + 4
+    store = LocalDirStore(tmp_path / "metrics", "intervals/", "anomalies/", "state.json")
+    texts = store.read_interval_csvs(dt.datetime(2026, 11, 25, 19, 15, tzinfo=dt.UTC))
+    assert aggregate_csv(texts, "marketplace", "views").totals == {"US": 7.0}
 
 
-def test_process_batch_counts_and_appends_batches(spark: SparkSession, tmp_path: Path) -> None:
-    # Given two batches for the same interval, the second with a bad record
-    output_uri, quarantine_uri = str(tmp_path / "metrics"), str(tmp_path / "quarantine")
-    first = raw_batch(spark, [event(views=1), event(views=2)])
-    second = raw_batch(spark, [event(views=3), '{"broken'])
+def test_fractional_measures_keep_their_fraction_and_whole_ones_lose_the_point_zero(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # Given whole, fractional and large measures
+    records = [event(views=98), event(views=2.5), event(views=-4), event(views=1e17)]
+    good_df, quarantine_df = split_batch(batch(spark, records), FIVE_MINUTES, batch_id=1)
 
-    # When both are processed
-    first_counts = process_batch(first, 1, FIVE_MINUTES, output_uri, quarantine_uri)
-    second_counts = process_batch(second, 2, FIVE_MINUTES, output_uri, quarantine_uri)
+    # When the batch is written
+    write_batch(good_df, quarantine_df, str(tmp_path / "metrics"), str(tmp_path / "quarantine"))
 
-    # Then the counts are per batch and the interval folder holds the rows of both (appended)
-    assert (first_counts.good, first_counts.quarantined) == (2, 0)
-    assert (second_counts.good, second_counts.quarantined) == (1, 1)
-    interval = tmp_path / "metrics" / "intvl_date=2026-11-25" / "intvl_hhmm=1915"
-    data_lines = [line for path in interval.glob("part-*.csv") for line in path.read_text().splitlines()[1:]]
-    assert sorted(data_lines) == [f"US,2026-11-25 19:18:28,{views}.0" for views in (1, 2, 3)]
+    # Then whole numbers read as integers, the others as Spark writes a double
+    values = sorted(line.rsplit(",", 1)[1] for line in data_lines(interval_files(tmp_path / "metrics")))
+    assert values == ["-4", "1.0E17", "2.5", "98"]
 
 
 def test_an_all_bad_batch_writes_only_quarantine(spark: SparkSession, tmp_path: Path) -> None:
-    # Given a batch with nothing usable
-    batch = raw_batch(spark, ["nope", event(views="many")])
-
-    # When it is processed
-    counts = process_batch(batch, 5, FIVE_MINUTES, str(tmp_path / "metrics"), str(tmp_path / "quarantine"))
-
-    # Then nothing reaches the metrics location and both records are quarantined
+    counts = process_batch(
+        batch(spark, [b"nope", event(views="many")]), 5, FIVE_MINUTES, str(tmp_path / "m"), str(tmp_path / "q")
+    )
     assert (counts.good, counts.quarantined, counts.skipped_empty) == (0, 2, False)
-    assert not (tmp_path / "metrics").exists()
-    assert (tmp_path / "quarantine").exists()
+    assert not (tmp_path / "m").exists()
+    assert (tmp_path / "q").exists()
 
 
 def test_an_empty_batch_is_skipped_without_writing(spark: SparkSession, tmp_path: Path) -> None:
-    # Given an empty batch
-    batch = raw_batch(spark, [])
-
-    # When it is processed
-    counts = process_batch(batch, 9, FIVE_MINUTES, str(tmp_path / "metrics"), str(tmp_path / "quarantine"))
-
-    # Then it is reported as skipped and no folder is created
+    counts = process_batch(batch(spark, []), 9, FIVE_MINUTES, str(tmp_path / "m"), str(tmp_path / "q"))
     assert (counts.good, counts.quarantined, counts.skipped_empty) == (0, 0, True)
-    assert not (tmp_path / "metrics").exists()
-    assert not (tmp_path / "quarantine").exists()
+    assert not (tmp_path / "m").exists()
+    assert not (tmp_path / "q").exists()
 
 
-def test_raw_records_takes_the_text_from_any_source_shape(spark: SparkSession) -> None:
-    # Given the shapes a Kinesis source can produce: one text column under another name, binary data
-    one_column = spark.createDataFrame([("{}",)], "value string")
-    binary_data = spark.createDataFrame([(bytearray(b'{"a": 1}'), "shard-1")], "data binary, partitionKey string")
+def test_source_options_are_the_documented_kinesis_options(spark: SparkSession) -> None:
+    # Given the options the job passes to create_data_frame.from_options
+    arn = "arn:aws:kinesis:us-east-1:123456789012:stream/metrics"
+    options = kinesis_connection_options(arn, FIVE_MINUTES, "LATEST")
 
-    # When they are normalised
-    texts = [raw_records(frame).collect()[0]["raw"] for frame in (one_column, binary_data)]
-
-    # Then the record text is in the raw column
-    assert texts == ["{}", '{"a": 1}']
-    assert raw_records(binary_data).columns == ["raw"]
+    # Then they are documented Kinesis connection options, and the schema is DDL Spark accepts
+    assert options == {
+        "streamARN": arn,
+        "classification": "json",
+        "startingPosition": "LATEST",
+        "inferSchema": "false",
+        "schema": "`marketplace` STRING, `event_time` STRING, `views` STRING, `_corrupt_record` STRING",
+        "avoidEmptyBatches": "true",
+        "emitConsumerLagMetrics": "true",
+    }
+    assert spark.createDataFrame([], source_schema(FIVE_MINUTES)).columns == [
+        "marketplace",
+        "event_time",
+        "views",
+        "_corrupt_record",
+    ]
+    assert format_batch_id(42) == "000000000042"

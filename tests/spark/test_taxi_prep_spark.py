@@ -1,26 +1,30 @@
-"""Batch prep job on local Spark: reading, cleaning, half-hour sums, shingling and the written files."""
+"""Batch prep job on local Spark: reading, cleaning, half-hour sums, the model's features and the written files."""
 
 from __future__ import annotations
 
 import datetime as dt
 import gzip
+import json
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 
+from glue_scripts.features.window_features import FEATURE_DIM, series_features
 from glue_scripts.taxi_prep import (
     PrepInputError,
     clean_trips,
     configure_spark,
     passengers_per_window,
     read_trips,
+    remove_non_data_objects,
     run_prep,
-    shingle_windows,
 )
 
 pytestmark = pytest.mark.spark
@@ -67,10 +71,19 @@ def series_rows(spark: SparkSession, input_uri: str) -> list[tuple[str, int]]:
     return [(row["window_start"].strftime("%Y-%m-%d %H:%M:%S"), row["passengers"]) for row in windowed.series.collect()]
 
 
-def part_file_lines(folder: Path) -> list[str]:
-    part_files = sorted(folder.glob("part-*.csv"))
+def part_file_lines(folder: Path, suffix: str = ".csv") -> list[str]:
+    part_files = sorted(folder.glob(f"part-*{suffix}"))
     assert len(part_files) == 1, f"expected one part file in {folder}, found {part_files}"
     return part_files[0].read_text().splitlines()
+
+
+def scoring_records(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in part_file_lines(out / "scoring", ".json")]
+
+
+def every_object(folder: Path) -> list[str]:
+    """What an S3Prefix input would read: every file under the folder, hidden ones included."""
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -225,107 +238,107 @@ def test_a_location_without_data_files_fails_naming_it(
 
     # When / Then the job fails with the location in the message
     with pytest.raises(PrepInputError, match=re.escape(str(location))):
-        run_prep(spark, str(location), str(tmp_path / "out"), 1, LOGGER)
+        run_prep(spark, str(location), str(tmp_path / "out"), LOGGER)
 
 
-def test_shingle_size_one_writes_counts_and_scoring_rows_without_header(spark: SparkSession, tmp_path: Path) -> None:
+def test_train_holds_one_feature_vector_and_scoring_one_json_record_per_window(
+    spark: SparkSession, tmp_path: Path
+) -> None:
     # Given trips giving 00:00 = 3, 00:30 = 0, 01:00 = 4
     write_tlc_csv(
         tmp_path / "in" / "trips.csv",
         [("2024-01-01 00:01:00", "1"), ("2024-01-01 00:02:00", "2"), ("2024-01-01 01:15:00", "4")],
     )
 
-    # When the job runs with N=1 and an output URI without a trailing slash
-    result = run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), 1, LOGGER)
+    # When the job runs with an output URI without a trailing slash
+    result = run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), LOGGER)
 
-    # Then train is one headerless column of counts and scoring repeats the count as v1
-    assert result.train_rows == 3
-    assert part_file_lines(tmp_path / "out" / "train") == ["3", "0", "4"]
-    assert part_file_lines(tmp_path / "out" / "scoring") == [
-        "2024-01-01 00:00:00,3,3",
-        "2024-01-01 00:30:00,0,0",
-        "2024-01-01 01:00:00,4,4",
+    # Then train has one headerless row of FEATURE_DIM numbers per window
+    assert (result.windows, result.train_rows, result.seasonality) == (3, 3, "none")
+    train = [line.split(",") for line in part_file_lines(tmp_path / "out" / "train")]
+    assert [len(row) for row in train] == [FEATURE_DIM] * 3
+    assert all(float(value) == float(value) for row in train for value in row)
+    # And scoring has one JSON object per window, in order, with what the transform filters on
+    records = scoring_records(tmp_path / "out")
+    assert [(record["window_start"], record["passengers"]) for record in records] == [
+        ("2024-01-01 00:00:00", 3),
+        ("2024-01-01 00:30:00", 0),
+        ("2024-01-01 01:00:00", 4),
     ]
+    assert all(set(record) == {"window_start", "passengers", "expected", "rcf_input"} for record in records)
+    assert all(set(record["rcf_input"]) == {"features"} for record in records)
+    assert [record["rcf_input"]["features"] for record in records] == [[float(value) for value in row] for row in train]
 
 
-def test_shingle_size_three_left_pads_scoring_with_the_first_count(spark: SparkSession, tmp_path: Path) -> None:
-    # Given four windows with 5, 7, 9 and 11 passengers
-    write_tlc_csv(
-        tmp_path / "in" / "trips.csv",
-        [
-            ("2024-01-01 00:10:00", "5"),
-            ("2024-01-01 00:40:00", "7"),
-            ("2024-01-01 01:10:00", "9"),
-            ("2024-01-01 01:40:00", "11"),
-        ],
-    )
+def test_the_output_prefixes_hold_only_data_objects(spark: SparkSession, tmp_path: Path) -> None:
+    # Given a run on the local file system (which writes .crc checksums next to every file it can)
+    write_tlc_csv(tmp_path / "in" / "t.csv", [("2024-01-01 00:10:00", "1"), ("2024-01-01 00:40:00", "2")])
 
-    # When the job runs with N=3
-    result = run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out") + "/", 3, LOGGER)
+    # When the job writes its outputs
+    run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), LOGGER)
 
-    # Then train has the 2 full histories and scoring every window, padded with 5 where history is missing
-    assert (result.rows_read, result.rows_dropped, result.windows, result.train_rows) == (4, 0, 4, 2)
-    assert result.input_format == "csv"
-    assert part_file_lines(tmp_path / "out" / "train") == ["5,7,9", "7,9,11"]
-    assert part_file_lines(tmp_path / "out" / "scoring") == [
-        "2024-01-01 00:00:00,5,5,5,5",
-        "2024-01-01 00:30:00,7,5,5,7",
-        "2024-01-01 01:00:00,9,5,7,9",
-        "2024-01-01 01:30:00,11,7,9,11",
-    ]
+    # Then each prefix SageMaker reads as an S3Prefix holds exactly one part file: no _SUCCESS, no .crc
+    for prefix, suffix in (("train", ".csv"), ("scoring", ".json")):
+        objects = every_object(tmp_path / "out" / prefix)
+        assert len(objects) == 1 and objects[0].startswith("part-") and objects[0].endswith(suffix), objects
+
+
+def test_markers_left_under_a_prefix_are_removed_and_data_is_kept(spark: SparkSession, tmp_path: Path) -> None:
+    # Given a prefix with a part file and the markers Hadoop writers leave
+    prefix = tmp_path / "out" / "train"
+    (prefix / "_temporary" / "0").mkdir(parents=True)
+    for name in ("part-00000.csv", "_SUCCESS", ".part-00000.csv.crc", "._SUCCESS.crc", "_temporary/0/part-1"):
+        (prefix / name).write_text("1.0\n" if name == "part-00000.csv" else "")
+
+    # When the job's clean-up runs over it
+    removed = remove_non_data_objects(spark, prefix.as_uri())
+
+    # Then only the data file is left
+    assert sorted(removed) == sorted(["_SUCCESS", ".part-00000.csv.crc", "._SUCCESS.crc", "part-1"])
+    assert every_object(prefix) == ["part-00000.csv"]
+
+
+def test_the_job_writes_the_features_window_features_computes(spark: SparkSession, tmp_path: Path) -> None:
+    # Given three weeks and a day of half hours with a daily rhythm, one afternoon at a quarter of it
+    start = dt.datetime(2024, 1, 1)
+    pickups, counts = [], []
+    for index in range(22 * 48):
+        hour = (index % 48) / 2
+        passengers = 20 + round(15 * (1 + (hour > 7) - (hour > 21))) + (index * 7) % 5
+        if 10 * 48 + 28 <= index < 10 * 48 + 36:
+            passengers //= 4
+        pickups.append(start + dt.timedelta(minutes=30 * index + 7))
+        counts.append(passengers)
+    write_tlc_parquet(tmp_path / "in" / "three_weeks.parquet", pickups, pa.array(counts, pa.int64()))
+
+    # When the job runs
+    result = run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), LOGGER)
+
+    # Then it found the weekly pattern and wrote, per window, exactly window_features' expected values and
+    # vectors for that series (to the 3 and 6 decimals it keeps)
+    assert (result.windows, result.seasonality) == (22 * 48, "weekly")
+    epoch = [(start + dt.timedelta(minutes=30 * index)).replace(tzinfo=dt.UTC).timestamp() for index in range(22 * 48)]
+    features = series_features(epoch, counts)
+    records = scoring_records(tmp_path / "out")
+    assert [record["passengers"] for record in records] == counts
+    assert [record["expected"] for record in records] == pytest.approx(features.expected, abs=1e-3)
+    written = [[float(value) for value in line.split(",")] for line in part_file_lines(tmp_path / "out" / "train")]
+    np.testing.assert_allclose(np.array(written), features.vectors, atol=1e-6)
+    # And the afternoon at a quarter of its usual count deviates strongly from what was expected of it
+    assert min(features.deviation[10 * 48 + 28 : 10 * 48 + 36]) < -5
 
 
 def test_a_rerun_overwrites_the_outputs(spark: SparkSession, tmp_path: Path) -> None:
     # Given a first run with 2 windows
     write_tlc_csv(tmp_path / "in1" / "t.csv", [("2024-01-01 00:10:00", "1"), ("2024-01-01 00:40:00", "2")])
-    run_prep(spark, str(tmp_path / "in1"), str(tmp_path / "out"), 1, LOGGER)
+    run_prep(spark, str(tmp_path / "in1"), str(tmp_path / "out"), LOGGER)
     write_tlc_csv(tmp_path / "in2" / "t.csv", [("2024-05-01 00:10:00", "6")])
 
     # When a second run writes to the same place
-    run_prep(spark, str(tmp_path / "in2"), str(tmp_path / "out"), 1, LOGGER)
+    run_prep(spark, str(tmp_path / "in2"), str(tmp_path / "out"), LOGGER)
 
-    # Then only the second run's rows are there
-    assert part_file_lines(tmp_path / "out" / "train") == ["6"]
-    assert part_file_lines(tmp_path / "out" / "scoring") == ["2024-05-01 00:00:00,6,6"]
-
-
-def test_two_days_with_shingle_size_48(spark: SparkSession, tmp_path: Path) -> None:
-    # Given two days of half-hour windows (96), window i having i % 7 + 1 passengers
-    start = dt.datetime(2024, 1, 1)
-    pickups = [start + dt.timedelta(minutes=30 * index + 3) for index in range(96)]
-    counts = [index % 7 + 1 for index in range(96)]
-    write_tlc_parquet(tmp_path / "in" / "two_days.parquet", pickups, pa.array(counts, pa.int64()))
-
-    # When the job runs with N=48
-    result = run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), 48, LOGGER)
-
-    # Then train has 96 - 47 = 49 rows of 48 values, the last one being windows 48..95
-    train = part_file_lines(tmp_path / "out" / "train")
-    assert result.train_rows == 49
-    assert len(train) == 49
-    assert train[-1] == ",".join(str(count) for count in counts[48:96])
-    assert train[0] == ",".join(str(count) for count in counts[0:48])
-    # And scoring has every one of the 96 windows, in order, each with 2 + 48 fields
-    scoring = [line.split(",") for line in part_file_lines(tmp_path / "out" / "scoring")]
-    expected_starts = [(start + dt.timedelta(minutes=30 * index)).strftime("%Y-%m-%d %H:%M:%S") for index in range(96)]
-    assert [fields[0] for fields in scoring] == expected_starts
-    assert {len(fields) for fields in scoring} == {50}
-    assert scoring[0][1:] == ["1"] * 49  # window 0: its count 1, padded with the first count everywhere
-
-
-def test_fewer_windows_than_the_shingle_size_fails(spark: SparkSession, tmp_path: Path) -> None:
-    # Given only 2 half-hour windows
-    write_tlc_csv(tmp_path / "in" / "t.csv", [("2024-01-01 00:10:00", "1"), ("2024-01-01 00:40:00", "2")])
-
-    # When / Then N=3 cannot produce a single training row
-    with pytest.raises(PrepInputError, match="need at least 3 half-hour windows, got 2"):
-        run_prep(spark, str(tmp_path / "in"), str(tmp_path / "out"), 3, LOGGER)
-
-
-def test_shingle_windows_rejects_a_size_below_one(spark: SparkSession) -> None:
-    # Given a one-window series
-    series = spark.createDataFrame([(dt.datetime(2024, 1, 1), 3)], "window_start timestamp, passengers long")
-
-    # When / Then N=0 is refused
-    with pytest.raises(PrepInputError, match="at least 1"):
-        shingle_windows(series, 0)
+    # Then only the second run's window is there
+    assert len(part_file_lines(tmp_path / "out" / "train")) == 1
+    assert [(record["window_start"], record["passengers"]) for record in scoring_records(tmp_path / "out")] == [
+        ("2024-05-01 00:00:00", 6)
+    ]

@@ -70,8 +70,10 @@ def boto_client(service: str, endpoint_url: str) -> Any:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def dynamodb_server() -> Iterator[DynamoDbServer]:
+    """The process's loopback DynamoDB, held for one test: it resets when its last user leaves, so no test
+    sees another's tables (tests/unit/local/test_dynamodb_server.py checks exactly that)."""
     with loopback_dynamodb() as server:
         yield server
 

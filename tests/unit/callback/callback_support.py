@@ -169,3 +169,74 @@ def sqs_event(*bodies: str) -> dict[str, Any]:
         record["body"] = body
         records.append(record)
     return {"Records": records}
+
+
+# -- the token table on a real DynamoDB API (moto's server on loopback) --------------------------
+class FakeClock:
+    """Epoch seconds that tests move forward by hand."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def dynamodb_endpoint() -> Iterator[str]:
+    """The process's loopback DynamoDB, held for one test (it resets when its last user leaves)."""
+    from local_mode.dynamodb_server import loopback_dynamodb
+
+    with loopback_dynamodb() as server:
+        yield server.endpoint_url
+
+
+@pytest.fixture
+def dynamodb(dynamodb_endpoint: str) -> Any:
+    from pipeline_callback.clients import client_config
+
+    return boto3.client(
+        "dynamodb",
+        region_name=REGION,
+        endpoint_url=dynamodb_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=client_config("dynamodb"),
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def token_table(dynamodb: Any) -> str:
+    """A fresh, empty callback-token table for each test (one shared server)."""
+    import uuid
+
+    from local_mode.token_table import create_token_table
+
+    name = f"callback-tokens-{uuid.uuid4().hex[:12]}"
+    create_token_table(dynamodb, name)
+    return name
+
+
+@pytest.fixture
+def records(dynamodb: Any, token_table: str, clock: FakeClock) -> Any:
+    from pipeline_callback.token_records import TokenRecords
+
+    return TokenRecords(dynamodb, token_table, ttl_seconds=30 * 86400, deadline_seconds=3 * 3600, clock=clock)
+
+
+def record_environment(table_name: str) -> dict[str, str]:
+    """What the constructs put in each function's environment for the token table."""
+    return {
+        "CALLBACK_TABLE_NAME": table_name,
+        "CALLBACK_DEADLINE_SECONDS": "10800",
+        "CALLBACK_RECORD_TTL_DAYS": "30",
+        "START_LEASE_SECONDS": "120",
+    }

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 import pytest
-from callback_support import TOKEN, LogRecords, RecordingSleep, StubbedClient
+from callback_support import TOKEN, LogRecords, RecordingSleep, StubbedClient, record_environment
 
 from fargate_task.runner import EXIT_BAD_CONFIG, EXIT_NOT_REPORTED, EXIT_REPORTED, main
 from pipeline_callback.callback import client_request_token
@@ -30,6 +30,17 @@ TASK_ENV = {
 }
 
 
+_DYNAMODB: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def token_table_for_the_task(dynamodb: Any, token_table: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every task run below records in a fresh token table (the container gets its name from the task definition)."""
+    for name, value in record_environment(token_table).items():
+        monkeypatch.setitem(TASK_ENV, name, value)
+    _DYNAMODB[:] = [dynamodb]
+
+
 class FakeClock:
     """Each reading is a quarter second after the previous one, so measured latencies are predictable."""
 
@@ -45,7 +56,15 @@ def expect_start(glue: StubbedClient) -> None:
     glue.stub.add_response(
         "start_job_run",
         {"JobRunId": RUN_ID},
-        {"JobName": GLUE_JOB, "Arguments": {"--input_uri": INPUT, "--output_uri": OUTPUT}},
+        {
+            "JobName": GLUE_JOB,
+            "Arguments": {
+                "--input_uri": INPUT,
+                "--output_uri": OUTPUT,
+                "--callback_token": TOKEN,
+                "--pipeline_execution_arn": EXECUTION_ARN,
+            },
+        },
     )
 
 
@@ -84,6 +103,7 @@ def run_task(glue: StubbedClient, sagemaker: StubbedClient, sleep: Any, environ:
         TASK_ENV if environ is None else environ,
         glue.client,
         sagemaker.client,
+        _DYNAMODB[0],
         sleep=sleep,
         clock=FakeClock(),
         random_fraction=lambda: 1.0,
@@ -247,7 +267,9 @@ def test_stop_requested_before_start_fails_without_starting(
     expect_failure(sagemaker, "prep task stopped (SIGTERM) before starting the Glue job run")
 
     # When the task runs
-    exit_code = main(TASK_ENV, glue.client, sagemaker.client, sleep=sleep, stop_requested=stop_requested)
+    exit_code = main(
+        TASK_ENV, glue.client, sagemaker.client, _DYNAMODB[0], sleep=sleep, stop_requested=stop_requested
+    )
 
     # Then no Glue run was started (the stub would fail) and the step failed
     assert exit_code == EXIT_REPORTED
@@ -376,7 +398,7 @@ def test_invalid_environment_fails_the_step_and_exits_non_zero(
 
 def test_defaults_for_poll_timing(glue: StubbedClient, sagemaker: StubbedClient, sleep: RecordingSleep) -> None:
     # Given no timing variables
-    environ = {k: v for k, v in TASK_ENV.items() if not k.endswith("_SECONDS")}
+    environ = {k: v for k, v in TASK_ENV.items() if k not in ("FIRST_POLL_SECONDS", "POLL_INTERVAL_SECONDS")}
     expect_start(glue)
     expect_state(glue, "RUNNING")
     expect_state(glue, "SUCCEEDED")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from callback_handler.config import ConfigError, load_config
-from callback_handler.logic import ecs_client_token, handle_callback_message
+from callback_handler.logic import Clients, HandlerRun, ecs_client_token, handle_callback_message
 from callback_support import (
     TOKEN,
     LambdaContextStub,
@@ -18,10 +18,13 @@ from callback_support import (
     RecordingSleep,
     StubbedClient,
     load_event,
+    record_environment,
     sqs_event,
 )
 
 from pipeline_callback.callback import client_request_token
+from pipeline_callback.retry import Retrier
+from pipeline_callback.token_records import TokenRecords
 
 GLUE_JOB = "taxi-prep-dev"
 CLUSTER_ARN = "arn:aws:ecs:us-east-1:123456789012:cluster/taxi-prep-dev"
@@ -42,6 +45,20 @@ POLL_ENV = {
     "ASSIGN_PUBLIC_IP": "DISABLED",
 }
 EVENTS_ENV = {"COMPLETION_MODE": "events", "GLUE_JOB_NAME": GLUE_JOB}
+
+
+@pytest.fixture(autouse=True)
+def handler_environment(monkeypatch: pytest.MonkeyPatch, token_table: str) -> None:
+    """Both modes name this environment's pipeline and the (fresh, per-test) token table."""
+    for environment in (POLL_ENV, EVENTS_ENV):
+        monkeypatch.setitem(environment, "PIPELINE_NAME", "taxi-anomaly-dev")
+        for name, value in record_environment(token_table).items():
+            monkeypatch.setitem(environment, name, value)
+
+
+def run_with(config: Any, ecs: Any, glue: Any, sagemaker: Any, records: TokenRecords, sleep: Any) -> HandlerRun:
+    clients = Clients(ecs=ecs.client, glue=glue.client, sagemaker=sagemaker.client, records=records)
+    return HandlerRun(config=config, clients=clients, retrier=Retrier(sleep=sleep, random=lambda: 1.0))
 
 
 def message_body(**changes: Any) -> str:
@@ -110,10 +127,19 @@ def job_run(run_id: str, token: str, state: str) -> dict[str, Any]:
 
 
 def wire(module: ModuleType, monkeypatch: pytest.MonkeyPatch, ecs: Any, glue: Any, sagemaker: Any, sleep: Any) -> None:
+    monkeypatch.setattr(module, "dynamodb_client", WIRED_DYNAMODB[0])
     monkeypatch.setattr(module, "ecs_client", ecs.client)
     monkeypatch.setattr(module, "glue_client", glue.client)
     monkeypatch.setattr(module, "sagemaker_client", sagemaker.client)
     monkeypatch.setattr(module, "retry_sleep", sleep)
+
+
+WIRED_DYNAMODB: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def wired_dynamodb(dynamodb: Any) -> None:
+    WIRED_DYNAMODB[:] = [dynamodb]
 
 
 @pytest.fixture
@@ -160,11 +186,10 @@ def test_sample_sqs_event_starts_the_prep_task(
     assert result == {"batchItemFailures": []}
 
 
-def test_same_message_delivered_twice_reuses_the_ecs_client_token(
-    poll_handler: ModuleType, ecs: StubbedClient, lambda_context: LambdaContextStub
+def test_same_message_delivered_twice_starts_one_task(
+    poll_handler: ModuleType, ecs: StubbedClient, logs: LogRecords, lambda_context: LambdaContextStub
 ) -> None:
     # Given the same message arrives in two invocations
-    expect_task_started(ecs)
     expect_task_started(ecs)
     event = load_event("sqs-lambda-event.json")
 
@@ -172,8 +197,9 @@ def test_same_message_delivered_twice_reuses_the_ecs_client_token(
     first = poll_handler.lambda_handler(event, lambda_context)
     second = poll_handler.lambda_handler(event, lambda_context)
 
-    # Then both RunTask calls carried the same clientToken, so ECS starts only one task
+    # Then the second is recognised from the token record: one RunTask only (the stub allows one)
     assert first == second == {"batchItemFailures": []}
+    assert logs.contains("Duplicate delivery")
     assert ecs_client_token(TOKEN) == f"sagemaker-callback-{TOKEN}"
     assert len(ecs_client_token(TOKEN)) <= 64
 
@@ -216,9 +242,11 @@ def test_run_task_capacity_failures_fail_the_step_after_retries(
     lambda_context: LambdaContextStub,
 ) -> None:
     # Given Fargate has no capacity on every attempt
-    for _ in range(5):
+    for generation in range(4):
         ecs.stub.add_response(
-            "run_task", {"tasks": [], "failures": [{"arn": TASK_DEFINITION_ARN, "reason": CAPACITY_REASON}]}
+            "run_task",
+            {"tasks": [], "failures": [{"arn": TASK_DEFINITION_ARN, "reason": CAPACITY_REASON}]},
+            {**expected_run_task(), "clientToken": ecs_client_token(TOKEN, generation)},
         )
     expect_failure_callback(
         sagemaker, f"Could not start the prep task: RunTaskCapacityError: RunTask failures: {CAPACITY_REASON}"
@@ -227,9 +255,10 @@ def test_run_task_capacity_failures_fail_the_step_after_retries(
     # When the message is handled
     result = poll_handler.lambda_handler(load_event("sqs-lambda-event.json"), lambda_context)
 
-    # Then the pipeline hears the capacity failure after 5 attempts, and the record is done
+    # Then the pipeline hears the capacity failure after 4 attempts (each with a fresh clientToken, so
+    # ECS cannot answer a retry with its cached failure), and the record is done
     assert result == {"batchItemFailures": []}
-    assert len(sleep.calls) == 4
+    assert len(sleep.calls) == 3
 
 
 def test_run_task_permanent_failure_fails_the_step_at_once(
@@ -369,19 +398,25 @@ def test_message_with_bad_arguments_fails_the_step(
 
 
 def test_stopping_message_while_the_task_runs_stops_it_and_fails_the_step(
-    poll_handler: ModuleType, ecs: StubbedClient, sagemaker: StubbedClient, lambda_context: LambdaContextStub
+    poll_handler: ModuleType,
+    ecs: StubbedClient,
+    glue: StubbedClient,
+    sagemaker: StubbedClient,
+    lambda_context: LambdaContextStub,
 ) -> None:
-    # Given the token's task is running
+    # Given the token's task is running (no start seen by this record: it is found by startedBy alone,
+    # because ListTasks' startedBy "must be the only filter that you use" - issue 11, item 7)
     ecs.stub.add_response(
         "list_tasks",
         {"taskArns": [TASK_ARN]},
-        {"cluster": CLUSTER_ARN, "startedBy": TOKEN, "desiredStatus": "RUNNING"},
+        {"cluster": CLUSTER_ARN, "startedBy": TOKEN},
     )
     ecs.stub.add_response(
         "stop_task",
         {"task": {"taskArn": TASK_ARN}},
         {"cluster": CLUSTER_ARN, "task": TASK_ARN, "reason": "stopped on request"},
     )
+    expect_job_runs(glue, [])
     expect_failure_callback(sagemaker, "stopped on request")
 
     # When the stopping message arrives
@@ -394,12 +429,14 @@ def test_stopping_message_while_the_task_runs_stops_it_and_fails_the_step(
 def test_stopping_message_after_the_step_reported_is_harmless(
     poll_handler: ModuleType,
     ecs: StubbedClient,
+    glue: StubbedClient,
     sagemaker: StubbedClient,
     logs: LogRecords,
     lambda_context: LambdaContextStub,
 ) -> None:
     # Given the task is gone and SageMaker says the token was already used
     ecs.stub.add_response("list_tasks", {"taskArns": []})
+    expect_job_runs(glue, [])
     sagemaker.stub.add_client_error(
         "send_pipeline_execution_step_failure", "ConflictException", "Step is not in Executing status"
     )
@@ -413,11 +450,16 @@ def test_stopping_message_after_the_step_reported_is_harmless(
 
 
 def test_stop_that_could_not_stop_the_task_still_answers_and_retries(
-    poll_handler: ModuleType, ecs: StubbedClient, sagemaker: StubbedClient, lambda_context: LambdaContextStub
+    poll_handler: ModuleType,
+    ecs: StubbedClient,
+    glue: StubbedClient,
+    sagemaker: StubbedClient,
+    lambda_context: LambdaContextStub,
 ) -> None:
     # Given StopTask is denied
     ecs.stub.add_response("list_tasks", {"taskArns": [TASK_ARN]})
     ecs.stub.add_client_error("stop_task", "AccessDeniedException", "denied")
+    expect_job_runs(glue, [])
     expect_failure_callback(sagemaker, "stopped on request")
     event = sqs_event(stopping_body())
 
@@ -467,7 +509,7 @@ def test_events_mode_same_message_twice_starts_no_second_run(
     # When the message is delivered again
     result = events_handler.lambda_handler(load_event("sqs-lambda-event.json"), lambda_context)
 
-    # Then no StartJobRun happens (the stub would fail on it) and the duplicate is logged
+    # Then no StartJobRun happens (the stub would fail on it): the run is adopted
     assert result == {"batchItemFailures": []}
     assert logs.contains("jr_first already exists")
 
@@ -512,7 +554,7 @@ def test_events_mode_glue_start_gives_up_and_fails_the_step(
 ) -> None:
     # Given the job stays at its concurrency limit
     expect_job_runs(glue, [])
-    for _ in range(5):
+    for _ in range(4):
         glue.stub.add_client_error("start_job_run", "ConcurrentRunsExceededException", "Concurrent runs exceeded")
     expect_failure_callback(
         sagemaker, "Could not start the Glue job run: ConcurrentRunsExceededException: Concurrent runs exceeded"
@@ -523,7 +565,7 @@ def test_events_mode_glue_start_gives_up_and_fails_the_step(
 
     # Then the pipeline hears the Glue error after the retries
     assert result == {"batchItemFailures": []}
-    assert len(sleep.calls) == 4
+    assert len(sleep.calls) == 3
 
 
 def test_events_mode_stopping_message_stops_the_active_glue_run(
@@ -556,7 +598,7 @@ def test_events_mode_stopping_message_stops_the_active_glue_run(
 
 
 def test_logic_can_be_called_with_injected_clients(
-    ecs: StubbedClient, glue: StubbedClient, sagemaker: StubbedClient, sleep: RecordingSleep
+    ecs: StubbedClient, glue: StubbedClient, sagemaker: StubbedClient, records: TokenRecords, sleep: RecordingSleep
 ) -> None:
     # Given a poll-mode config and RunTask throttled once
     config = load_config(POLL_ENV)
@@ -564,9 +606,7 @@ def test_logic_can_be_called_with_injected_clients(
     expect_task_started(ecs)
 
     # When the logic handles a message body with the given clients and sleep
-    outcome = handle_callback_message(
-        message_body(), config, ecs=ecs.client, glue=glue.client, sagemaker=sagemaker.client, sleep=sleep
-    )
+    outcome = handle_callback_message(message_body(), run_with(config, ecs, glue, sagemaker, records, sleep))
 
     # Then it started the task, sleeping through the injected function
     assert outcome == f"prep task started: {TASK_ARN}"
@@ -574,7 +614,7 @@ def test_logic_can_be_called_with_injected_clients(
 
 
 def test_logic_reports_unexpected_errors_to_the_caller(
-    ecs: StubbedClient, glue: StubbedClient, sagemaker: StubbedClient, sleep: RecordingSleep
+    ecs: StubbedClient, glue: StubbedClient, sagemaker: StubbedClient, records: TokenRecords, sleep: RecordingSleep
 ) -> None:
     # Given the failure callback fails for a reason other than an already-used token
     config = load_config(EVENTS_ENV)
@@ -583,14 +623,7 @@ def test_logic_reports_unexpected_errors_to_the_caller(
 
     # When / Then the error reaches the caller (the handler turns it into a batch item failure)
     with pytest.raises(ClientError, match="ValidationException"):
-        handle_callback_message(
-            message_body(arguments={}),
-            config,
-            ecs=ecs.client,
-            glue=glue.client,
-            sagemaker=sagemaker.client,
-            sleep=sleep,
-        )
+        handle_callback_message(message_body(arguments={}), run_with(config, ecs, glue, sagemaker, records, sleep))
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -607,6 +640,8 @@ def test_logic_reports_unexpected_errors_to_the_caller(
         pytest.param("SUBNET_IDS", "poll", id="subnets"),
         pytest.param("SECURITY_GROUP_IDS", "poll", id="security-groups"),
         pytest.param("ASSIGN_PUBLIC_IP", "poll", id="assign-public-ip"),
+        pytest.param("PIPELINE_NAME", "events", id="pipeline-name"),
+        pytest.param("CALLBACK_TABLE_NAME", "poll", id="token-table"),
     ],
 )
 def test_missing_environment_variable_is_named(missing: str, mode: str) -> None:

@@ -153,7 +153,6 @@ def test_throttled_callback_is_retried_then_succeeds(
     [
         pytest.param("ConflictException", "Step is not in an executing state", id="conflict"),
         pytest.param("ResourceNotFound", "Callback token not found", id="not-found"),
-        pytest.param("ValidationException", "Callback token Ab3dE5gH9k is not valid", id="validation-token"),
     ],
 )
 def test_callback_for_an_already_used_token_is_harmless(
@@ -184,5 +183,24 @@ def test_validation_error_about_something_else_is_a_real_error(sagemaker: Stubbe
     sagemaker.stub.add_client_error("send_pipeline_execution_step_failure", "ValidationException", "1 validation error")
 
     # When / Then it propagates
+    with pytest.raises(ClientError, match="ValidationException"):
+        send_step_failure(sagemaker.client, TOKEN, "boom", retrier)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Callback token Ab3dE5gH9k is not valid",
+        "Value 'Glue job run jr_1 FAILED: output already exists' at 'failureReason' failed to satisfy constraint",
+        "The step is no longer in an executing state",
+    ],
+)
+def test_a_validation_error_is_never_guessed_to_mean_already_answered(
+    sagemaker: StubbedClient, retrier: Retrier, message: str
+) -> None:
+    # Issue 11, item 9: a ValidationException whose text says "token", "already" or "no longer" used to
+    # be taken for "already answered", and the step then waited forever. Only the documented codes count.
+    sagemaker.stub.add_client_error("send_pipeline_execution_step_failure", "ValidationException", message)
+
     with pytest.raises(ClientError, match="ValidationException"):
         send_step_failure(sagemaker.client, TOKEN, "boom", retrier)

@@ -22,7 +22,7 @@ def test_dev_and_prod_parse_into_typed_config() -> None:
     assert dev.destroy_data_with_stack is True and dev.termination_protection is False
     assert prod.destroy_data_with_stack is False and prod.termination_protection is True
     assert dev.data_prep.completion == "poll"
-    assert dev.pipeline.shingle_size == 48
+    assert dev.pipeline.num_samples_per_tree == 64
     assert dev.streaming.frequency_minutes in (5, 10)
     assert dev.stack_name("storage") == "taxi-anomaly-dev-storage"
     assert dev.pipeline_name == "taxi-anomaly-dev"
@@ -58,7 +58,9 @@ def test_missing_region_everywhere_is_an_error() -> None:
         ("data_prep", "dlq_max_receive_count", 0, "dlq_max_receive_count"),
         ("data_prep", "glue_worker_type", "G.9X", "glue_worker_type must be one of"),
         ("data_prep", "vpc_id", "vpc-123", "vpc_id and data_prep.subnet_ids must be given together"),
-        ("pipeline", "shingle_size", 0, "shingle_size"),
+        ("pipeline", "num_samples_per_tree", 0, "num_samples_per_tree must be 1..2048"),
+        ("pipeline", "num_trees", 49, "num_trees must be 50..1000"),
+        ("pipeline", "shingle_size", 48, "unknown setting\\(s\\) shingle_size"),
         ("pipeline", "schedule", "every day", "rate\\(...\\) or cron\\(...\\)"),
         ("streaming", "frequency_minutes", 7, "frequency_minutes must be 5 or 10"),
         ("streaming", "detector_offset_minutes", 5, "detector_offset_minutes"),
@@ -91,12 +93,14 @@ def _run_app(env_name: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_app_rejects_an_unknown_environment_with_the_valid_names(tmp_path: Path) -> None:
     result = _run_app("staging", tmp_path)
     assert result.returncode != 0
     assert "unknown environment 'staging'; valid environments: dev, prod" in result.stderr
 
 
+@pytest.mark.slow
 def test_app_synthesizes_without_credentials(tmp_path: Path) -> None:
     # Given no AWS credentials or CDK_DEFAULT_* in the environment
     result = _run_app("prod", tmp_path)

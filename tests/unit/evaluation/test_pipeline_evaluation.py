@@ -112,7 +112,7 @@ def test_relative_scores_are_one_half_at_the_cutoff_and_rise_with_the_score() ->
     [
         (half_hours(2), [1.0], "2 window starts for 1 scores"),
         ([], [], "at least one window"),
-        ([START, START], [1.0, 2.0], "strictly increasing"),
+        ([START + HALF_HOUR, START], [1.0, 2.0], "in time order"),
         (half_hours(2), [1.0, math.nan], "finite"),
     ],
 )
@@ -185,7 +185,7 @@ def test_merge_events_rejects_columns_of_different_lengths() -> None:
         merge_events(half_hours(3), [1, 1], [1, 1, 1], [1, 1, 1], [True, True, True])
 
 
-def test_evaluate_windows_flags_events_and_marks_bridged_windows_as_anomalous() -> None:
+def test_evaluate_windows_flags_windows_and_merges_them_with_their_bridged_neighbour() -> None:
     # Given nine ordinary days and a tenth with two high windows one half hour apart
     scores = daily_peaks([2.0, 2.1, 2.2, 2.3, 2.4, 2.5, 2.6, 2.7, 2.8, 9.0])
     scores[9 * 48 + 22] = 8.0
@@ -197,16 +197,38 @@ def test_evaluate_windows_flags_events_and_marks_bridged_windows_as_anomalous() 
     # When the run is evaluated with 3 spreads
     evaluation = evaluate_windows(starts, observed, expected, scores, spreads=3.0)
 
-    # Then windows 20 and 22 of day 10 are flagged, 21 is bridged, and all three are one event
+    # Then windows 20 and 22 of day 10 are anomalous, and with window 21 between them they are one event
     first = 9 * 48 + 20
-    assert [index for index, flag in enumerate(evaluation.flags) if flag] == [first, first + 2]
     anomalous = [index for index, is_anomaly in enumerate(evaluation.is_anomaly) if is_anomaly]
-    assert anomalous == [first, first + 1, first + 2]
+    assert anomalous == [first, first + 2]
     assert evaluation.event_ids[first : first + 3] == (1, 1, 1)
     assert evaluation.event_ids[first - 1] is None and evaluation.event_ids[first + 3] is None
     (event,) = evaluation.events
     assert (event.peak_window, event.peak_score, event.observed, event.expected) == (starts[first], 9.0, 500.0, 300.0)
     assert evaluation.relative_scores[first] > 0.5 > evaluation.relative_scores[0]
+
+
+def test_an_event_takes_in_the_elevated_windows_around_its_flags_but_elevated_windows_alone_make_none() -> None:
+    # Given ten days (peaks 2.0 .. 2.8 and a last day at 9.0), where the 9.0 window has two neighbours at 2.9
+    # on either side, and the same day has a lone 2.9 twenty windows later
+    scores = daily_peaks([2.0, 2.1, 2.2, 2.3, 2.4, 2.5, 2.6, 2.7, 2.8, 9.0])
+    peak = 9 * 48 + 20
+    for index in (peak - 2, peak - 1, peak + 1, peak + 2):
+        scores[index] = 2.9
+    scores[peak + 20] = 2.9
+    starts = half_hours(len(scores))
+    ones = [1.0] * len(scores)
+
+    # When evaluated with 3 spreads for the cut-off and 1 for the extension (2.45 + 0.37 = 2.82)
+    evaluation = evaluate_windows(starts, ones, ones, scores, spreads=3.0, extend_spreads=1.0)
+
+    # Then only the 9.0 window is anomalous, its event spans the four 2.9 windows around it, and the lone
+    # 2.9 belongs to no event
+    assert [index for index, flag in enumerate(evaluation.is_anomaly) if flag] == [peak]
+    (event,) = evaluation.events
+    assert (event.first_index, event.last_index) == (peak - 2, peak + 2)
+    assert evaluation.event_ids[peak + 20] is None
+    assert evaluation.cutoff.extend_value == pytest.approx(2.45 + 1.4826 * 0.25)
 
 
 def joined_line(window_start: str, passengers: object, expected: object, score: object) -> str:
@@ -248,3 +270,25 @@ def test_a_window_scored_twice_is_refused() -> None:
     line = joined_line("2025-03-03 00:00:00", 1, 1, 1.0)
     with pytest.raises(TransformOutputError, match="appears twice"):
         read_transform_output([line, line])
+
+
+def test_the_cutoff_never_flags_more_than_its_share_of_windows() -> None:
+    # Given ten days whose every window scores 1.0 except a spiky day with 40 windows at 9.0..9.39
+    scores = daily_peaks([2.0, 2.1, 2.2, 2.3, 2.4, 2.5, 2.6, 2.7, 2.8, 9.0])
+    for index in range(40):
+        scores[9 * 48 + index] = 9.0 + index / 100
+
+    # When the cut-off may flag at most 1 % of the 480 windows
+    cutoff = score_cutoff(half_hours(len(scores)), scores, spreads=3.0, max_share=0.01)
+
+    # Then the share cap sets it, and at most 5 windows (1 % of 480, rounded up) are at or above it
+    assert cutoff.capped
+    assert 1 <= sum(flag_windows(scores, cutoff)) <= 5
+    assert "top 1%" in cutoff.describe()
+
+
+def test_repeated_window_starts_are_allowed_but_not_a_step_back_in_time() -> None:
+    starts = [START, START + HALF_HOUR, START + HALF_HOUR, START + 2 * HALF_HOUR]
+    assert score_cutoff(starts, [1.0, 2.0, 3.0, 4.0]).blocks >= 1
+    with pytest.raises(ValueError, match="in time order"):
+        score_cutoff([START + HALF_HOUR, START], [1.0, 2.0])

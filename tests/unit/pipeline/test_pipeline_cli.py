@@ -99,7 +99,7 @@ def test_missing_stack_is_explained(cloudformation: StubbedClient) -> None:
 
     # When resolving the pipeline name
     # Then the error says which stack could not be read
-    with pytest.raises(CliError, match="cannot read stack taxi-anomaly-qa-pipeline"):
+    with pytest.raises(CliError, match="stack taxi-anomaly-qa-pipeline does not exist in us-east-1: deploy it with"):
         resolve_pipeline_name(cloudformation.client, "qa")
 
 
@@ -218,6 +218,33 @@ def test_unknown_parameter_fails_before_starting_and_lists_the_valid_names(
         CliError, match=r"unknown parameter\(s\) NumTree; valid: InputLocation, OutputLocation, NumTrees"
     ):
         start(cloudformation, sagemaker, sleep, captured, parameters={"NumTree": "100"})
+    assert captured.lines == []
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("20", r"--param NumTrees \(num_trees\) must be from 50 to 1000 \(Random Cut Forest's valid values\), got 20"),
+        ("1001", r"must be from 50 to 1000"),
+        ("many", r"--param NumTrees \(num_trees\) must be an integer from 50 to 1000, got 'many'"),
+    ],
+)
+def test_a_hyperparameter_outside_rcfs_range_fails_before_starting(
+    cloudformation: StubbedClient,
+    sagemaker: StubbedClient,
+    sleep: RecordingSleep,
+    captured: CapturedOutput,
+    value: str,
+    message: str,
+) -> None:
+    # Given a deployed pipeline with the NumTrees parameter
+    expect_stack_outputs(cloudformation)
+    expect_deployed_parameters(sagemaker)
+
+    # When starting with a tree count RCF does not accept (documented range 50..1000)
+    # Then it fails naming the parameter and the range (start_pipeline_execution is not stubbed)
+    with pytest.raises(CliError, match=message):
+        start(cloudformation, sagemaker, sleep, captured, parameters={"NumTrees": value})
     assert captured.lines == []
 
 

@@ -27,6 +27,7 @@ from pipeline_support import (
 )
 
 from app_config import PipelineConfig
+from glue_scripts.features.window_features import FEATURE_DIM
 from ml_pipeline.definition import (
     DEFINITION_PLACEHOLDERS,
     PipelineSettings,
@@ -34,6 +35,7 @@ from ml_pipeline.definition import (
     pipeline_definition,
     placeholder,
 )
+from ml_pipeline.rcf_hyperparameters import HyperparameterError
 
 US_EAST_1_RCF_IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/randomcutforest:1"
 EXECUTION_ID = get("Execution.PipelineExecutionId")
@@ -90,15 +92,15 @@ def test_parameters_are_the_locations_instances_and_rcf_settings_but_not_feature
         parameter["Name"]: (parameter["Type"], parameter["DefaultValue"]) for parameter in definition["Parameters"]
     }
 
-    # Then each has the config's default; feature_dim is fixed by the shingle size, so not a parameter
+    # Then each has the config's default; feature_dim is fixed by the prep job's features, so not a parameter
     assert parameters == {
         "InputLocation": ("String", "s3://${RawBucket}/taxi/"),
         "OutputLocation": ("String", "s3://${PreparedBucket}/taxi/"),
         "TrainingInstanceType": ("String", "ml.m5.large"),
         "TrainingInstanceCount": ("Integer", 1),
         "TransformInstanceType": ("String", "ml.m5.large"),
-        "NumSamplesPerTree": ("Integer", 200),
-        "NumTrees": ("Integer", 50),
+        "NumSamplesPerTree": ("Integer", 64),
+        "NumTrees": ("Integer", 200),
     }
 
 
@@ -157,9 +159,10 @@ def test_training_hyperparameters_are_strings_with_the_tree_settings_from_parame
     # Given the training step
     hyperparameters = step(definition, "TrainModel")["Arguments"]["HyperParameters"]
 
-    # Then feature_dim is the shingle size and the tree settings are parameters rendered as strings
+    # Then feature_dim is the number of features the prep job writes and the tree settings are parameters
+    # rendered as strings
     assert hyperparameters == {
-        "feature_dim": "48",
+        "feature_dim": str(FEATURE_DIM),
         "num_samples_per_tree": {"Std:Join": {"On": "", "Values": [get("Parameters.NumSamplesPerTree")]}},
         "num_trees": {"Std:Join": {"On": "", "Values": [get("Parameters.NumTrees")]}},
     }
@@ -179,13 +182,13 @@ def test_model_packages_the_trained_artifacts_with_the_rcf_image(definition: dic
     }
 
 
-def test_scoring_feeds_only_the_vector_to_rcf_and_keeps_window_passengers_and_score(
+def test_scoring_uses_rcf_json_lines_and_joins_each_score_to_its_window(
     definition: dict[str, Any],
 ) -> None:
     # Given the transform step
     transform = step(definition, "ScoreData")["Arguments"]
 
-    # Then it scores the callback's scoring prefix line by line with the model from the model step
+    # Then it scores the callback's scoring prefix record by record with the model from the model step
     assert transform["ModelName"] == get("Steps.CreateModel.ModelName")
     assert transform["BatchStrategy"] == "MultiRecord"
     assert transform["TransformInput"] == {
@@ -195,20 +198,55 @@ def test_scoring_feeds_only_the_vector_to_rcf_and_keeps_window_passengers_and_sc
                 "S3Uri": get("Steps.PrepareData.OutputParameters['s3_scoring_data']"),
             }
         },
-        "ContentType": "text/csv",
+        "ContentType": "application/jsonlines",
         "SplitType": "Line",
     }
-    # And rows window_start,passengers,v1..vN go in as v1..vN and come out as window_start,passengers,score
-    assert transform["DataProcessing"] == {"InputFilter": "$[2:]", "JoinSource": "Input", "OutputFilter": "$[0,1,-1]"}
+    # And each JSON Lines window hands RCF only its {"features": [...]} record; the answer is joined back to the
+    # window, which keeps window_start, passengers and expected next to SageMakerOutput
+    assert transform["DataProcessing"] == {
+        "InputFilter": "$.rcf_input",
+        "JoinSource": "Input",
+        "OutputFilter": "$['window_start','passengers','expected','SageMakerOutput']",
+    }
+    # And RCF answers in a format it documents (not text/csv), one line per record
     assert transform["TransformOutput"] == {
         "S3OutputPath": {"Std:Join": {"On": "/", "Values": [EXECUTION_ARTIFACTS, "scores"]}},
-        "Accept": "text/csv",
+        "Accept": "application/jsonlines",
         "AssembleWith": "Line",
     }
     assert transform["TransformResources"] == {
         "InstanceType": get("Parameters.TransformInstanceType"),
         "InstanceCount": 1,
     }
+
+
+def test_the_scoring_record_fields_agree_between_prep_job_definition_and_evaluation() -> None:
+    # The prep job writes them, the transform filters on them, pipeline_evaluation reads them back
+    from glue_scripts import taxi_prep
+    from ml_pipeline import definition as pipeline
+    from pipeline_evaluation import transform_output
+
+    written = (
+        taxi_prep.SCORING_WINDOW_START,
+        taxi_prep.SCORING_OBSERVED,
+        taxi_prep.SCORING_EXPECTED,
+        taxi_prep.SCORING_RCF_INPUT,
+    )
+    filtered = (
+        pipeline.SCORING_WINDOW_START,
+        pipeline.SCORING_OBSERVED,
+        pipeline.SCORING_EXPECTED,
+        pipeline.SCORING_RCF_INPUT,
+    )
+    read = (
+        transform_output.WINDOW_START_FIELD,
+        transform_output.OBSERVED_FIELD,
+        transform_output.EXPECTED_FIELD,
+        taxi_prep.SCORING_RCF_INPUT,
+    )
+    assert written == filtered == read
+    assert pipeline.TRANSFORM_OUTPUT_FIELD == transform_output.TRANSFORM_OUTPUT_FIELD == "SageMakerOutput"
+    assert taxi_prep.RCF_FEATURES == "features"
 
 
 def test_the_only_substitution_variables_are_the_documented_placeholders() -> None:
@@ -232,16 +270,24 @@ def test_the_sdk_stand_in_role_never_reaches_the_definition() -> None:
     assert "000000000000" not in text
 
 
-@pytest.mark.parametrize("shingle_size", [1, 48])
-def test_feature_dim_follows_the_shingle_size(shingle_size: int) -> None:
-    # Given a config whose prep job writes shingles of `shingle_size` values
-    settings = placeholder_settings(shingle_size=shingle_size)
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"num_trees": 49}, "num_trees must be from 50 to 1000"),
+        ({"num_trees": 1001}, "num_trees must be from 50 to 1000"),
+        ({"num_samples_per_tree": 0}, "num_samples_per_tree must be from 1 to 2048"),
+        ({"num_samples_per_tree": 2049}, "num_samples_per_tree must be from 1 to 2048"),
+    ],
+)
+def test_hyperparameters_outside_rcfs_documented_ranges_fail_where_the_definition_is_built(
+    changes: dict[str, int], message: str
+) -> None:
+    # Given settings that skip the config file's own validation (a PipelineConfig built in code)
+    settings = placeholder_settings(**changes)
 
-    # When generating the definition
-    hyperparameters = step(parsed_definition(settings), "TrainModel")["Arguments"]["HyperParameters"]
-
-    # Then RCF is told that many features
-    assert hyperparameters["feature_dim"] == str(shingle_size)
+    # When / Then building the definition fails naming the hyperparameter and its range, before any SDK work
+    with pytest.raises(HyperparameterError, match=message):
+        build_pipeline(settings)
 
 
 def test_config_defaults_become_parameter_defaults() -> None:
