@@ -271,7 +271,7 @@ class ApprovalConfig:
     expires_hours: int = 72
     expiry_check_minutes: int = 15
     endpoint_reserved_concurrency: int = 5
-    dlq_max_receive_count: int = 3
+    dlq_max_receive_count: int = MIN_MAX_RECEIVE_COUNT
 
     def validate(self) -> None:
         # A callback step waits at most 7 days for its answer (README: verified only on AWS), so the
@@ -284,7 +284,11 @@ class ApprovalConfig:
         _require(
             1 <= self.endpoint_reserved_concurrency <= 100, "approval.endpoint_reserved_concurrency must be 1..100"
         )
-        _require(1 <= self.dlq_max_receive_count <= 1000, "approval.dlq_max_receive_count must be 1..1000")
+        _require(
+            MIN_MAX_RECEIVE_COUNT <= self.dlq_max_receive_count <= 1000,
+            f"approval.dlq_max_receive_count must be {MIN_MAX_RECEIVE_COUNT}..1000 (AWS: at least 5 for a queue "
+            "that feeds Lambda)",
+        )
         for email in self.approver_emails:
             _require(
                 re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email) is not None,

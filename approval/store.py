@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from approval.references import new_form_token, new_reference, reference_key
 from approval.report import ReportSummary
+from pipeline_callback.faults import TransientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -182,7 +183,7 @@ class ApprovalStore:
         step = self.dynamodb.get_item(TableName=self.table_name, Key=_step_pk(token), ConsistentRead=True).get("Item")
         if step is None:
             # Only a reference collision (2^-256) or a deleted step item gets here: worth a retry.
-            raise RuntimeError(f"approval request for callback token {token} could not be created; retrying")
+            raise TransientError(f"approval request for callback token {token} could not be created; retrying")
         if "stopped_at" in step:
             return CreatedRequest(request=None, reference=None, already_notified=True, stopped_before_creation=True)
         request = self.get_by_key(step["request_key"]["S"])

@@ -12,6 +12,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -20,10 +21,16 @@ from constructs import Construct
 
 from app_config import EnvironmentConfig
 from approval.store import OPEN_INDEX
+from cdk_constructs.callback_permissions import grant_send_callbacks
 from cdk_constructs.callback_queue import CallbackQueue
+from cdk_constructs.checker_skips import (
+    ASYNC_DESTINATION_NOT_MATCHED,
+    skip_cfn_lint,
+    skip_checkov,
+    skip_on_invoke_permissions,
+)
 from cdk_constructs.nag import acknowledge, matching
 from cdk_constructs.operations import Alarms
-from cdk_constructs.prep_task import SENDS_CALLBACKS
 from cdk_constructs.python_function import FunctionSpec, PythonFunction
 from ml_pipeline.definition import ARTIFACTS_PREFIX
 
@@ -84,18 +91,34 @@ class ApprovalWorkflow(Construct):
                 shared_packages=SHARED_PACKAGES,
                 # Caps what a flood of requests can cost or do; an approval needs one request at a time.
                 reserved_concurrency=approval.endpoint_reserved_concurrency,
+                failed_invocations=(
+                    "Invoked synchronously through its function URL (RequestResponse), where a Lambda dead-letter "
+                    "queue never applies; the browser gets the error page and nothing is decided."
+                ),
             ),
             **logs,
         )
         # The reference in the link is the credential: 256 random bits, single use, expiring (approval/references).
         self.url = self.endpoint.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
-        # cfn-lint checks every region; AWS::Lambda::Url is missing from CloudFormation in a few newer
-        # regions (E3006). This stack deploys to the environment's region only; there it exists.
         url_resource = self.url.node.default_child
-        if isinstance(url_resource, CfnResource):
-            url_resource.add_metadata("cfn-lint", {"config": {"ignore_checks": ["E3006"]}})
+        if not isinstance(url_resource, CfnResource):
+            raise TypeError("the approval endpoint's function URL has no CloudFormation resource")
+        skip_cfn_lint(
+            url_resource,
+            "E3006",
+            "cfn-lint checks every region, and AWS::Lambda::Url is missing from CloudFormation's resource "
+            "specification in a few newer regions; this stack deploys to its environment's region only.",
+        )
+        skip_checkov(
+            url_resource,
+            "CKV_AWS_258",
+            "The approval links are opened from an e-mail by approvers who hold no AWS credentials, so the URL "
+            "cannot use IAM auth. The credential is the link's single-use 256-bit reference (only its SHA-256 is "
+            "stored), it expires, unknown ones get a 404, GET changes nothing, and only a same-origin POST with "
+            "the page's form token decides; reserved concurrency caps what a flood can cost.",
+        )
         _grant_table(self.endpoint.role, table, ["dynamodb:GetItem", "dynamodb:UpdateItem"])
-        self.endpoint.role.add_to_principal_policy(iam.PolicyStatement(actions=SENDS_CALLBACKS, resources=["*"]))
+        grant_send_callbacks(self.endpoint.role, config.pipeline_name)
 
         self.notifier = PythonFunction(
             self,
@@ -112,6 +135,10 @@ class ApprovalWorkflow(Construct):
                 },
                 timeout_seconds=NOTIFIER_TIMEOUT_SECONDS,
                 shared_packages=SHARED_PACKAGES,
+                failed_invocations=(
+                    "Invoked synchronously by the SQS event source mapping, where a Lambda dead-letter queue never "
+                    "applies; messages that keep failing move to the approval queue's own dead-letter queue."
+                ),
             ),
             **logs,
         )
@@ -120,6 +147,14 @@ class ApprovalWorkflow(Construct):
                 self.queue.queue, batch_size=5, report_batch_item_failures=True, max_concurrency=2
             )
         )
+        for mapping in self.notifier.function.node.find_all():
+            if isinstance(mapping, lambda_.CfnEventSourceMapping):
+                skip_cfn_lint(
+                    mapping,
+                    "ES1001",
+                    "An SQS event source mapping takes no on-failure destination; messages that keep failing move "
+                    "to the approval queue's dead-letter queue through its redrive policy (maxReceiveCount).",
+                )
         _grant_table(
             self.notifier.role,
             table,
@@ -143,7 +178,8 @@ class ApprovalWorkflow(Construct):
             "evaluation/evaluation.json objects under the artifacts bucket's pipeline-executions/ prefix.",
             [matching(rf"^Resource::.*/{ARTIFACTS_PREFIX}\*/evaluation/evaluation\.json$")],
         )
-        self.notifier.role.add_to_principal_policy(iam.PolicyStatement(actions=[SENDS_CALLBACKS[1]], resources=["*"]))
+        # The notifier only ever fails a step (bad arguments, unusable report, stop); approving is the page's job.
+        grant_send_callbacks(self.notifier.role, config.pipeline_name, success=False)
 
         self.expiry = PythonFunction(
             self,
@@ -155,11 +191,28 @@ class ApprovalWorkflow(Construct):
                 timeout_seconds=120,
                 shared_packages=SHARED_PACKAGES,
                 reserved_concurrency=1,
+                failed_invocations=(
+                    "Invoked asynchronously by EventBridge; after Lambda's retries a failed event goes to the "
+                    "function's on-failure destination (an alarmed SQS queue) with the error, not to a DLQ."
+                ),
             ),
             **logs,
         )
         _grant_table(self.expiry.role, table, ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"])
-        self.expiry.role.add_to_principal_policy(iam.PolicyStatement(actions=SENDS_CALLBACKS, resources=["*"]))
+        grant_send_callbacks(self.expiry.role, config.pipeline_name)
+        # EventBridge invokes asynchronously: after Lambda's own retries a failed check goes to this alarmed
+        # queue with its error instead of being discarded; the next check, minutes later, sees the same requests.
+        self.expiry_failures = alarms.failed_invocations_queue("ExpiryCheckFailures")
+        alarms.alarm_on_dead_letters(
+            "approval-expiry-event-failed",
+            self.expiry_failures,
+            "The approval expiry check failed on a scheduled event after its retries; inspect the queue for the cause.",
+        )
+        self.expiry.function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(self.expiry_failures),
+            retry_attempts=2,
+            max_event_age=Duration.minutes(approval.expiry_check_minutes),
+        )
         rule = events.Rule(
             self,
             "ExpirySchedule",
@@ -174,6 +227,7 @@ class ApprovalWorkflow(Construct):
                 max_event_age=Duration.minutes(approval.expiry_check_minutes),
             )
         )
+        skip_on_invoke_permissions(rule, "ES1007", ASYNC_DESTINATION_NOT_MATCHED)
 
         alarms.alarm_on_dead_letters(
             "approval-dead-letters",

@@ -15,6 +15,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from app_config import EnvironmentConfig
+from cdk_constructs.checker_skips import skip_cfn_lint
 from cdk_constructs.nag import acknowledge, matching
 from cdk_constructs.service_roles import service_principal
 from ml_pipeline.definition import (
@@ -71,9 +72,13 @@ class SageMakerPipeline(Construct):
             model_package_group_name=config.model_package_group_name,
             model_package_group_description="Random Cut Forest models of the taxi pipeline, registered after approval",
         )
-        # cfn-lint checks every region; a few newer ones lack this type in CloudFormation (E3006). The
-        # stack deploys to the environment's region only, and the RCF regions in cdk.json have it.
-        self.model_package_group.add_metadata("cfn-lint", {"config": {"ignore_checks": ["E3006"]}})
+        skip_cfn_lint(
+            self.model_package_group,
+            "E3006",
+            "cfn-lint checks every region, and a few newer ones lack AWS::SageMaker::ModelPackageGroup in "
+            "CloudFormation's specification; the stack deploys to its environment's region only, and the "
+            "Random Cut Forest regions in cdk.json have it.",
+        )
         self._grant_post_scoring_permissions(stack, config, approval_queue)
 
         definition = pipeline_definition(

@@ -325,9 +325,11 @@ def _parser() -> argparse.ArgumentParser:
 def _approval_command(arguments: argparse.Namespace, session: Any, cloudformation: Any, sagemaker: Any) -> int:
     from approval.store import ApprovalStore
     from ml_pipeline.approval_cli import decide_command, now_epoch, pending_command, resolve_table_name
+    from pipeline_callback.clients import client_config
     from pipeline_callback.retry import Retrier
 
-    store = ApprovalStore(session.client("dynamodb"), resolve_table_name(cloudformation, arguments.env))
+    dynamodb = session.client("dynamodb", config=client_config("dynamodb"))
+    store = ApprovalStore(dynamodb, resolve_table_name(cloudformation, arguments.env))
 
     def print_line(text: str) -> None:
         print(text, flush=True)

@@ -30,9 +30,8 @@ class ExpiryRun:
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (
-            f"{len(self.expired)} expired, {len(self.redelivered)} redelivered, {len(self.errors)} error(s)"
-            + (f": {'; '.join(self.errors)}" if self.errors else "")
+        return f"{len(self.expired)} expired, {len(self.redelivered)} redelivered, {len(self.errors)} error(s)" + (
+            f": {'; '.join(self.errors)}" if self.errors else ""
         )
 
 

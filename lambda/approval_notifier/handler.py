@@ -17,16 +17,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from approval.store import ApprovalStore
 from approval_notifier.config import load_config
 from approval_notifier.logic import handle_approval_message
+from pipeline_callback.clients import client_config
 from pipeline_callback.message import UnanswerableMessageError
 from pipeline_callback.retry import LAMBDA_RETRY_POLICY, Retrier
 
 logger = Logger(service="approval-notifier")
 copy_config_to_registered_loggers(source_logger=logger, include={"pipeline_callback", "approval", "approval_notifier"})
 config = load_config(os.environ)
-store = ApprovalStore(boto3.client("dynamodb"), config.table_name)
-s3_client = boto3.client("s3")
-sns_client = boto3.client("sns")
-sagemaker_client = boto3.client("sagemaker")
+store = ApprovalStore(boto3.client("dynamodb", config=client_config("dynamodb")), config.table_name)
+s3_client = boto3.client("s3", config=client_config("s3"))
+sns_client = boto3.client("sns", config=client_config("sns"))
+sagemaker_client = boto3.client("sagemaker", config=client_config("sagemaker"))
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 

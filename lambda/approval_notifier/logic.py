@@ -2,8 +2,10 @@
 
 Start: read the evaluation report, create the approval request (once per callback token), publish the
 mail, then forget the link. Stop: close the request and fail the step with "stopped on request".
-Invalid arguments or a report that cannot be used fail the step at once with a readable reason;
-transient errors raise, so SQS redelivers (and after `maxReceiveCount` the message lands in the DLQ).
+Errors are sorted by the shared rule (`pipeline_callback.faults.classify`): transient ones raise, so SQS
+redelivers (and after `maxReceiveCount` the message lands in the alarmed DLQ); permanent ones (invalid
+arguments, a report that is missing or cannot be used, an AWS refusal, a bug) fail the step at once with a
+readable reason, so the run ends rather than waiting for an approval nobody was asked for.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from approval.store import RETENTION_AFTER_EXPIRY_SECONDS, STOPPED, ApprovalStor
 from approval_notifier.config import NotifierConfig
 from pipeline_callback.callback import send_step_failure
 from pipeline_callback.errors import describe_error, error_code
-from pipeline_callback.retry import Retrier, is_transient_error
+from pipeline_callback.faults import classify
+from pipeline_callback.retry import Retrier
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -56,14 +59,15 @@ def handle_approval_message(
     except ReportError as error:
         reason = f"Evaluation report {message.report_uri} cannot be used: {error}"
     except Exception as error:
-        if is_transient_error(error):
+        fault = classify(error)
+        if fault.transient:
             raise
         if error_code(error) in _MISSING_REPORT_CODES:
             reason = f"Evaluation report {message.report_uri} cannot be read: {describe_error(error)}"
-        elif error_code(error):
-            reason = f"Could not send the approval request: {describe_error(error)}"
         else:
-            raise
+            # A permanent fault does not heal on redelivery: end the step with what went wrong.
+            logger.exception("Approval request for %s failed (%s)", message.pipeline_execution_arn, fault.reason)
+            reason = f"Could not send the approval request ({fault.reason}): {describe_error(error)}"
     outcome = send_step_failure(sagemaker, message.token, reason, retrier)
     return f"approval request not sent; failure reported ({outcome.value}): {reason}"
 

@@ -189,6 +189,26 @@ def test_a_killed_task_fails_the_callback_step_through_the_watchdog(tmp_path: Pa
     assert not any(path.is_file() for path in prepared.rglob("*")), "the stopped run wrote output"
 
 
+def test_a_rejected_run_fails_at_approve_results_and_registers_nothing(tmp_path: Path) -> None:
+    # Given a run whose approver presses Reject on the mailed page (--approval reject, over HTTP)
+    result = run(
+        LocalModeArgs(out=tmp_path, trips=20_000, only="pipeline", approval="reject", quiet=True, charts=False)
+    )
+    # Then the step fails with the approver's reason, Register never starts and no model package exists
+    assert result.exit_code == EXIT_FAILED
+    assert result.pipeline is not None
+    statuses = {step.name: step.status for step in result.pipeline.execution.steps}
+    assert [statuses[name] for name in PIPELINE_STEPS] == ["Succeeded"] * 5 + ["Failed", "NotStarted"]
+    failed = result.pipeline.execution.failed_step
+    assert failed is not None and failed.name == "ApproveResults"
+    assert failed.failure_reason.startswith("Rejected by ")
+    assert len(result.pipeline.approval_mails) == 1
+    assert result.pipeline.model_packages == []
+    assert not (tmp_path / "pipeline" / "model-registry").exists()
+    # ...while the scores it was judged on are still there to look at
+    assert result.pipeline.scores_csv is not None and result.pipeline.scores_csv.is_file()
+
+
 def test_events_completion_answers_through_glue_completion(tmp_path: Path) -> None:
     result = run(
         LocalModeArgs(out=tmp_path, completion="events", trips=20_000, only="pipeline", quiet=True, charts=False)

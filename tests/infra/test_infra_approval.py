@@ -29,7 +29,8 @@ def test_the_approval_table_is_stateful_with_the_open_index_ttl_and_recovery(
 
 def test_the_approval_queue_has_a_dlq_and_only_the_pipeline_may_send(dev: Synthesized) -> None:
     template = dev.template(dev.stacks.approval)
-    template.resource_count_is("AWS::SQS::Queue", 3)  # queue, its DLQ, the EventBridge target DLQ
+    # queue, its DLQ, the EventBridge target DLQ, the expiry check's on-failure destination
+    template.resource_count_is("AWS::SQS::Queue", 4)
     template.has_resource_properties(
         "AWS::SQS::Queue",
         {
@@ -64,6 +65,9 @@ def test_the_approval_queue_has_a_dlq_and_only_the_pipeline_may_send(dev: Synthe
 def test_the_endpoint_is_a_function_url_with_reserved_concurrency(dev: Synthesized) -> None:
     template = dev.template(dev.stacks.approval)
     template.has_resource_properties("AWS::Lambda::Url", {"AuthType": "NONE"})
+    # No CORS at all (checkov's CKV2_AWS_75, asserted here): the page posts only to its own origin
+    (url,) = template.find_resources("AWS::Lambda::Url").values()
+    assert "Cors" not in url["Properties"]
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
@@ -80,6 +84,39 @@ def test_the_expiry_check_runs_on_its_schedule(dev: Synthesized) -> None:
     dev.template(dev.stacks.approval).has_resource_properties(
         "AWS::Events::Rule", {"ScheduleExpression": f"rate({minutes} minutes)"}
     )
+
+
+def test_a_failed_expiry_check_goes_to_an_alarmed_on_failure_queue(dev: Synthesized) -> None:
+    # EventBridge invokes the check asynchronously: after Lambda's retries the event lands in a queue, not the void
+    template = dev.template(dev.stacks.approval)
+    template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {
+            "MaximumRetryAttempts": 2,
+            "DestinationConfig": {"OnFailure": {"Destination": Match.any_value()}},
+        },
+    )
+    alarms = template.find_resources("AWS::CloudWatch::Alarm")
+    names = {str(alarm["Properties"].get("AlarmName")) for alarm in alarms.values()}
+    assert f"taxi-anomaly-{dev.config.name}-approval-expiry-event-failed" in names
+
+
+def test_approval_functions_answer_only_this_pipelines_steps(dev: Synthesized) -> None:
+    template = dev.template(dev.stacks.approval)
+    statements = [
+        statement
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if any(str(action).startswith("sagemaker:SendPipelineExecutionStep") for action in _as_list(statement["Action"]))
+    ]
+    assert len(statements) == 3  # endpoint, notifier (failure only), expiry check
+    for statement in statements:
+        assert statement["Resource"] != "*"
+        assert "/execution/*" in str(statement["Resource"])
+
+
+def _as_list(value: object) -> list[object]:
+    return value if isinstance(value, list) else [value]
 
 
 def test_approvers_come_from_config(tmp_path: object) -> None:
