@@ -107,7 +107,7 @@ def test_approval_functions_answer_only_this_pipelines_steps(dev: Synthesized) -
         statement
         for policy in template.find_resources("AWS::IAM::Policy").values()
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-        if any(str(action).startswith("sagemaker:SendPipelineExecutionStep") for action in _as_list(statement["Action"]))
+        if any(str(action).startswith("sagemaker:SendPipelineExecution") for action in _as_list(statement["Action"]))
     ]
     assert len(statements) == 3  # endpoint, notifier (failure only), expiry check
     for statement in statements:
