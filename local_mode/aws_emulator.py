@@ -81,8 +81,13 @@ class GlueService:
     """Glue's job-run API over registered jobs whose runs execute in-process."""
 
     def __init__(
-        self, *, describe_error: Callable[[BaseException], str] = lambda error: f"{type(error).__name__}: {error}"
+        self,
+        *,
+        describe_error: Callable[[BaseException], str] = lambda error: f"{type(error).__name__}: {error}",
+        startup_seconds: float = 0.0,
     ) -> None:
+        # A Glue run is STARTING while Glue provisions its workers, before the script runs; 0 skips that.
+        self._startup_seconds = startup_seconds
         self._jobs: dict[str, GlueJob] = {}
         self._runs: dict[str, _JobRun] = {}
         self._lock = threading.Lock()
@@ -103,6 +108,8 @@ class GlueService:
         job = self._job(request)
         arguments = {**job.default_arguments, **(request.get("Arguments") or {})}
         run = _JobRun(job_name=job.name, run_id="jr_" + secrets.token_hex(32), arguments=arguments, started_on=_now())
+        if self._startup_seconds > 0:
+            run.state = "STARTING"
         with self._lock:
             self._runs[run.run_id] = run
         thread = threading.Thread(target=self._execute, args=(job, run), name=f"glue-{run.run_id[:11]}", daemon=True)
@@ -175,6 +182,13 @@ class GlueService:
         return self._jobs[name]
 
     def _execute(self, job: GlueJob, run: _JobRun) -> None:
+        if self._startup_seconds > 0:
+            started = time.monotonic()
+            while time.monotonic() - started < self._startup_seconds and not run.stop_requested:
+                time.sleep(0.05)
+            with self._lock:
+                if run.state == "STARTING":
+                    run.state = "RUNNING"
         with self._execution_lock:
             try:
                 if run.stop_requested:

@@ -45,6 +45,7 @@ class LocalModeArgs:
     poll_seconds: float | None = None
     fail_prep: bool = False
     kill_task_after: float | None = None
+    glue_startup_seconds: float = 0.0
     drop_events: bool = False
     stream_hours: int = 48
     stream_batch_hours: int = 3
@@ -116,6 +117,14 @@ def parse_args(argv: Sequence[str] | None = None) -> LocalModeArgs:
         "the task watchdog then fails the callback step",
     )
     parser.add_argument(
+        "--glue-startup-seconds",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep each Glue run STARTING this long before its script runs, as Glue does while it provisions "
+        "workers (default 0); with --kill-task-after shorter than this, the task is killed while its run starts",
+    )
+    parser.add_argument(
         "--drop-events",
         action="store_true",
         help="lose the Glue completion events (events mode; implies --completion events): "
@@ -164,6 +173,8 @@ def parse_args(argv: Sequence[str] | None = None) -> LocalModeArgs:
         parser.error("--stream-hours and --stream-batch-hours must be at least 1")
     if namespace.poll_seconds is not None and not 0.1 <= namespace.poll_seconds <= 300:
         parser.error("--poll-seconds must be between 0.1 and 300")
+    if not 0 <= namespace.glue_startup_seconds <= 600:
+        parser.error("--glue-startup-seconds must be between 0 and 600")
     return LocalModeArgs(**vars(namespace))
 
 
@@ -260,6 +271,7 @@ def run(args: LocalModeArgs, *, progress: Progress | None = None) -> RunResult:
                 fail_prep=args.fail_prep,
                 kill_task_after=args.kill_task_after,
                 approval=args.approval,
+                glue_startup_seconds=args.glue_startup_seconds,
                 drop_events=args.drop_events,
                 prep_arguments=args.prep_arguments(),
             )

@@ -89,6 +89,8 @@ class PipelineOptions:
     approval: ApprovalMode = "auto"
     # Lose the Glue completion events (events mode), as EventBridge may: the reconciler ends the step.
     drop_events: bool = False
+    # How long each emulated Glue run stays STARTING before its script runs (Glue provisioning workers).
+    glue_startup_seconds: float = 0.0
     # Extra default arguments of the prep Glue job (--analysis_start, --analysis_end, --max_windows).
     prep_arguments: Mapping[str, str] = field(default_factory=dict)
 
@@ -254,7 +256,10 @@ def run_pipeline(
 
     prep_results: list[PrepResult] = []
     # Glue's ErrorMessage names the staged copy; the user's own file is what they can act on.
-    glue = GlueService(describe_error=lambda error: staging.as_user_text(s3.as_s3_text(_describe_glue_error(error))))
+    glue = GlueService(
+        describe_error=lambda error: staging.as_user_text(s3.as_s3_text(_describe_glue_error(error))),
+        startup_seconds=options.glue_startup_seconds,
+    )
     glue.register_job(
         GlueJob(
             name=PREP_JOB_NAME,

@@ -164,10 +164,18 @@ def test_glue_failure_fails_the_callback_step_with_its_reason(tmp_path: Path) ->
 
 def test_a_killed_task_fails_the_callback_step_through_the_watchdog(tmp_path: Path) -> None:
     # Given a prep task that is killed (SIGKILL, as on out-of-memory) while its Glue run is going
+    # (the run is still starting when the kill comes, however fast the warm local Spark would be)
     started = time.monotonic()
     result = run(
         LocalModeArgs(
-            out=tmp_path, trips=20_000, only="pipeline", poll_seconds=0.5, kill_task_after=2.0, quiet=True, charts=False
+            out=tmp_path,
+            trips=20_000,
+            only="pipeline",
+            poll_seconds=0.5,
+            kill_task_after=2.0,
+            glue_startup_seconds=6.0,
+            quiet=True,
+            charts=False,
         )
     )
     # Then the task watchdog answers for it: the callback step fails with the stop reason, within seconds
@@ -180,11 +188,11 @@ def test_a_killed_task_fails_the_callback_step_through_the_watchdog(tmp_path: Pa
     assert "exit 137" in failed.failure_reason
     assert failed.seconds < 30
     assert time.monotonic() - started < 90
-    # ...and its Glue run (if the task got to start one) does not outlive it: the watchdog stopped it,
-    # and it wrote nothing (issue 11, item 5)
-    if any("Started Glue job run" in line for line in result.progress_lines):
-        assert "was asked to stop" in failed.failure_reason
-        assert any(line.endswith("STOPPED") and "[glue] job run" in line for line in result.progress_lines)
+    # ...and the Glue run it had started does not outlive it: the watchdog stopped it, and it wrote
+    # nothing (issue 11, item 5)
+    assert any("Started Glue job run" in line for line in result.progress_lines)
+    assert "was asked to stop" in failed.failure_reason
+    assert any(line.endswith("STOPPED") and "[glue] job run" in line for line in result.progress_lines)
     prepared = tmp_path / "s3" / "taxi-prepared-local"
     assert not any(path.is_file() for path in prepared.rglob("*")), "the stopped run wrote output"
 

@@ -221,9 +221,21 @@ def test_the_supervisor_runs_on_a_schedule_and_on_the_jobs_state_changes(dev: Sy
         "glue:BatchStopJobRun",
         "events:DescribeRule",
         "cloudwatch:PutMetricData",
+        # the on-failure destination of its asynchronous invocations
+        "sqs:SendMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
         *XRAY,
         *LOGS,
     }
+    template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {
+            "FunctionName": {"Ref": supervisor},
+            "DestinationConfig": {"OnFailure": {"Destination": Match.any_value()}},
+            "MaximumRetryAttempts": 2,
+        },
+    )
     (metric_statement,) = [
         s for s in role_statements(template, "SupervisorRole") if s["Action"] == "cloudwatch:PutMetricData"
     ]
@@ -329,6 +341,7 @@ def test_streaming_alarms_say_what_broke(dev: Synthesized) -> None:
         "taxi-anomaly-dev-streaming-job-run-ended",
         "taxi-anomaly-dev-streaming-job-supervisor-gave-up",
         "taxi-anomaly-dev-streaming-job-supervisor-errors",
+        "taxi-anomaly-dev-streaming-supervisor-event-failed",
         "taxi-anomaly-dev-streaming-empty-intervals",
     }
 
