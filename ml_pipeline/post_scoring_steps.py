@@ -41,8 +41,9 @@ SCORES_DIRECTORY = f"{PROCESSING_ROOT}/input/scores"
 EVALUATION_DIRECTORY = f"{PROCESSING_ROOT}/output/evaluation"
 EVALUATION_INSTANCE_TYPE = "ml.t3.medium"
 EVALUATION_MAX_RUNTIME_SECONDS = 1800
-# RCF's documented inference formats: CSV in; JSON, JSON Lines or RecordIO-protobuf out.
-REGISTERED_CONTENT_TYPES = ["text/csv"]
+# RCF's documented inference formats: CSV, JSON Lines (what ScoreData sends) or RecordIO-protobuf in; JSON,
+# JSON Lines or RecordIO-protobuf out.
+REGISTERED_CONTENT_TYPES = ["application/jsonlines", "text/csv"]
 REGISTERED_RESPONSE_TYPES = ["application/json", "application/jsonlines"]
 
 
@@ -197,4 +198,10 @@ def _register_step(inputs: PostScoringInputs, evaluate: Any, approve: Any) -> An
     )
     arguments = session.context
     session.context = None
+    # The SDK always writes SkipModelValidation "None", CreateModelPackage's default ("Valid Values: None | All";
+    # leaving it out means no skip). Left out, the step is the same request and one field closer to AWS's
+    # published pipeline-definition schema, which lacks the field (ml_pipeline.schema_check).
+    request = arguments.create_model_package_request
+    if request.get("SkipModelValidation") == "None":
+        del request["SkipModelValidation"]
     return ModelStep(name=REGISTER_STEP, step_args=arguments)

@@ -49,6 +49,22 @@ TINY_SCHEMA: dict[str, Any] = {
             },
             "additionalProperties": False,
         },
+        "CreateModelStep": {
+            "type": "object",
+            "properties": {
+                "Name": {"type": "string"},
+                "Type": {"enum": ["Model"]},
+                "Arguments": {
+                    "type": "object",
+                    "properties": {
+                        "PrimaryContainer": {
+                            "type": "object",
+                            "properties": {"ModelDataUrl": {"type": "string"}, "Image": STRING_VALUE},
+                        }
+                    },
+                },
+            },
+        },
     },
     "properties": {"Version": {"enum": ["2020-12-01"]}, "Steps": {"type": "array"}},
     "required": ["Steps"],
@@ -77,13 +93,19 @@ def test_the_known_gaps_are_tolerated_and_named() -> None:
         "Type": "RegisterModel",
         "Arguments": {"ModelPackageGroupName": {"Std:JsonGet": {}}, "ModelApprovalStatus": "Approved"},
     }
+    model = {
+        "Name": "CreateModel",
+        "Type": "Model",
+        "Arguments": {"PrimaryContainer": {"ModelDataUrl": {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}}},
+    }
     # When checked
-    result = check_definition(definition(step, register, PipelineExperimentConfig={}), TINY_SCHEMA)
+    result = check_definition(definition(step, register, model, PipelineExperimentConfig={}), TINY_SCHEMA)
     # Then every error is tolerated by the gap that covers it, and none is a finding
     assert result.errors == ()
     assert sorted(finding.gap or "" for finding in result.tolerated) == [
         "expressions-in-fields",
         "expressions-in-fields",
+        "model-data-url-reference",
         "processing-property-files",
         "register-model-arguments",
         "top-level-configs",
@@ -99,6 +121,11 @@ def test_the_known_gaps_are_tolerated_and_named() -> None:
         (definition({**processing(), "PropertyFiles": [], "Retry": 1}), "Steps[0] (Evaluate, Processing)"),
         (definition(processing(), Mystery=1), "definition"),
         (definition({"Name": "Wait", "Type": "Callback"}), "Steps[0] (Wait, Callback)"),
+        # The ModelDataUrl gap is for a step-property reference only, not for any wrong value there.
+        (
+            definition({"Name": "M", "Type": "Model", "Arguments": {"PrimaryContainer": {"ModelDataUrl": 7}}}),
+            "Steps[0] (M, Model).Arguments.PrimaryContainer.ModelDataUrl",
+        ),
     ],
 )
 def test_anything_else_is_a_finding_naming_where(changed: dict[str, Any], where: str) -> None:
