@@ -112,7 +112,7 @@ class SageMakerPipeline(Construct):
         # The role's policy must exist before SageMaker validates the pipeline against it.
         if self.role.node.try_find_child("DefaultPolicy") is not None:
             self.pipeline.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
-        self.pipeline.add_dependency(self.model_package_group)
+        self.pipeline.node.add_dependency(self.model_package_group)
         self.pipeline_arn = stack.format_arn(
             service="sagemaker", resource="pipeline", resource_name=config.pipeline_name
         )

@@ -71,7 +71,8 @@ class ProcessingStepExecutor:
         app = arguments["AppSpecification"]
         if _repository(str(app["ImageUri"])) != EVALUATION_REPOSITORY:
             raise DefinitionError(f"local mode runs processing jobs only in the {EVALUATION_REPOSITORY} image")
-        root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.scratch))
+        # Absolute: the job runs with this folder as its working directory, and --out may be relative.
+        root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.scratch)).resolve()
 
         def mapped(value: str) -> str:
             return str(root) + value[len(PROCESSING_ROOT) :] if value.startswith(PROCESSING_ROOT) else value
