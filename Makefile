@@ -17,9 +17,9 @@ NODE_SUPPORTED := 22 24
 NODE_MINIMUM   := 20
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
 # Typed runtime and infrastructure code; lambda/ holds one package per function.
-MYPY_TARGETS := app.py app_config stacks cdk_constructs pipeline_callback fargate_task glue_scripts ml_pipeline local_mode bench backtest pipeline_evaluation
+MYPY_TARGETS := app.py app_config stacks cdk_constructs pipeline_callback fargate_task glue_scripts ml_pipeline local_mode bench backtest pipeline_evaluation approval evaluation_job
 
-.PHONY: install test lint unit local bench backtest synth deploy destroy clean check-java check-node lambda-deps
+.PHONY: install test lint unit local bench backtest synth deploy destroy clean check-java check-node check-browser lambda-deps check-pipeline-schema
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	$(PYTHON) -m venv $(VENV)
@@ -54,12 +54,21 @@ check-node:
 	  echo "note: the CDK's jsii runtime lists Node.js 22 and 24 (LTS) as supported, not $$major"; \
 	fi
 
+# The approval page's browser test drives Debian's Chromium; root on Debian (CI) installs it, others are told how.
+check-browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver; \
+	else \
+	  echo "Chromium is needed for the approval page's browser test. Install it with: sudo apt-get install -y chromium chromium-driver (Debian/Ubuntu)"; \
+	  exit 1; fi
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy $(wildcard $(MYPY_TARGETS))
 	$(PY) -m mypy lambda
 
-test: $(STAMP) check-java check-node lint
+test: $(STAMP) check-java check-node check-browser lint
 	$(PY) -m pytest
 
 # The fast tests: no Spark, no end-to-end runs, no synth of whole apps (see the markers in pyproject.toml).
@@ -75,6 +84,11 @@ bench: $(STAMP) check-java
 # make backtest ARGS="--detector streaming|pipeline --series PATH --out DIR [--labels FILE]"
 backtest: $(STAMP)
 	$(PY) -m backtest $(ARGS)
+
+# The definition against AWS's published schema, given by path (not committed: its repository has no licence).
+check-pipeline-schema: $(STAMP)
+	@test -n "$(SCHEMA)" || { echo "usage: make check-pipeline-schema SCHEMA=/path/to/pipeline-definition.schema.json"; exit 2; }
+	$(PY) -m ml_pipeline.schema_check --schema "$(SCHEMA)" --env $(ENV)
 
 # `cdk synth` synthesizes every stack (it has no --all); --quiet keeps the templates out of the terminal.
 synth: $(STAMP) check-node lambda-deps

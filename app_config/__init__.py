@@ -1,6 +1,7 @@
 """Typed, validated per-environment configuration (built once in app.py)."""
 
 from app_config.settings import (
+    ApprovalConfig,
     ConfigError,
     DataPrepConfig,
     EnvironmentConfig,
@@ -12,6 +13,7 @@ from app_config.settings import (
 )
 
 __all__ = [
+    "ApprovalConfig",
     "ConfigError",
     "DataPrepConfig",
     "EnvironmentConfig",

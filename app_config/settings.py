@@ -268,6 +268,39 @@ class StreamingConfig:
 
 
 @dataclass(frozen=True)
+class ApprovalConfig:
+    """The ApproveResults step: who is asked, how long a request lives, the endpoint's capacity."""
+
+    approver_emails: tuple[str, ...] = ()
+    expires_hours: int = 72
+    expiry_check_minutes: int = 15
+    endpoint_reserved_concurrency: int = 5
+    dlq_max_receive_count: int = MIN_MAX_RECEIVE_COUNT
+
+    def validate(self) -> None:
+        # A callback step waits at most 7 days for its answer (README: verified only on AWS), so the
+        # request must expire, and fail the step with a reason, before SageMaker times it out.
+        _require(
+            1 <= self.expires_hours <= 7 * 24 - 1,
+            "approval.expires_hours must be 1..167 (a callback step waits at most 7 days)",
+        )
+        _require(1 <= self.expiry_check_minutes <= 60, "approval.expiry_check_minutes must be 1..60")
+        _require(
+            1 <= self.endpoint_reserved_concurrency <= 100, "approval.endpoint_reserved_concurrency must be 1..100"
+        )
+        _require(
+            MIN_MAX_RECEIVE_COUNT <= self.dlq_max_receive_count <= 1000,
+            f"approval.dlq_max_receive_count must be {MIN_MAX_RECEIVE_COUNT}..1000 (AWS: at least 5 for a queue "
+            "that feeds Lambda)",
+        )
+        for email in self.approver_emails:
+            _require(
+                re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email) is not None,
+                f"approval.approver_emails: {email!r} is not an e-mail address",
+            )
+
+
+@dataclass(frozen=True)
 class OperationsConfig:
     alarm_email: str | None = None
 
@@ -286,6 +319,7 @@ class EnvironmentConfig:
     pipeline: PipelineConfig
     streaming: StreamingConfig
     operations: OperationsConfig
+    approval: ApprovalConfig = ApprovalConfig()
 
     def stack_name(self, purpose: str) -> str:
         return stack_name(self.name, purpose)
@@ -293,6 +327,11 @@ class EnvironmentConfig:
     @property
     def pipeline_name(self) -> str:
         """AWS::SageMaker::Pipeline requires a name; the queue policy scopes SageMaker's sends to it."""
+        return f"taxi-anomaly-{self.name}"
+
+    @property
+    def model_package_group_name(self) -> str:
+        """AWS::SageMaker::ModelPackageGroup requires a name; the pipeline's Register step names it."""
         return f"taxi-anomaly-{self.name}"
 
 
@@ -332,7 +371,7 @@ def _section(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-    for name in ("subnet_ids", "availability_zones"):
+    for name in ("subnet_ids", "availability_zones", "approver_emails"):
         if name in raw:
             raw[name] = tuple(raw[name] or ())
     if raw.get("job_active_hours_utc") is not None:
@@ -383,4 +422,5 @@ def load_environment(
         pipeline=_section(PipelineConfig, raw.get("pipeline"), f"{name}.pipeline"),
         streaming=streaming,
         operations=_section(OperationsConfig, raw.get("operations"), f"{name}.operations"),
+        approval=_section(ApprovalConfig, raw.get("approval"), f"{name}.approval"),
     )

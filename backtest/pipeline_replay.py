@@ -9,10 +9,13 @@ What the pipeline does with a month of taxi windows, done with one series at its
    on every row: ``local_mode.rcf_model``, the local mode's emulation of SageMaker's built-in RCF (krcf).
 3. ``pipeline_evaluation.evaluate_windows``: the run's cut-off, flags and events.
 
-``score`` is the relative score (0.5 at the cut-off, see ``pipeline_evaluation.relative_scores``), so one
-threshold means the same on every series; ``is_anomaly`` is the pipeline's own decision (the row's score
-is at or above the run's cut-off). Extra columns: ``expected``, ``rcf_score`` (the forest's raw score) and
-``event_id`` (the anomaly event the row belongs to, empty for none).
+One decision per anomaly (``pipeline_evaluation.alerts``): ``is_anomaly`` is 1 at the first flagged window
+of each anomaly event, the pipeline's own decision (an event is declared where its score first reaches
+the run's cut-off); ``score`` is the alert score, the relative score (0.5 at the cut-off, the same footing on
+every series) where it is the highest of the day before it, else 0, so that a threshold sweep judges the
+same one-decision-per-anomaly logic. Extra columns: ``expected``, ``rcf_score`` (the forest's raw score),
+``relative_score``, ``is_flagged`` (score at or above the cut-off) and ``event_id`` (the anomaly event
+the row belongs to, empty for none).
 Not causal: like the pipeline, the model sees the whole series before scoring it.
 """
 
@@ -52,11 +55,13 @@ def detect_series(
         list(timestamps), [float(value) for value in values], features.expected.tolist(), raw_scores
     )
     return SeriesDetection(
-        scores=evaluation.relative_scores,
-        is_anomaly=evaluation.is_anomaly,
+        scores=evaluation.alert_scores,
+        is_anomaly=evaluation.onsets,
         extra_columns={
             "expected": [round(float(value), 6) for value in np.asarray(features.expected)],
             "rcf_score": [round(score, 6) for score in raw_scores],
+            "relative_score": [round(score, 6) for score in evaluation.relative_scores],
+            "is_flagged": [int(flag) for flag in evaluation.flags],
             "event_id": ["" if event_id is None else event_id for event_id in evaluation.event_ids],
         },
     )

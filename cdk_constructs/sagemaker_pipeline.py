@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Fn, Stack
+import tempfile
+from pathlib import Path
+
+from aws_cdk import ArnFormat, Fn, Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from app_config import EnvironmentConfig
+from cdk_constructs.checker_skips import skip_cfn_lint
 from cdk_constructs.nag import acknowledge, matching
 from cdk_constructs.service_roles import service_principal
 from ml_pipeline.definition import (
@@ -19,6 +24,8 @@ from ml_pipeline.definition import (
     PipelineSettings,
     pipeline_definition,
 )
+from ml_pipeline.evaluation_bundle import write_evaluation_zip
+from ml_pipeline.evaluation_image import evaluation_image_account
 from ml_pipeline.rcf_image import rcf_image_uri
 
 
@@ -39,6 +46,7 @@ class SageMakerPipeline(Construct):
         raw_bucket: s3.IBucket,
         prepared_bucket: s3.IBucket,
         artifacts_bucket: s3.IBucket,
+        approval_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -51,6 +59,27 @@ class SageMakerPipeline(Construct):
             description="Runs the taxi anomaly pipeline and its training and transform jobs",
         )
         self._grant_pipeline_permissions(stack, callback_queue, prepared_bucket, artifacts_bucket, image_uri)
+        # The Evaluate step's code (evaluation_job + pipeline_evaluation) as one zip, and the registry group.
+        self.evaluation_code = s3_assets.Asset(
+            self, "EvaluationCode", path=str(write_evaluation_zip(Path(tempfile.mkdtemp()) / "evaluation-job.zip"))
+        )
+        code_key = self.evaluation_code.s3_object_key
+        if Token.is_unresolved(code_key):
+            raise ValueError("the evaluation code asset needs a synth-time object key (the default stack synthesizer)")
+        self.model_package_group = sagemaker.CfnModelPackageGroup(
+            self,
+            "ModelPackageGroup",
+            model_package_group_name=config.model_package_group_name,
+            model_package_group_description="Random Cut Forest models of the taxi pipeline, registered after approval",
+        )
+        skip_cfn_lint(
+            self.model_package_group,
+            "E3006",
+            "cfn-lint checks every region, and a few newer ones lack AWS::SageMaker::ModelPackageGroup in "
+            "CloudFormation's specification; the stack deploys to its environment's region only, and the "
+            "Random Cut Forest regions in cdk.json have it.",
+        )
+        self._grant_post_scoring_permissions(stack, config, approval_queue)
 
         definition = pipeline_definition(
             PipelineSettings.with_placeholders(config.pipeline_name, config.region, config.pipeline)
@@ -71,6 +100,11 @@ class SageMakerPipeline(Construct):
                         "RawBucket": raw_bucket.bucket_name,
                         "PreparedBucket": prepared_bucket.bucket_name,
                         "ArtifactsBucket": artifacts_bucket.bucket_name,
+                        "ApprovalQueueUrl": approval_queue.queue_url,
+                        "EvaluationCodeBucket": self.evaluation_code.s3_bucket_name,
+                        "EvaluationCodeKey": code_key,
+                        "EvaluationCodeFile": code_key.rsplit("/", 1)[-1],
+                        "ModelPackageGroupName": self.model_package_group.model_package_group_name,
                     },
                 )
             },
@@ -78,6 +112,7 @@ class SageMakerPipeline(Construct):
         # The role's policy must exist before SageMaker validates the pipeline against it.
         if self.role.node.try_find_child("DefaultPolicy") is not None:
             self.pipeline.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
+        self.pipeline.node.add_dependency(self.model_package_group)
         self.pipeline_arn = stack.format_arn(
             service="sagemaker", resource="pipeline", resource_name=config.pipeline_name
         )
@@ -211,6 +246,66 @@ class SageMakerPipeline(Construct):
                 matching(rf"^Resource::.*/{ARTIFACTS_PREFIX}\*$"),
                 matching(r"^Resource::arn:.*:logs:.*:log-group:/aws/sagemaker/\*$"),
                 "Resource::*",
+            ],
+        )
+
+    def _grant_post_scoring_permissions(
+        self, stack: Stack, config: EnvironmentConfig, approval_queue: sqs.IQueue
+    ) -> None:
+        """Evaluate (a processing job in the scikit-learn image), ApproveResults (its queue), Register."""
+        role = self.role
+        role.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[approval_queue.queue_arn]))
+        if approval_queue.encryption_master_key is not None:
+            approval_queue.encryption_master_key.grant(role, "kms:GenerateDataKey", "kms:Decrypt")
+        processing_jobs = stack.format_arn(service="sagemaker", resource="processing-job", resource_name="*")
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[processing_jobs],
+            )
+        )
+        group_name = config.model_package_group_name
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:AddTags"],
+                resources=[
+                    stack.format_arn(service="sagemaker", resource="model-package-group", resource_name=group_name),
+                    stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group_name}/*"),
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                resources=[
+                    stack.format_arn(
+                        service="ecr",
+                        account=evaluation_image_account(config.region),
+                        resource="repository",
+                        resource_name="sagemaker-scikit-learn",
+                    )
+                ],
+            )
+        )
+        self.evaluation_code.grant_read(role)
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5",
+            "Processing job and model package names are generated per execution: access is limited to this "
+            "account's processing jobs and the packages of this environment's one model package group; the "
+            "evaluation code is read from its own CDK asset object.",
+            [
+                matching(r"^Resource::arn:.*:sagemaker:.*:processing-job/\*$"),
+                matching(r"^Resource::arn:.*:sagemaker:.*:model-package/.*/\*$"),
+                matching(r"^Action::s3:GetObject\*$"),
+                matching(r"^Action::s3:GetBucket\*$"),
+                matching(r"^Action::s3:List\*$"),
+                matching(r"^Resource::arn:.*:s3:::.*/\*$"),
             ],
         )
 

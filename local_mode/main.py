@@ -53,6 +53,7 @@ class LocalModeArgs:
     only: System | None = None
     charts: bool = True
     quiet: bool = False
+    approval: Literal["auto", "prompt", "reject"] = "auto"
     # The prep job's analysis range and window cap (job arguments --analysis_start, ... in AWS).
     analysis_start: str | None = None
     analysis_end: str | None = None
@@ -141,6 +142,13 @@ def parse_args(argv: Sequence[str] | None = None) -> LocalModeArgs:
     )
     parser.add_argument("--only", choices=("pipeline", "streaming"), help="run only one of the two systems")
     parser.add_argument("--no-charts", dest="charts", action="store_false", help="skip the PNG charts")
+    parser.add_argument(
+        "--approval",
+        choices=("auto", "prompt", "reject"),
+        default="auto",
+        help="who answers the ApproveResults step: auto (default: GET the mailed link, POST Approve over HTTP), "
+        "prompt (print the links and wait for you to click one in a browser), reject (POST Reject)",
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the summary (and errors)")
     parser.add_argument(
         "--analysis-start",
@@ -262,6 +270,7 @@ def run(args: LocalModeArgs, *, progress: Progress | None = None) -> RunResult:
                 poll_seconds=args.poll_seconds,
                 fail_prep=args.fail_prep,
                 kill_task_after=args.kill_task_after,
+                approval=args.approval,
                 glue_startup_seconds=args.glue_startup_seconds,
                 drop_events=args.drop_events,
                 prep_arguments=args.prep_arguments(),
@@ -274,6 +283,7 @@ def run(args: LocalModeArgs, *, progress: Progress | None = None) -> RunResult:
                 data_prep=config.data_prep,
                 definition_future=definition,
                 progress=progress,
+                approval_config=config.approval,
             )
             result.timings["ML pipeline"] = time.monotonic() - started
             if not result.pipeline.succeeded:

@@ -20,7 +20,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from app_config.settings import DataPrepConfig, PipelineConfig
+from app_config.settings import ApprovalConfig, DataPrepConfig, PipelineConfig
+from local_mode.approval_steps import (
+    ApprovalMode,
+    ApprovalStepExecutor,
+    CallbackRouter,
+    ProcessingStepExecutor,
+    RegisterModelStepExecutor,
+    local_approval_system,
+)
 from local_mode.aws_emulator import LOCAL_ACCOUNT_ID, CallbackSteps, GlueJob, GlueService, LocalAwsEndpoint
 from local_mode.callback_reliability import CallbackRecords, ReconcilerLoop, local_callback_records
 from local_mode.local_compute import LocalEcs, LocalEndpoints
@@ -48,10 +56,22 @@ ARTIFACTS_BUCKET = "taxi-artifacts-local"
 PREP_JOB_NAME = "taxi-prep-local"
 CALLBACK_QUEUE_URL = f"https://sqs.us-east-1.amazonaws.com/{LOCAL_ACCOUNT_ID}/taxi-callback-local"
 PIPELINE_ROLE_ARN = f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/taxi-pipeline-local"
+APPROVAL_QUEUE_URL = f"https://sqs.us-east-1.amazonaws.com/{LOCAL_ACCOUNT_ID}/taxi-approval-local"
+# Where the local mode stages the evaluation job's zip (the stack's asset in AWS).
+EVALUATION_CODE_KEY = "code/evaluation-job.zip"
+MODEL_PACKAGE_GROUP = "taxi-anomaly-local"
 # The task definition's container name in AWS (cdk_constructs/prep_task.py), which the watchdog looks for.
 PREP_CONTAINER_NAME = "FargateTask"
 WINDOW = timedelta(minutes=30)
-_LAMBDA_LOGGERS = ("callback_handler", "glue_completion", "task_watchdog", "pipeline_callback")
+_LAMBDA_LOGGERS = (
+    "callback_handler",
+    "glue_completion",
+    "task_watchdog",
+    "pipeline_callback",
+    "approval",
+    "approval_notifier",
+    "approval_endpoint",
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,8 @@ class PipelineOptions:
     fail_prep: bool = False
     # Kill the Fargate task's process this long after it starts (what ECS does on out-of-memory).
     kill_task_after: float | None = None
+    # Who answers ApproveResults: the local mode through the page (auto/reject) or a person (prompt).
+    approval: ApprovalMode = "auto"
     # Lose the Glue completion events (events mode), as EventBridge may: the reconciler ends the step.
     drop_events: bool = False
     # How long each emulated Glue run stays STARTING before its script runs (Glue provisioning workers).
@@ -97,6 +119,8 @@ class PipelineOutcome:
     known_anomalies: tuple[KnownAnomaly, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     emulator_calls: list[str] = field(default_factory=list)
+    approval_mails: list[dict[str, Any]] = field(default_factory=list)
+    model_packages: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def succeeded(self) -> bool:
@@ -123,6 +147,11 @@ def _definition_json(region: str, pipeline: PipelineConfig) -> str:
         prepared_bucket=PREPARED_BUCKET,
         artifacts_bucket=ARTIFACTS_BUCKET,
         pipeline=pipeline,
+        approval_queue_url=APPROVAL_QUEUE_URL,
+        evaluation_code_bucket=ARTIFACTS_BUCKET,
+        evaluation_code_key=EVALUATION_CODE_KEY,
+        evaluation_code_file=EVALUATION_CODE_KEY.rsplit("/", 1)[-1],
+        model_package_group_name=MODEL_PACKAGE_GROUP,
     )
     return pipeline_definition(settings)
 
@@ -204,6 +233,7 @@ def run_pipeline(
     data_prep: DataPrepConfig,
     definition_future: Future[dict[str, Any]],
     progress: Progress,
+    approval_config: ApprovalConfig | None = None,
 ) -> PipelineOutcome:
     from ml_pipeline.definition import RAW_DATA_PREFIX
 
@@ -239,12 +269,20 @@ def run_pipeline(
         )
     )
     callbacks = CallbackSteps()
+    from ml_pipeline.evaluation_bundle import write_evaluation_zip
+
+    # Where the stack's asset would be: the Evaluate step runs this very zip.
+    write_evaluation_zip(s3.path(f"s3://{ARTIFACTS_BUCKET}/{EVALUATION_CODE_KEY}"))
+    expires_hours = (approval_config or ApprovalConfig()).expires_hours
     started = time.monotonic()
     pipeline_name = str(definition.get("PipelineName", "taxi-anomaly-local"))
     with (
         LocalAwsEndpoint(glue, callbacks) as endpoint,
         _lambda_logs_as_progress(progress),
         local_callback_records(data_prep, progress) as token_records,
+        local_approval_system(
+            s3, LocalEndpoints(url=endpoint.url, region=region).sagemaker(), region, expires_hours
+        ) as approval_system,
     ):
         endpoints = LocalEndpoints(url=endpoint.url, region=region)
         glue.on_cancel = lambda run_id: get_spark().sparkContext.cancelJobGroup(run_id)
@@ -290,13 +328,35 @@ def run_pipeline(
 
         models: dict[str, str] = {}
         transform = TransformStepExecutor(s3, models, progress, region, LOCAL_ACCOUNT_ID)
+        progress.say("approval", f"approval endpoint (the real endpoint code) at {approval_system.endpoint_url}")
+        approval_step = ApprovalStepExecutor(
+            callbacks=callbacks,
+            invoke_notifier=approval_system.notifier,
+            read_mail=approval_system.read_mail,
+            mail_folder=options.out / "approval",
+            mode=options.approval,
+            progress=progress,
+            region=region,
+        )
+        registry = RegisterModelStepExecutor(s3, options.out / "pipeline" / "model-registry", region, LOCAL_ACCOUNT_ID)
+        scratch = options.out / "logs" / "processing"
+        scratch.mkdir(parents=True, exist_ok=True)
         runner = PipelineRunner(
             definition,
             {
-                "Callback": CallbackStepExecutor(callbacks, invoke_handler, task_exit_code, progress, region),
+                "Callback": CallbackRouter(
+                    {
+                        CALLBACK_QUEUE_URL: CallbackStepExecutor(
+                            callbacks, invoke_handler, task_exit_code, progress, region
+                        ),
+                        APPROVAL_QUEUE_URL: approval_step,
+                    }
+                ),
                 "Training": TrainingStepExecutor(s3, progress, region, LOCAL_ACCOUNT_ID),
                 "Model": ModelStepExecutor(region, LOCAL_ACCOUNT_ID, models),
                 "Transform": transform,
+                "Processing": ProcessingStepExecutor(s3, progress, region, LOCAL_ACCOUNT_ID, scratch),
+                "RegisterModel": registry,
             },
             progress,
             pipeline_name=pipeline_name,
@@ -324,8 +384,11 @@ def run_pipeline(
         known_anomalies=generated.anomalies if generated else (),
         timings=timings,
         emulator_calls=calls,
+        approval_mails=list(approval_step.mails),
+        model_packages=list(registry.packages),
     )
-    if execution.status == "Succeeded":
+    # The scores exist once ScoreData succeeded, whatever the later steps decide (a rejected run has them too).
+    if any(step.name == "ScoreData" and step.status == "Succeeded" for step in execution.steps):
         started = time.monotonic()
         outcome.evaluation, outcome.scored = evaluate_transform_output(transform.output_files)
         outcome.scores_csv = options.out / "pipeline" / "scored_windows.csv"

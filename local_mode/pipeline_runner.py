@@ -152,7 +152,26 @@ def evaluate(value: Any, context: ExecutionContext) -> Any:
     if function == "Std:Join":
         separator = str(operand.get("On", ""))
         return separator.join(_as_text(evaluate(item, context)) for item in operand.get("Values", []))
-    raise DefinitionError(f"expression {function!r} is not supported by local mode (supported: Get, Std:Join)")
+    if function == "Std:JsonGet":
+        return _json_get(operand, context)
+    raise DefinitionError(
+        f"expression {function!r} is not supported by local mode (supported: Get, Std:Join, Std:JsonGet)"
+    )
+
+
+def _json_get(operand: Any, context: ExecutionContext) -> Any:
+    """`Std:JsonGet` of a processing step's property file: the file's JSON at a dotted path (`a.b[0].c`)."""
+    if not isinstance(operand, dict) or "PropertyFile" not in operand or "Path" not in operand:
+        raise DefinitionError(f"Std:JsonGet needs PropertyFile and Path, got {operand!r} (local mode)")
+    document = evaluate(operand["PropertyFile"], context)
+    path = str(operand["Path"])
+    current: Any = document
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        key: str | int = int(part[1:-1]) if part.startswith("[") else part
+        if not _has(current, key):
+            raise StepFailedError(f"Std:JsonGet: the property file has no value at {path!r}")
+        current = current[key]
+    return current
 
 
 def _as_text(value: Any) -> str:

@@ -311,7 +311,42 @@ def _parser() -> argparse.ArgumentParser:
     describe = commands.add_parser("describe", help="show one execution with its steps")
     describe.add_argument("--env", required=True)
     describe.add_argument("execution_arn")
+
+    pending = commands.add_parser("pending", help="show runs waiting for approval")
+    pending.add_argument("--env", required=True)
+    for verb in ("approve", "reject"):
+        decision = commands.add_parser(verb, help=f"{verb} a run waiting in ApproveResults (single use, as the page)")
+        decision.add_argument("--env", required=True)
+        decision.add_argument("execution_arn")
+        decision.add_argument("--comment", default="", required=verb == "reject", help="recorded with the decision")
     return parser
+
+
+def _approval_command(arguments: argparse.Namespace, session: Any, cloudformation: Any, sagemaker: Any) -> int:
+    from approval.store import ApprovalStore
+    from ml_pipeline.approval_cli import decide_command, now_epoch, pending_command, resolve_table_name
+    from pipeline_callback.clients import client_config
+    from pipeline_callback.retry import Retrier
+
+    dynamodb = session.client("dynamodb", config=client_config("dynamodb"))
+    store = ApprovalStore(dynamodb, resolve_table_name(cloudformation, arguments.env))
+
+    def print_line(text: str) -> None:
+        print(text, flush=True)
+
+    if arguments.command == "pending":
+        return pending_command(store=store, now=now_epoch(), print_line=print_line)
+    return decide_command(
+        decision=arguments.command,
+        execution_arn=arguments.execution_arn,
+        comment=arguments.comment,
+        store=store,
+        sagemaker=sagemaker,
+        sts=session.client("sts"),
+        retrier=Retrier(),
+        now=now_epoch(),
+        print_line=print_line,
+    )
 
 
 def _list_limit(text: str) -> int:
@@ -326,6 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     output = Output(stream=sys.stdout, clock=lambda: datetime.now(UTC))
+    from ml_pipeline.approval_cli import ApprovalCliError
+
     region: str | None = None
     try:
         region = environment_region(getattr(arguments, "env", None), arguments.region, cdk_environments())
@@ -333,6 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         region = session.region_name
         cloudformation = session.client("cloudformation")
         sagemaker = session.client("sagemaker")
+        if arguments.command in ("pending", "approve", "reject"):
+            return _approval_command(arguments, session, cloudformation, sagemaker)
         if arguments.command == "start":
             return start_command(
                 env_name=arguments.env,
@@ -359,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sagemaker=sagemaker,
             output=output,
         )
-    except CliError as error:
+    except (CliError, ApprovalCliError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
     except (ClientError, BotoCoreError) as error:

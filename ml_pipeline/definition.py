@@ -1,7 +1,8 @@
 """The taxi anomaly SageMaker Pipeline, built with the SageMaker Python SDK v3 workflow API.
 
 PrepareData (callback: our Glue prep job) -> TrainModel (built-in Random Cut Forest)
--> CreateModel -> ScoreData (batch transform that joins an anomaly score to each window).
+-> CreateModel -> ScoreData (batch transform that joins an anomaly score to each window)
+-> Evaluate -> ApproveResults (callback: a person, by e-mail) -> Register (ml_pipeline.post_scoring_steps).
 
 Generation is pure: no AWS credentials, region or network are needed, so `cdk synth` and the
 local mode can call it anywhere. The SDK fights this in a few places; `_offline_sdk` documents
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from app_config import PipelineConfig
 from glue_scripts.features.window_features import FEATURE_DIM
+from ml_pipeline.evaluation_image import evaluation_image_uri
+from ml_pipeline.post_scoring_steps import PostScoringInputs, post_scoring_steps
 from ml_pipeline.rcf_hyperparameters import check_rcf_hyperparameters
 from ml_pipeline.rcf_image import rcf_image_uri
 
@@ -41,6 +44,11 @@ DEFINITION_PLACEHOLDERS: tuple[str, ...] = (
     "RawBucket",
     "PreparedBucket",
     "ArtifactsBucket",
+    "ApprovalQueueUrl",
+    "EvaluationCodeBucket",
+    "EvaluationCodeKey",
+    "EvaluationCodeFile",
+    "ModelPackageGroupName",
 )
 
 PREPARE_DATA_STEP = "PrepareData"
@@ -115,6 +123,13 @@ class PipelineSettings:
     prepared_bucket: str
     artifacts_bucket: str
     pipeline: PipelineConfig
+    # The post-scoring steps (ml_pipeline.post_scoring_steps): approval queue, evaluation code, registry.
+    approval_queue_url: str
+    # s3://<evaluation_code_bucket>/<evaluation_code_key> is the job's zip; its file name is the last part.
+    evaluation_code_bucket: str
+    evaluation_code_key: str
+    evaluation_code_file: str
+    model_package_group_name: str
 
     @classmethod
     def with_placeholders(cls, pipeline_name: str, region: str, pipeline: PipelineConfig) -> PipelineSettings:
@@ -128,6 +143,11 @@ class PipelineSettings:
             prepared_bucket=placeholder("PreparedBucket"),
             artifacts_bucket=placeholder("ArtifactsBucket"),
             pipeline=pipeline,
+            approval_queue_url=placeholder("ApprovalQueueUrl"),
+            evaluation_code_bucket=placeholder("EvaluationCodeBucket"),
+            evaluation_code_key=placeholder("EvaluationCodeKey"),
+            evaluation_code_file=placeholder("EvaluationCodeFile"),
+            model_package_group_name=placeholder("ModelPackageGroupName"),
         )
 
 
@@ -161,11 +181,12 @@ def build_pipeline(settings: PipelineSettings) -> Pipeline:
     """The SDK Pipeline object. Its session can never call AWS: deploy the definition with CDK."""
     rcf_hyperparameter_defaults(settings.pipeline)  # out-of-range values fail here, before any SDK work
     image_uri = rcf_image_uri(settings.region)  # before the slow SDK work: an unsupported region fails fast
+    evaluation_image = evaluation_image_uri(settings.region)
     with _offline_sdk(settings.region) as boto_session:
-        return _build_pipeline(settings, _offline_pipeline_session(boto_session), image_uri)
+        return _build_pipeline(settings, _offline_pipeline_session(boto_session), image_uri, evaluation_image)
 
 
-def _build_pipeline(settings: PipelineSettings, session: Any, image_uri: str) -> Pipeline:
+def _build_pipeline(settings: PipelineSettings, session: Any, image_uri: str, evaluation_image: str) -> Pipeline:
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.functions import Join
     from sagemaker.core.workflow.parameters import ParameterInteger, ParameterString
@@ -237,6 +258,23 @@ def _build_pipeline(settings: PipelineSettings, session: Any, image_uri: str) ->
         output_path=Join(on="/", values=[execution_artifacts, "scores"]),
         instance_type=transform_instance_type,
     )
+    evaluate, approve, register = post_scoring_steps(
+        PostScoringInputs(
+            session=session,
+            role_arn=settings.role_arn,
+            region=settings.region,
+            rcf_image_uri=image_uri,
+            evaluation_image_uri=evaluation_image,
+            evaluation_code_uri=f"s3://{settings.evaluation_code_bucket}/{settings.evaluation_code_key}",
+            evaluation_code_file=settings.evaluation_code_file,
+            approval_queue_url=settings.approval_queue_url,
+            model_package_group_name=settings.model_package_group_name,
+            transform_instance_type=config.transform_instance_type,
+            execution_artifacts=execution_artifacts,
+            scores_uri=score.properties.TransformOutput.S3OutputPath,
+            model_data=train.properties.ModelArtifacts.S3ModelArtifacts,
+        )
+    )
     return Pipeline(
         name=settings.pipeline_name,
         parameters=[
@@ -248,7 +286,7 @@ def _build_pipeline(settings: PipelineSettings, session: Any, image_uri: str) ->
             num_samples_per_tree,
             num_trees,
         ],
-        steps=[prepare_data, train, create_model, score],
+        steps=[prepare_data, train, create_model, score, evaluate, approve, register],
         sagemaker_session=session,
         # No automatic Experiments/Trials: they need extra IAM actions and nothing reads them.
         pipeline_experiment_config=None,

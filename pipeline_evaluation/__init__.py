@@ -9,11 +9,14 @@ the observed passengers, the expected passengers and Random Cut Forest's score.
     evaluation.is_anomaly        # one bool per window: its score is at or above the cut-off
     evaluation.event_ids         # one event id (1, 2, ...) or None per window
     evaluation.events            # AnomalyEvent: start, end, peak window, peak score, observed vs expected
+    evaluation.onsets            # one decision per event: true at each event's first flagged window
+    evaluation.alert_scores      # relative score where it is the day's new high, else 0 (for threshold sweeps)
 
 :func:`score_cutoff`, :func:`flag_windows` and :func:`merge_events` are the three stages, callable on their
 own; :func:`read_transform_output` parses the batch transform's JSON Lines into those inputs.
 """
 
+from pipeline_evaluation.alerts import alert_scores, onset_flags
 from pipeline_evaluation.cutoff import (
     CUTOFF_MAX_SHARE,
     CUTOFF_SPREADS,
@@ -38,10 +41,12 @@ __all__ = [
     "ScoredWindows",
     "TransformOutputError",
     "WindowsEvaluation",
+    "alert_scores",
     "elevated_windows",
     "evaluate_windows",
     "flag_windows",
     "merge_events",
+    "onset_flags",
     "read_transform_output",
     "relative_scores",
     "score_cutoff",

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from pipeline_evaluation.alerts import alert_scores, onset_flags
 from pipeline_evaluation.cutoff import (
     CUTOFF_MAX_SHARE,
     CUTOFF_SPREADS,
@@ -31,6 +32,10 @@ class WindowsEvaluation:
     event_ids: tuple[int | None, ...]  # the event each window belongs to
     events: tuple[AnomalyEvent, ...]
     relative_scores: tuple[float, ...]  # 0..1, 0.5 at the cut-off (see cutoff.relative_scores)
+    # One decision per event (see pipeline_evaluation.alerts): true at each event's first flagged window.
+    onsets: tuple[bool, ...] = ()
+    # The relative score where it is the highest of the cut-off's block (a day) before it, else 0.
+    alert_scores: tuple[float, ...] = ()
 
     @property
     def is_anomaly(self) -> tuple[bool, ...]:
@@ -64,10 +69,13 @@ def evaluate_windows(
         max_gap_windows=max_gap_windows,
         length=length,
     )
+    relative = relative_scores(scores, cutoff)
     return WindowsEvaluation(
         cutoff=cutoff,
         flags=flags,
         event_ids=event_ids_per_window(len(window_starts), events),
         events=events,
-        relative_scores=relative_scores(scores, cutoff),
+        relative_scores=relative,
+        onsets=onset_flags(flags, events),
+        alert_scores=alert_scores(window_starts, relative, cutoff.block_seconds),
     )

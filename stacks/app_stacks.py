@@ -8,6 +8,7 @@ import aws_cdk as cdk
 
 from app_config import EnvironmentConfig
 from cdk_constructs.provider_logs import give_provider_functions_log_groups
+from stacks.approval_stack import ApprovalStack
 from stacks.data_prep_stack import DataPrepStack
 from stacks.operations_stack import OperationsStack
 from stacks.pipeline_stack import PipelineStack
@@ -22,6 +23,7 @@ class AppStacks:
     data_prep: DataPrepStack
     pipeline: PipelineStack
     streaming: StreamingStack
+    approval: ApprovalStack
 
 
 def build_stacks(app: cdk.App, config: EnvironmentConfig) -> AppStacks:
@@ -55,6 +57,17 @@ def build_stacks(app: cdk.App, config: EnvironmentConfig) -> AppStacks:
         description=f"Taxi anomaly ({config.name}): callback queue, handler, prep task and Glue job",
         **common,
     )
+    approval = ApprovalStack(
+        app,
+        "Approval",
+        stack_name=config.stack_name("approval"),
+        config=config,
+        table=storage.approval_table.table,
+        artifacts_bucket=storage.buckets.artifacts,
+        operations_topic=operations.operations.topic,
+        description=f"Taxi anomaly ({config.name}): approval of pipeline runs (queue, mail, page, expiry)",
+        **common,
+    )
     pipeline = PipelineStack(
         app,
         "Pipeline",
@@ -64,6 +77,7 @@ def build_stacks(app: cdk.App, config: EnvironmentConfig) -> AppStacks:
         raw_bucket=storage.buckets.raw,
         prepared_bucket=storage.buckets.prepared,
         artifacts_bucket=storage.buckets.artifacts,
+        approval_queue=approval.workflow.queue.queue,
         description=f"Taxi anomaly ({config.name}): SageMaker pipeline (callback prep, RCF, batch transform)",
         **common,
     )
@@ -78,12 +92,17 @@ def build_stacks(app: cdk.App, config: EnvironmentConfig) -> AppStacks:
         description=f"Taxi anomaly ({config.name}): streaming metrics ETL and continuous anomaly detector",
         **common,
     )
-    for stack in (storage, operations, data_prep, pipeline, streaming):
+    for stack in (storage, operations, data_prep, pipeline, streaming, approval):
         give_provider_functions_log_groups(
             stack, retention=config.log_retention_days, destroy_with_stack=config.destroy_data_with_stack
         )
         cdk.Tags.of(stack).add("project", "taxi-anomaly")
         cdk.Tags.of(stack).add("environment", config.name)
     return AppStacks(
-        storage=storage, operations=operations, data_prep=data_prep, pipeline=pipeline, streaming=streaming
+        storage=storage,
+        operations=operations,
+        data_prep=data_prep,
+        pipeline=pipeline,
+        streaming=streaming,
+        approval=approval,
     )

@@ -25,6 +25,7 @@ class PipelineStack(Stack):
         raw_bucket: s3.IBucket,
         prepared_bucket: s3.IBucket,
         artifacts_bucket: s3.IBucket,
+        approval_queue: sqs.IQueue,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -36,7 +37,9 @@ class PipelineStack(Stack):
             raw_bucket=raw_bucket,
             prepared_bucket=prepared_bucket,
             artifacts_bucket=artifacts_bucket,
+            approval_queue=approval_queue,
         )
         # The CLI finds the pipeline through this output, never through a hard-coded name.
         CfnOutput(self, PIPELINE_NAME_OUTPUT_KEY, value=self.pipeline.pipeline.ref)
         CfnOutput(self, "PipelineExecutionRoleArn", value=self.pipeline.role.role_arn)
+        CfnOutput(self, "ModelPackageGroupName", value=self.pipeline.model_package_group.model_package_group_name)

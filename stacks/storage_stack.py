@@ -8,6 +8,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from app_config import EnvironmentConfig
+from cdk_constructs.approval_table import ApprovalTable
 from cdk_constructs.callback_table import CallbackTokenTable
 from cdk_constructs.data_buckets import DataBuckets
 from cdk_constructs.metrics_stream import MetricsStream
@@ -39,3 +40,6 @@ class StorageStack(Stack):
             self, "CallbackTokens", keep_data=not config.destroy_data_with_stack
         )
         CfnOutput(self, "CallbackTokenTableName", value=self.callback_table.table.table_name)
+        # The approval requests behind the approval e-mails' links (the CLI finds it through this output).
+        self.approval_table = ApprovalTable(self, "ApprovalTable", destroy_with_stack=config.destroy_data_with_stack)
+        CfnOutput(self, "ApprovalTableName", value=self.approval_table.table.table_name)

@@ -44,7 +44,8 @@ def test_unsupported_property_reference_fails_naming_it() -> None:
     assert evaluate({"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}, context) == "s3://b/model.tar.gz"
     with pytest.raises(DefinitionError, match=r"Steps\.Train\.FinalMetricDataList.*has no 'FinalMetricDataList'"):
         evaluate({"Get": "Steps.Train.FinalMetricDataList[0].Value"}, context)
-    with pytest.raises(DefinitionError, match=r"'Std:JsonGet' is not supported"):
+    # Std:JsonGet is interpreted (Evaluate's property file), in SageMaker's shape only: PropertyFile and Path.
+    with pytest.raises(DefinitionError, match=r"Std:JsonGet needs PropertyFile and Path, got .*JsonPath"):
         evaluate({"Std:JsonGet": {"PropertyFile": "x", "JsonPath": "y"}}, context)
 
 

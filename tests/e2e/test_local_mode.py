@@ -8,6 +8,7 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,8 @@ from local_mode.taxi_data import WINDOW_MINUTES
 pytestmark = pytest.mark.e2e
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PIPELINE_STEPS = ("PrepareData", "TrainModel", "CreateModel", "ScoreData", "Evaluate", "ApproveResults", "Register")
+SCORING_STEPS = 4
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +53,12 @@ def passengers_per_window_from_csv(csv_path: Path) -> dict[datetime, int]:
     return sums
 
 
+def transform_accept(definition: dict[str, Any]) -> str:
+    (score,) = [step for step in definition["Steps"] if step["Name"] == "ScoreData"]
+    return str(score["Arguments"]["TransformOutput"].get("Accept", ""))
+
+
 def test_every_window_is_scored_with_the_right_sum(full_run: RunResult) -> None:
-    assert full_run.exit_code == EXIT_OK, full_run.summary
     pipeline = full_run.pipeline
     assert pipeline is not None and pipeline.generated is not None and pipeline.scores_csv is not None
     expected = passengers_per_window_from_csv(pipeline.generated.path)
@@ -66,10 +73,25 @@ def test_every_window_is_scored_with_the_right_sum(full_run: RunResult) -> None:
     assert len(scored) == len(rows) - 1 == pipeline.generated.windows
     assert scored == {window: expected.get(window, 0) for window in scored}
     assert set(expected) <= set(scored)
-    assert [step.status for step in pipeline.execution.steps] == ["Succeeded"] * 4
+    assert [step.name for step in pipeline.execution.steps] == list(PIPELINE_STEPS)
+    assert [step.status for step in pipeline.execution.steps][:SCORING_STEPS] == ["Succeeded"] * SCORING_STEPS
     # And the decision columns agree with the events: flagged windows carry the id of their event
     assert {row[3] for row in rows[1:]} <= {"0", "1"}
     assert all(row[5] for row in rows[1:] if row[3] == "1")
+
+
+def test_the_scored_run_is_evaluated_approved_over_http_and_registered(full_run: RunResult) -> None:
+    pipeline = full_run.pipeline
+    assert pipeline is not None
+    # Scored in RCF's documented JSON Lines, which Evaluate reads with read_transform_output
+    assert transform_accept(pipeline.definition) == "application/jsonlines"
+    assert full_run.exit_code == EXIT_OK, full_run.summary
+    assert [step.status for step in pipeline.execution.steps] == ["Succeeded"] * len(PIPELINE_STEPS)
+    (mail,) = pipeline.approval_mails
+    assert "Cut-off:" in mail["Message"] and "unavailable" not in mail["Message"]
+    assert "observed" in mail["Message"] and "expected" in mail["Message"]
+    (package,) = pipeline.model_packages
+    assert package["ModelApprovalStatus"] == "Approved"
 
 
 def test_every_injected_kind_is_found_with_no_false_event(full_run: RunResult) -> None:
@@ -133,12 +155,7 @@ def test_glue_failure_fails_the_callback_step_with_its_reason(tmp_path: Path) ->
     assert (failed.name, failed.step_type, failed.status) == ("PrepareData", "Callback", "Failed")
     assert failed.failure_reason.startswith("Glue job run jr_")
     assert "FAILED: PrepInputError: no trip data files under s3://taxi-raw-local/taxi/" in failed.failure_reason
-    assert [step.status for step in result.pipeline.execution.steps] == [
-        "Failed",
-        "NotStarted",
-        "NotStarted",
-        "NotStarted",
-    ]
+    assert [step.status for step in result.pipeline.execution.steps] == ["Failed"] + ["NotStarted"] * 6
     recorded = json.loads((tmp_path / "pipeline" / "execution.json").read_text(encoding="utf-8"))
     assert recorded["PipelineExecutionStatus"] == "Failed"
     assert recorded["PipelineExecutionSteps"][0]["FailureReason"] == failed.failure_reason
@@ -180,13 +197,34 @@ def test_a_killed_task_fails_the_callback_step_through_the_watchdog(tmp_path: Pa
     assert not any(path.is_file() for path in prepared.rglob("*")), "the stopped run wrote output"
 
 
+def test_a_rejected_run_fails_at_approve_results_and_registers_nothing(tmp_path: Path) -> None:
+    # Given a run whose approver presses Reject on the mailed page (--approval reject, over HTTP)
+    result = run(
+        LocalModeArgs(out=tmp_path, trips=20_000, only="pipeline", approval="reject", quiet=True, charts=False)
+    )
+    # Then the step fails with the approver's reason, Register never starts and no model package exists
+    assert result.exit_code == EXIT_FAILED
+    assert result.pipeline is not None
+    statuses = {step.name: step.status for step in result.pipeline.execution.steps}
+    assert [statuses[name] for name in PIPELINE_STEPS] == ["Succeeded"] * 5 + ["Failed", "NotStarted"]
+    failed = result.pipeline.execution.failed_step
+    assert failed is not None and failed.name == "ApproveResults"
+    assert failed.failure_reason.startswith("Rejected by ")
+    assert len(result.pipeline.approval_mails) == 1
+    assert result.pipeline.model_packages == []
+    assert not (tmp_path / "pipeline" / "model-registry").exists()
+    # ...while the scores it was judged on are still there to look at
+    assert result.pipeline.scores_csv is not None and result.pipeline.scores_csv.is_file()
+
+
 def test_events_completion_answers_through_glue_completion(tmp_path: Path) -> None:
     result = run(
         LocalModeArgs(out=tmp_path, completion="events", trips=20_000, only="pipeline", quiet=True, charts=False)
     )
 
-    assert result.exit_code == EXIT_OK, result.summary
     assert result.pipeline is not None
+    # PrepareData succeeds through the Glue completion path (the steps after it are tested with the full run).
+    assert result.pipeline.execution.steps[0].status == "Succeeded", result.summary
     calls = result.pipeline.emulator_calls
     # The handler looks for duplicates and starts the run; glue-completion reads the run and answers.
     assert calls.count("AWSGlue.StartJobRun") == 1

@@ -30,6 +30,11 @@ CANARY_TEMPLATE = {
     }
 }
 MIN_REASON_CHARS = 40
+# Checks run as our own assertions instead, each with why. CKV2_AWS_75 ("no open CORS policy" on a Lambda
+# function URL): checkov 3.3.30 crashes writing its JSON report for this graph check on a function with a URL
+# (its result's connected_node is keyed by a tuple), which hides every other finding. The approval page's URL
+# has no CORS configuration at all: tests/infra/test_infra_approval.py asserts that, which is stricter.
+CHECKS_ASSERTED_ELSEWHERE = ("CKV2_AWS_75",)
 
 
 def variant_templates(synth: Synthesized) -> list[Path]:
@@ -66,6 +71,8 @@ def checkov_results(all_templates: dict[str, Path], tmp_path_factory: pytest.Tem
             "--compact",
             "--output",
             "json",
+            "--skip-check",
+            ",".join(CHECKS_ASSERTED_ELSEWHERE),
         ],
         capture_output=True,
         text=True,

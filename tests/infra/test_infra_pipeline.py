@@ -24,9 +24,33 @@ def test_pipeline_is_named_for_the_environment_and_runs_as_its_role(dev: Synthes
 def test_definition_references_enter_as_cloudformation_references(dev: Synthesized) -> None:
     body, variables = _pipeline(dev)["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
     definition = json.loads(body)
-    assert [step["Name"] for step in definition["Steps"]] == ["PrepareData", "TrainModel", "CreateModel", "ScoreData"]
-    # Every placeholder is bound to a reference, never a literal.
-    assert set(variables) == {"PipelineRoleArn", "CallbackQueueUrl", "RawBucket", "PreparedBucket", "ArtifactsBucket"}
+    assert [step["Name"] for step in definition["Steps"]] == [
+        "PrepareData",
+        "TrainModel",
+        "CreateModel",
+        "ScoreData",
+        "Evaluate",
+        "ApproveResults",
+        "Register",
+    ]
+    # Every placeholder is bound to a reference (or, for the asset's key, its synth-time name), never a guess.
+    assert set(variables) == {
+        "PipelineRoleArn",
+        "CallbackQueueUrl",
+        "RawBucket",
+        "PreparedBucket",
+        "ArtifactsBucket",
+        "ApprovalQueueUrl",
+        "EvaluationCodeBucket",
+        "EvaluationCodeKey",
+        "EvaluationCodeFile",
+        "ModelPackageGroupName",
+    }
+    assert "Fn::ImportValue" in json.dumps(variables["ApprovalQueueUrl"])  # from the approval stack
+    assert (
+        variables["EvaluationCodeKey"].endswith(".zip")
+        and variables["EvaluationCodeFile"] == variables["EvaluationCodeKey"].rsplit("/", 1)[-1]
+    )
     assert "Fn::ImportValue" in json.dumps(variables["CallbackQueueUrl"])  # from the data-prep stack
     assert "Fn::ImportValue" in json.dumps(variables["RawBucket"])  # from the storage stack
     assert "Fn::GetAtt" in json.dumps(variables["PipelineRoleArn"])
@@ -65,10 +89,19 @@ def test_execution_role_has_exactly_what_the_steps_need(dev: Synthesized) -> Non
         "ecr:GetDownloadUrlForLayer",
         "ecr:BatchCheckLayerAvailability",
         "ecr:GetAuthorizationToken",
+        # Evaluate, ApproveResults and Register
+        "sagemaker:CreateProcessingJob",
+        "sagemaker:DescribeProcessingJob",
+        "sagemaker:StopProcessingJob",
+        "sagemaker:CreateModelPackage",
+        "sagemaker:DescribeModelPackage",
+        "s3:GetBucket*",
+        "s3:GetObject*",
+        "s3:List*",
     }
     grants = role_grants(template, "TaxiAnomalyPipelineExecutionRole")
-    send = [resource for action, resource in grants if action == "sqs:SendMessage"]
-    assert len(send) == 1 and "CallbackQueue" in send[0]
+    send = sorted(resource for action, resource in grants if action == "sqs:SendMessage")
+    assert len(send) == 2 and "ApprovalQueue" in send[0] and "CallbackQueue" in send[1]
     # Writes go to the artifacts prefix only; the prepared data is read-only.
     writes = {resource for action, resource in grants if action == "s3:PutObject"}
     assert (

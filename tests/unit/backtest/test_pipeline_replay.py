@@ -34,17 +34,23 @@ def test_an_hourly_series_gets_its_drop_flagged_and_scored_on_the_shared_scale()
     # When the pipeline replay scores the series
     detection = detect_series(timestamps, values.tolist())
 
-    # Then the drop is flagged and nothing far from it is
-    flagged = np.flatnonzero(detection.is_anomaly)
-    assert len(flagged) > 0
+    # Then the drop is one decision, on a flagged row near it, and nothing far from it is flagged
+    decided = np.flatnonzero(detection.is_anomaly)
+    assert len(decided) == 1
+    flagged = np.flatnonzero(detection.extra_columns["is_flagged"])
     assert set(flagged) & set(range(drop.start, drop.stop))
+    assert decided[0] in flagged
     assert all(abs(index - drop.start) < 24 for index in flagged)
-    # And scores are on the 0..1 scale where 0.5 is the cut-off: flagged exactly at 0.5 and above
+    # And scores are on the 0..1 scale where 0.5 is the cut-off: the decision is at 0.5 or above, and the
+    # sweep's score is the relative score where it is the day's new high
     scores = np.array(detection.scores)
+    relative = np.array(detection.extra_columns["relative_score"], dtype=float)
     assert np.all((scores >= 0) & (scores <= 1))
-    assert np.array_equal(scores >= 0.5, np.array(detection.is_anomaly))
+    assert scores[decided[0]] >= 0.5
+    assert np.all((scores == 0) | np.isclose(scores, relative, atol=1e-6))
+    assert np.array_equal(relative >= 0.5, np.array(detection.extra_columns["is_flagged"], dtype=bool))
     # And the extra columns say what was expected, the raw forest score and the event of each flagged row
-    assert set(detection.extra_columns) == {"expected", "rcf_score", "event_id"}
+    assert set(detection.extra_columns) == {"expected", "rcf_score", "relative_score", "is_flagged", "event_id"}
     expected = np.array(detection.extra_columns["expected"], dtype=float)
     assert np.all(values[drop] < expected[drop] / 2)
     assert all(detection.extra_columns["event_id"][index] != "" for index in flagged)

@@ -60,6 +60,9 @@ def test_steps_run_prepare_train_package_score_in_that_order(definition: dict[st
         ("TrainModel", "Training"),
         ("CreateModel", "Model"),
         ("ScoreData", "Transform"),
+        ("Evaluate", "Processing"),
+        ("ApproveResults", "Callback"),
+        ("Register", "RegisterModel"),
     ]
 
 
@@ -74,6 +77,9 @@ def test_each_step_depends_on_the_steps_whose_outputs_it_reads(definition: dict[
         "TrainModel": {"PrepareData"},
         "CreateModel": {"TrainModel"},
         "ScoreData": {"CreateModel", "PrepareData"},
+        "Evaluate": {"ScoreData"},
+        "ApproveResults": {"Evaluate"},
+        "Register": {"TrainModel", "Evaluate", "ApproveResults"},
     }
 
 
@@ -318,6 +324,11 @@ def test_local_values_pass_through_untouched_for_the_local_mode() -> None:
         prepared_bucket="local-prepared",
         artifacts_bucket="local-artifacts",
         pipeline=PipelineConfig(),
+        approval_queue_url="file:///tmp/local-mode/approval-queue",
+        evaluation_code_bucket="local-artifacts",
+        evaluation_code_key="code/evaluation.zip",
+        evaluation_code_file="evaluation.zip",
+        model_package_group_name="taxi-anomaly-local",
     )
 
     # When generating the definition
@@ -355,6 +366,11 @@ def test_placeholders_are_fn_sub_variables_and_unknown_names_are_rejected() -> N
         "${RawBucket}",
         "${PreparedBucket}",
         "${ArtifactsBucket}",
+        "${ApprovalQueueUrl}",
+        "${EvaluationCodeBucket}",
+        "${EvaluationCodeKey}",
+        "${EvaluationCodeFile}",
+        "${ModelPackageGroupName}",
     ]
     with pytest.raises(ValueError, match="unknown placeholder 'RawBuckets'"):
         placeholder("RawBuckets")
@@ -431,7 +447,9 @@ def test_first_import_of_the_sdk_works_offline_in_a_fresh_interpreter(tmp_path: 
     # Then it succeeds without touching the network
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
-    assert outcome["steps"] == ["PrepareData", "TrainModel", "CreateModel", "ScoreData"]
+    assert outcome["steps"] == [
+        "PrepareData", "TrainModel", "CreateModel", "ScoreData", "Evaluate", "ApproveResults", "Register"
+    ]
     assert outcome["attempts"] == []
     # And the SDK's import-time logging.basicConfig(level=INFO) was undone: the host owns the root logger
     assert outcome["root_logger"] == [[], logging.WARNING]
