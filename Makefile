@@ -19,7 +19,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
 # Typed runtime and infrastructure code; lambda/ holds one package per function.
 MYPY_TARGETS := app.py app_config stacks cdk_constructs pipeline_callback fargate_task glue_scripts ml_pipeline local_mode bench backtest pipeline_evaluation approval evaluation_job
 
-.PHONY: install test lint unit local bench synth deploy destroy clean check-java check-node check-browser lambda-deps check-pipeline-schema
+.PHONY: install test lint unit local bench backtest synth deploy destroy clean check-java check-node check-browser lambda-deps check-pipeline-schema
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,10 @@ local: $(STAMP) check-java
 
 bench: $(STAMP) check-java
 	$(PY) -m bench $(ARGS)
+
+# make backtest ARGS="--detector streaming|pipeline --series PATH --out DIR [--labels FILE]"
+backtest: $(STAMP)
+	$(PY) -m backtest $(ARGS)
 
 # The definition against AWS's published schema, given by path (not committed: its repository has no licence).
 check-pipeline-schema: $(STAMP)

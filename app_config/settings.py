@@ -155,7 +155,9 @@ class StreamingConfig:
     timestamp_column: str = "event_time"
     measure_column: str = "views"
     detector_offset_minutes: int = 2
-    anomaly_threshold: float = 3.0
+    # Severity (0-100) at which the detector opens an anomaly; the default is the detector's own
+    # (anomaly_detector.config.DEFAULT_SEVERITY_THRESHOLD, chosen on the development set; see the README).
+    anomaly_threshold: float = 47.6
     history_length: int = 288
     anomaly_marketplace: str | None = None
     anomaly_factor: float = 1.0
@@ -190,7 +192,9 @@ class StreamingConfig:
             0 < self.detector_offset_minutes < self.frequency_minutes,
             "streaming.detector_offset_minutes must be between 0 and frequency_minutes",
         )
-        _require(self.anomaly_threshold > 0, "streaming.anomaly_threshold must be > 0")
+        _require(
+            0 < self.anomaly_threshold <= 100, "streaming.anomaly_threshold must be a severity in (0, 100]"
+        )
         _require(8 <= self.history_length <= 10000, "streaming.history_length must be 8..10000")
         _require(self.anomaly_factor > 0, "streaming.anomaly_factor must be > 0")
         self._validate_source()

@@ -8,7 +8,7 @@ one detector does not load the other's dependencies.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, cast
@@ -20,6 +20,11 @@ class SeriesDetection:
     is_anomaly: Sequence[bool]  # the detector's own decision at its configured threshold
     # More per-row columns for the output CSV (expected value, severity, event id, ...), each one value per row.
     extra_columns: Mapping[str, Sequence[object]] = field(default_factory=dict)
+    # The detector's own decision rule at another threshold on the score scale (same scores, other
+    # threshold), when it is more than "score >= threshold" (for example, an open anomaly is announced
+    # once). The backtest's best-threshold sweep uses it; None means "score >= threshold".
+    decide: Callable[[Sequence[float], float], Sequence[bool]] | None = None
+    threshold: float | None = None  # the configured threshold on the score scale, when there is one
 
     def __post_init__(self) -> None:
         rows = len(self.scores)

@@ -126,8 +126,9 @@ class CorpusScore:
     files: tuple[FileResult, ...]
 
 
-def score_file(series: LabelledScores, threshold: float) -> FileResult:
-    values = row_values(len(series.scores), series.windows)
+def score_file(series: LabelledScores, threshold: float, values: RowValues | None = None) -> FileResult:
+    """``values``: the file's ``row_values``, when the caller scores the same file many times."""
+    values = values if values is not None else row_values(len(series.scores), series.windows)
     detections = values.scored & (np.asarray(series.scores, dtype=float) >= threshold)
     raw = 0.0
     delays_rows: list[int] = []
@@ -160,8 +161,15 @@ def normalise(raw: float, windows: int) -> float:
     return 100.0 * (raw - null) / (perfect - null) if windows else 0.0
 
 
-def score_corpus(files: Iterable[LabelledScores], threshold: float) -> CorpusScore:
-    results = tuple(score_file(series, threshold) for series in files)
+def score_corpus(
+    files: Iterable[LabelledScores], threshold: float, values: Sequence[RowValues] | None = None
+) -> CorpusScore:
+    """``values``: each file's ``row_values`` (same order), when the caller scores the same files many times."""
+    files = list(files)
+    results = tuple(
+        score_file(series, threshold, values[index] if values is not None else None)
+        for index, series in enumerate(files)
+    )
     windows = sum(result.windows for result in results)
     raw = sum(result.raw for result in results)
     delays_rows = [delay for result in results for delay in result.delays_rows]

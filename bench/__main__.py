@@ -2,9 +2,11 @@
 
 python -m bench                      # everything, default runs (about 10 minutes on 2 cores)
 python -m bench --quick              # smaller inputs, one run each: checks the bench itself works
-python -m bench --only prep,stream   # some sections (prep, stream, sizing, detector, callback, devloop)
+python -m bench --only prep,stream   # some sections (prep, stream, sizing, detector, quality, callback, devloop)
 python -m bench --runs 5             # more runs per figure (the largest CSV case gets one fewer)
 python -m bench --include-suite      # also time the whole test suite (minutes) in the developer loop
+python -m bench --benchmark-data DIR # the labelled series for the detection-quality section (default
+                                     # ../shared/anomaly-benchmark; skipped with a message when absent)
 """
 
 from __future__ import annotations
@@ -31,11 +33,19 @@ _LAMBDA_FOLDER = str(REPOSITORY_ROOT / "lambda")
 if _LAMBDA_FOLDER not in sys.path:
     sys.path.insert(0, _LAMBDA_FOLDER)
 
-from bench import callback, detector, devloop, prep, stream, stream_sizing  # noqa: E402 - needs the path above
+from bench import (  # noqa: E402 - needs the path above
+    callback,
+    detection_quality,
+    detector,
+    devloop,
+    prep,
+    stream,
+    stream_sizing,
+)
 from bench.reporting import RESULTS_JSON, RESULTS_MARKDOWN, BenchReport, write_results  # noqa: E402
 from bench.runtime import Progress, start_spark  # noqa: E402
 
-SECTIONS = ("prep", "stream", "sizing", "detector", "callback", "devloop")
+SECTIONS = ("prep", "stream", "sizing", "detector", "quality", "callback", "devloop")
 SPARK_SECTIONS = {"prep", "stream", "sizing", "callback"}
 
 
@@ -51,6 +61,8 @@ class BenchPlan:
     callback_runs: dict[str, int]
     include_suite: bool
     include_local_run: bool
+    quick: bool
+    benchmark_data: Path | None
     warm_up_trips: int
     warm_up_records: int
 
@@ -91,6 +103,8 @@ def make_plan(args: argparse.Namespace) -> BenchPlan:
         callback_runs=callback_runs,
         include_suite=args.include_suite,
         include_local_run=not args.quick,
+        quick=args.quick,
+        benchmark_data=args.benchmark_data,
         warm_up_trips=200_000,
         warm_up_records=10_000,
     )
@@ -161,6 +175,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", help=f"comma-separated sections to run: {', '.join(SECTIONS)}")
     parser.add_argument("--runs", type=int, help="runs per figure (default 3; the largest cases get one fewer)")
     parser.add_argument("--include-suite", action="store_true", help="also time the whole pytest suite (minutes)")
+    parser.add_argument(
+        "--benchmark-data",
+        type=Path,
+        help="the shared labelled series (labels.json, data/, published/); default ../shared/anomaly-benchmark",
+    )
     args = parser.parse_args(argv)
     if args.runs is not None and args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -207,6 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "detector" in plan.sections:
         say("== detector")
         detector.run(report, say, plan.detector_dimensions, plan.detector_runs)
+    if "quality" in plan.sections:
+        say("== detection quality (NAB)")
+        detection_quality.run(report, say, quick=plan.quick, benchmark=plan.benchmark_data)
     if "callback" in plan.sections:
         say("== callback overhead (local mode)")
         callback.run(report, say, plan.callback_runs)

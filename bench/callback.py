@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 SECTION = "Callback overhead (local mode: Glue run end -> callback step resolved)"
 EVENTS_TARGET_SECONDS = 5.0
 POLL_SLACK_SECONDS = 5.0
-GLUE_END_MESSAGE = re.compile(r"^wrote \d+ train rows")
+GLUE_END_MESSAGE = re.compile(r"^wrote \d+ (train rows|training vectors)")  # the prep job's final line
 TASK_LATENCY = re.compile(r"callback_latency_seconds=(?P<seconds>[0-9.]+)")
 SMALL_TRIP_ROWS, SMALL_TRIP_DAYS = 20_000, 2
 

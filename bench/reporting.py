@@ -100,6 +100,17 @@ class Target:
         return f"{wording} — missed by {self.missed_by_percent:.0f}%"
 
 
+@dataclass(frozen=True)
+class Table:
+    """A small table of its own (for example detection quality beside published figures), in its section."""
+
+    section: str
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    notes: tuple[str, ...] = ()
+
+
 @dataclass
 class BenchReport:
     started_at: str
@@ -108,6 +119,7 @@ class BenchReport:
     targets: list[Target] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
     notes: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
     wall_seconds: float = 0.0
 
     def add(self, section: str, case: str, metric: str, unit: str, samples: Iterable[float], note: str = "") -> Figure:
@@ -161,13 +173,22 @@ def render_markdown(report: BenchReport) -> str:
             lines.append(f"| {_cell(target.name)} | {mark} {_cell(target.verdict())} | {_cell(target.note)} |")
         lines.append("")
     sections: list[str] = []
-    for measurement in report.measurements:
-        if measurement.section not in sections:
-            sections.append(measurement.section)
+    for section_name in [t.section for t in report.tables] + [m.section for m in report.measurements]:
+        if section_name not in sections:
+            sections.append(section_name)
     for section in sections:
-        lines += [f"## {section}", "", "| Case | Metric | Median | Min | Max | Runs | Note |"]
+        lines += [f"## {section}", ""]
+        for table in (t for t in report.tables if t.section == section):
+            lines += [f"**{_cell(table.title)}**", "", "| " + " | ".join(_cell(h) for h in table.header) + " |"]
+            lines.append("|" + "---|" * len(table.header))
+            lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in table.rows]
+            lines += ["", *[f"- {_cell(note)}" for note in table.notes], ""] if table.notes else [""]
+        section_measurements = [m for m in report.measurements if m.section == section]
+        if not section_measurements:
+            continue
+        lines += ["| Case | Metric | Median | Min | Max | Runs | Note |"]
         lines.append("|---|---|---:|---:|---:|---:|---|")
-        for item in (m for m in report.measurements if m.section == section):
+        for item in section_measurements:
             figure = item.figure
             lines.append(
                 f"| {_cell(item.case)} | {_cell(item.metric)} | {format_value(figure.median, item.unit)} "
@@ -222,6 +243,16 @@ def report_as_json(report: BenchReport) -> dict[str, Any]:
         ],
         "skipped": [{"what": what, "why": why} for what, why in report.skipped],
         "notes": report.notes,
+        "tables": [
+            {
+                "section": t.section,
+                "title": t.title,
+                "header": list(t.header),
+                "rows": [list(r) for r in t.rows],
+                "notes": list(t.notes),
+            }
+            for t in report.tables
+        ],
     }
 
 

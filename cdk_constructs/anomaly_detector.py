@@ -1,4 +1,4 @@
-"""The detector that scores each closed interval per dimension with Random Cut Forest and raises alerts.
+"""The detector that judges each closed interval per dimension value (one learnt model each) and raises alerts.
 
 It replaces Amazon Lookout for Metrics (ended 9 October 2025) from the same interval CSV files.
 """

@@ -1,1 +1,1 @@
-"""Per-interval anomaly detector (Random Cut Forest) that replaces Lookout for Metrics."""
+"""Per-interval anomaly detector (one robust seasonal model per dimension value) that replaces Lookout for Metrics."""

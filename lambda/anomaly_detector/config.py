@@ -6,6 +6,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+# Chosen on the development set (see the README's "Streaming detector"): the best single threshold.
+DEFAULT_SEVERITY_THRESHOLD = 47.6
+
 
 class ConfigError(ValueError):
     """An environment variable is missing or invalid; the message names it."""
@@ -19,14 +22,17 @@ class DetectorSettings:
     timestamp_column: str = "event_time"
     measure_column: str = "views"
     frequency_minutes: int = 5
-    anomaly_threshold: float = 3.0
+    # The severity (0-100) at which an anomaly opens; see anomaly_detector.series_model.
+    anomaly_threshold: float = DEFAULT_SEVERITY_THRESHOLD
+    # Intervals re-read from the stored files to rebuild a lost state (or catch up missed runs), and
+    # intervals after which a dimension value that stopped appearing is forgotten.
     history_length: int = 288
 
     def __post_init__(self) -> None:
         if self.frequency_minutes not in (5, 10):
             raise ValueError("frequency_minutes must be 5 or 10")
-        if not (math.isfinite(self.anomaly_threshold) and self.anomaly_threshold > 0):
-            raise ValueError("anomaly_threshold must be a positive number")
+        if not (math.isfinite(self.anomaly_threshold) and 0 < self.anomaly_threshold <= 100):
+            raise ValueError("anomaly_threshold must be a severity in (0, 100]")
         if self.history_length < 8:
             raise ValueError("history_length must be at least 8")
         if not (self.dimension_column and self.timestamp_column and self.measure_column):
@@ -50,8 +56,8 @@ def load_config(env: Mapping[str, str]) -> DetectorConfig:
     if frequency not in (5, 10):
         raise ConfigError(f"FREQUENCY_MINUTES must be 5 or 10, got {frequency}")
     threshold = _float(env, "ANOMALY_THRESHOLD")
-    if not threshold > 0:
-        raise ConfigError(f"ANOMALY_THRESHOLD must be > 0, got {threshold}")
+    if not 0 < threshold <= 100:
+        raise ConfigError(f"ANOMALY_THRESHOLD must be a severity in (0, 100], got {threshold}")
     history_length = _int(env, "HISTORY_LENGTH")
     if history_length < 8:
         raise ConfigError(f"HISTORY_LENGTH must be at least 8, got {history_length}")

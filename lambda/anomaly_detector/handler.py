@@ -23,7 +23,7 @@ from anomaly_detector.logic import (
     SnsAlertPublisher,
     detect_interval,
 )
-from anomaly_detector.scoring import RCF_RATIO_CEILING, closed_interval_start, parse_time
+from anomaly_detector.scoring import closed_interval_start, parse_time
 from anomaly_detector.stores import IntervalStore, S3IntervalStore
 
 logger = Logger(service="anomaly-detector")
@@ -38,11 +38,6 @@ STORE = S3IntervalStore(
 )
 PUBLISHER = SnsAlertPublisher(boto3.client("sns"), CONFIG.topic_arn)
 METRICS = CloudWatchMetricsSink(boto3.client("cloudwatch"), CONFIG.metric_namespace)
-if CONFIG.settings.anomaly_threshold > RCF_RATIO_CEILING:
-    logger.warning(
-        "ANOMALY_THRESHOLD is near the highest score the forest gives; few or no anomalies will be flagged",
-        extra={"anomaly_threshold": CONFIG.settings.anomaly_threshold, "ceiling": RCF_RATIO_CEILING},
-    )
 
 
 def interval_for_event(event: Mapping[str, Any], frequency_minutes: int, clock: datetime | None = None) -> datetime:

@@ -2,7 +2,8 @@
 
 :func:`detect_interval` is what the Lambda handler and the local mode both call. Its collaborators
 are small interfaces (:class:`~anomaly_detector.stores.IntervalStore`, :class:`AlertPublisher`,
-:class:`MetricsSink`), so a simulation can pass a folder-backed store and collecting fakes.
+:class:`MetricsSink`), so a simulation can pass a folder-backed store and collecting fakes. The
+judging itself is :func:`anomaly_detector.scoring.score_interval` (one model per dimension value).
 """
 
 from __future__ import annotations
@@ -18,16 +19,15 @@ from aws_lambda_powertools import Logger
 
 from anomaly_detector.config import DetectorSettings
 from anomaly_detector.scoring import (
-    DEFAULT_PARAMS,
+    DetectorState,
     DimensionScore,
-    History,
     IntervalAggregate,
-    ScoringParams,
     aggregate_csv,
     format_time,
     intervals_to_catch_up,
     score_interval,
 )
+from anomaly_detector.series_model import DEFAULT_MODEL, ModelParams
 from anomaly_detector.stores import IntervalStore
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class AlertPublisher(Protocol):
 
 class MetricsSink(Protocol):
     def put_metrics(self, values: Mapping[str, float], timestamp: datetime) -> None:
-        """Emit every value in one call; names ending in ``Score`` are unitless, the rest counts."""
+        """Emit every value in one call; names ending in ``Severity`` are unitless, the rest counts."""
         ...
 
 
@@ -70,7 +70,7 @@ class CloudWatchMetricsSink:
             {
                 "MetricName": name,
                 "Value": float(value),
-                "Unit": "None" if name.endswith("Score") else "Count",
+                "Unit": "None" if name.endswith(("Severity", "Score")) else "Count",
                 "Timestamp": timestamp,
             }
             for name, value in values.items()
@@ -88,6 +88,9 @@ class IntervalReport:
     scores: list[DimensionScore] = field(default_factory=list)
     anomalies: list[DimensionScore] = field(default_factory=list)
     anomalies_location: str | None = None
+    # "already processed": the state had this interval already (a repeated delivery); nothing was done.
+    # "rebuilt": an older interval, re-run by hand, scored on a history rebuilt from the stored files.
+    mode: str = "live"
 
     @property
     def is_empty(self) -> bool:
@@ -102,8 +105,12 @@ class IntervalReport:
         return [s for s in self.scores if s.status == "warming_up"]
 
     @property
-    def max_score(self) -> float:
-        return max((s.score for s in self.scored if s.score is not None), default=0.0)
+    def max_severity(self) -> float:
+        return max((s.severity for s in self.scored), default=0.0)
+
+    @property
+    def ongoing(self) -> list[DimensionScore]:
+        return [s for s in self.scores if s.ongoing and not s.is_anomaly]
 
     def summary(self) -> dict[str, object]:
         return {
@@ -113,8 +120,10 @@ class IntervalReport:
             "dimensions_scored": len(self.scored),
             "dimensions_warming_up": len(self.warming_up),
             "anomalies": len(self.anomalies),
-            "max_score": round(self.max_score, 4),
+            "ongoing_anomalies": len(self.ongoing),
+            "max_severity": round(self.max_severity, 1),
             "anomalies_location": self.anomalies_location,
+            "mode": self.mode,
         }
 
 
@@ -125,40 +134,49 @@ def detect_interval(
     metrics: MetricsSink,
     interval_start: datetime,
     settings: DetectorSettings,
-    params: ScoringParams = DEFAULT_PARAMS,
+    params: ModelParams = DEFAULT_MODEL,
 ) -> IntervalReport:
     """Detect anomalies in the interval ``[interval_start, interval_start + frequency)``.
 
     ``interval_start`` must be aligned to the frequency (UTC; naive means UTC). The state is read
-    from and written back to ``store``. Intervals missing from the state since its last run (or
-    the whole history when there is no state) are first read from ``store`` and appended without
-    scoring, which is how a lost state is rebuilt. Re-running an interval already in the state
-    scores it against the history before it, so retries are idempotent.
+    from and written back to ``store``. Intervals missing from the state since its last run (or the
+    last ``history_length`` intervals when there is no state) are first read from ``store`` and
+    learnt without being judged: that is how a lost state is rebuilt and missed runs caught up.
 
-    Side effects, in order: anomalies file (only when there are anomalies), one ``publisher``
-    message (same condition), the state, one ``metrics`` call. A failure before the state is
-    written leaves the state untouched, so a retry redoes the whole interval.
+    Side effects, in order: anomalies file (only when an anomaly opens), one ``publisher`` message
+    (same condition), one ``metrics`` call, the state. The state is written last, so a failure
+    anywhere leaves it untouched and a retry redoes the whole interval against the same state.
+    Running the interval the state has already taken in again (a repeated delivery) does nothing.
+    Running an *older* interval by hand scores it against a history rebuilt from the stored files
+    (``history_length`` intervals before it) and leaves the saved state alone.
     """
     interval_start = _aligned_utc(interval_start, settings.frequency_minutes)
     interval_end = interval_start + timedelta(minutes=settings.frequency_minutes)
+    threshold = settings.anomaly_threshold
 
-    history = History.from_json(store.read_state(), settings.frequency_minutes)
-    history.drop_intervals_from(interval_start)
-    catch_up = intervals_to_catch_up(history, interval_start, settings.frequency_minutes, settings.history_length)
+    state = DetectorState.from_json(store.read_state(), settings.frequency_minutes, params)
+    mode = "live"
+    if state.last_interval_start is not None and interval_start <= state.last_interval_start:
+        if interval_start == state.last_interval_start:
+            logger.info(
+                "Interval already processed; nothing to do", extra={"interval_start": format_time(interval_start)}
+            )
+            return IntervalReport(interval_start, interval_end, 0, 0, 0, mode="already processed")
+        mode = "rebuilt"
+        state = DetectorState(frequency_minutes=settings.frequency_minutes)
+    catch_up = intervals_to_catch_up(state, interval_start, settings.frequency_minutes, settings.history_length)
     if catch_up:
-        logger.info("Catching up history from stored intervals", extra={"intervals": len(catch_up)})
+        logger.info("Catching up from stored intervals", extra={"intervals": len(catch_up), "mode": mode})
     for missed_start in catch_up:
         missed = _read_aggregate(store, missed_start, settings)
-        history.append_interval(missed_start, missed.totals, settings.history_length)
+        state.learn_interval(missed_start, missed.totals, settings.history_length, params)
 
     aggregate = _read_aggregate(store, interval_start, settings)
-    if aggregate.totals:
-        scores = score_interval(history, aggregate.totals, settings.anomaly_threshold, params)
-    else:
+    if not aggregate.totals:
         # No data at all is a pipeline problem (alarmed on via the metric), not a business anomaly.
         logger.warning("Interval has no data", extra={"interval_start": format_time(interval_start)})
-        scores = []
-    anomalies = sorted((s for s in scores if s.is_anomaly), key=lambda s: s.score or 0.0, reverse=True)
+    scores = score_interval(state, interval_start, aggregate.totals, threshold, settings.history_length, params)
+    anomalies = sorted((s for s in scores if s.is_anomaly), key=lambda s: s.severity, reverse=True)
 
     anomalies_location = None
     if anomalies:
@@ -169,11 +187,6 @@ def detect_interval(
         subject, message = _alert(anomalies, interval_start, interval_end, settings)
         publisher.publish(subject, message)
 
-    # Flags keep this interval's anomalies out of the level that later intervals are judged against.
-    flagged = {a.dimension_value for a in anomalies}
-    history.append_interval(interval_start, aggregate.totals, settings.history_length, anomalous=flagged)
-    store.write_state(history.to_json(settings.history_length))
-
     report = IntervalReport(
         interval_start=interval_start,
         interval_end=interval_end,
@@ -183,19 +196,23 @@ def detect_interval(
         scores=scores,
         anomalies=anomalies,
         anomalies_location=anomalies_location,
+        mode=mode,
     )
     metrics.put_metrics(
         {
             "DimensionsScored": len(report.scored),
             "DimensionsWarmingUp": len(report.warming_up),
             "AnomaliesDetected": len(anomalies),
-            "MaxScore": report.max_score,
+            "OngoingAnomalies": len(report.ongoing),
+            "MaxSeverity": report.max_severity,
             "RowsRead": aggregate.rows,
             "SkippedRows": aggregate.skipped_rows,
             "EmptyInterval": 1 if report.is_empty else 0,
         },
         timestamp=interval_start,
     )
+    if mode == "live":
+        store.write_state(state.to_json())
     logger.info("Interval processed", extra=report.summary())
     return report
 
@@ -226,12 +243,13 @@ def _anomaly_record(
         "dimension_value": anomaly.dimension_value,
         "measure_name": settings.measure_column,
         "value": anomaly.value,
-        "score": _round(anomaly.score),
+        "severity": round(anomaly.severity, 1),
+        "expected": _round(anomaly.expected),
         "expected_low": _round(anomaly.expected_low),
         "expected_high": _round(anomaly.expected_high),
         "direction": anomaly.direction,
-        "rcf_ratio": _round(anomaly.rcf_ratio),
-        "z_score": _round(anomaly.z_score),
+        "evidence": anomaly.evidence,
+        "forecaster": anomaly.forecaster,
     }
 
 
@@ -243,19 +261,25 @@ def _alert(
     subject = (subject + f"{settings.dimension_column}, {when}")[:_SUBJECT_LIMIT]
     lines = [
         f"{len(anomalies)} {settings.dimension_column} value(s) had an anomalous {settings.measure_column} "
-        f"in {when} (threshold {settings.anomaly_threshold}).",
+        f"in {when} (severity threshold {settings.anomaly_threshold:g}).",
         "",
     ]
     for anomaly in anomalies[:MAX_ANOMALIES_IN_MESSAGE]:
         lines.append(
             f"- {anomaly.dimension_value}: {anomaly.value:g} ({anomaly.direction}; expected "
-            f"{anomaly.expected_low or 0:.0f}-{anomaly.expected_high or 0:.0f}), score {anomaly.score or 0:.2f}"
+            f"{_number(anomaly.expected_low)}-{_number(anomaly.expected_high)}), severity {anomaly.severity:.0f}"
         )
     if len(anomalies) > MAX_ANOMALIES_IN_MESSAGE:
         lines.append(f"... and {len(anomalies) - MAX_ANOMALIES_IN_MESSAGE} more in the anomalies file.")
     return subject, "\n".join(lines)
 
 
+def _number(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "?"
+    return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
 def _round(value: float | None) -> float | None:
-    # JSON has no infinity (an RCF ratio against an all-identical history can be infinite).
-    return None if value is None or not math.isfinite(value) else round(value, 4)
+    # JSON has no infinity (a range is unbounded until the model has seen enough values).
+    return None if value is None or not math.isfinite(value) else round(value, 6)

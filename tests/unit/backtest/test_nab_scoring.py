@@ -98,9 +98,7 @@ def test_best_threshold_picks_the_single_corpus_threshold_with_the_highest_total
 
 def test_best_threshold_agrees_with_scoring_every_candidate_on_random_files() -> None:
     random = np.random.default_rng(3)
-    files = [
-        LabelledScores(f"{i}.csv", np.round(random.random(60), 2), ((20, 29), (45, 50))) for i in range(4)
-    ]
+    files = [LabelledScores(f"{i}.csv", np.round(random.random(60), 2), ((20, 29), (45, 50))) for i in range(4)]
     candidates = sorted({float(s) for series in files for s in series.scores})
     exhaustive = max(score_corpus(files, threshold).raw for threshold in candidates)
     assert best_threshold(files).raw == pytest.approx(max(exhaustive, -8.0))  # -8: detect nothing, 8 windows

@@ -1,12 +1,11 @@
-"""What the detector expects after an anomaly: spikes do not move the level, lasting shifts become the new normal.
+"""What the detector does after an anomaly: announced once, the return to normal is not news, shifts become normal.
 
 Every interval goes through ``detect_interval`` on a LocalDirStore, as in AWS and the local mode, so the
-flags the detector keeps in its state are part of what is tested.
+open-anomaly state the detector carries in its state document between runs is part of what is tested.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Sequence
@@ -17,20 +16,23 @@ from typing import Any
 import pytest
 from anomaly_detector.config import DetectorSettings
 from anomaly_detector.logic import detect_interval
-from anomaly_detector.scoring import DEFAULT_PARAMS, History, ScoringParams
+from anomaly_detector.scoring import DetectorState, score_interval
 from anomaly_detector.stores import LocalDirStore, partition_path
 
-SETTINGS = DetectorSettings(frequency_minutes=5, anomaly_threshold=3.0, history_length=288)
+SETTINGS = DetectorSettings(frequency_minutes=5, anomaly_threshold=48.0, history_length=288)
 STEP = timedelta(minutes=5)
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 DAY = 288  # five-minute intervals
-# Where the daily cycle below is steepest (falling, then rising): a level that lags shows most there.
+# Where the daily cycle below is steepest (falling, then rising): a lagging forecast shows most there.
 FALLING, RISING = 100, 188
 
 
-class NullPublisher:
+class CollectingPublisher:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str]] = []
+
     def publish(self, subject: str, message: str) -> None:
-        del subject, message
+        self.messages.append((subject, message))
 
 
 class NullMetrics:
@@ -50,18 +52,17 @@ def seasonal_views(length: int, seed: int = 7) -> list[float]:
 
 
 def seed_state(store: LocalDirStore, views: Sequence[float]) -> None:
-    """A state holding ``views`` as the intervals from T0, and nothing flagged (fast: no files)."""
-    history = History(frequency_minutes=5)
+    """A state that has learnt ``views`` as the intervals from T0 (fast: no files)."""
+    state = DetectorState(frequency_minutes=5)
     for index, value in enumerate(views):
-        history.append_interval(T0 + index * STEP, {"de": value}, SETTINGS.history_length)
-    store.write_state(history.to_json(SETTINGS.history_length))
+        score_interval(state, T0 + index * STEP, {"de": value}, SETTINGS.anomaly_threshold, SETTINGS.history_length)
+    store.write_state(state.to_json())
 
 
-def detect_each(
-    store: LocalDirStore, views: Sequence[float], first: int, params: ScoringParams = DEFAULT_PARAMS
-) -> list[bool]:
-    """Write and detect intervals ``first`` .. end one by one; whether `de` was flagged in each."""
-    flagged = []
+def detect_each(store: LocalDirStore, views: Sequence[float], first: int) -> tuple[list[bool], list[float], int]:
+    """Write and detect intervals ``first`` .. end one by one: `de` opened an anomaly?, its severities, alerts."""
+    opened, severities = [], []
+    publisher = CollectingPublisher()
     for index in range(first, len(views)):
         start = T0 + index * STEP
         folder = store.root / partition_path(store.intervals_prefix, start)
@@ -70,73 +71,64 @@ def detect_each(
             f"marketplace,event_time,views\nde,{start:%Y-%m-%d %H:%M:%S},{views[index]}\n"
         )
         report = detect_interval(
-            store=store,
-            publisher=NullPublisher(),
-            metrics=NullMetrics(),
-            interval_start=start,
-            settings=SETTINGS,
-            params=params,
+            store=store, publisher=publisher, metrics=NullMetrics(), interval_start=start, settings=SETTINGS
         )
-        flagged.append(any(a.dimension_value == "de" for a in report.anomalies))
-    return flagged
+        [verdict] = report.scores
+        opened.append(verdict.is_anomaly)
+        severities.append(verdict.severity)
+    return opened, severities, len(publisher.messages)
 
 
 @pytest.mark.parametrize("spike_intervals", [6, 12], ids=["30-minute spike", "60-minute spike"])
-@pytest.mark.parametrize("spike_at", [DAY + FALLING, DAY + RISING], ids=["cycle falling", "cycle rising"])
-def test_a_spike_is_flagged_throughout_and_the_return_to_normal_is_not(
+@pytest.mark.parametrize("spike_at", [2 * DAY + FALLING, 2 * DAY + RISING], ids=["cycle falling", "cycle rising"])
+def test_a_spike_is_announced_once_and_the_return_to_normal_is_not_news(
     store: LocalDirStore, spike_intervals: int, spike_at: int
 ) -> None:
-    # Given a day of seasonal history, an hour of normal intervals, then a x4 spike and two normal hours
+    # Given two days of seasonal history, an hour of normal intervals, then a x4 spike and two normal hours
     views = seasonal_views(spike_at + spike_intervals + 24)
     for index in range(spike_at, spike_at + spike_intervals):
         views[index] *= 4
     seed_state(store, views[: spike_at - 12])
 
     # When every interval from the normal hour on is detected
-    flagged = detect_each(store, views, spike_at - 12)
+    opened, severities, alerts = detect_each(store, views, spike_at - 12)
 
-    # Then nothing is flagged before, every spike interval is, and none of the 24 after it
-    assert flagged[:12] == [False] * 12
-    assert flagged[12 : 12 + spike_intervals] == [True] * spike_intervals
-    assert flagged[12 + spike_intervals :] == [False] * 24
+    # Then the spike's first interval opens the only anomaly (one alert), with a high severity
+    assert opened == [False] * 12 + [True] + [False] * (spike_intervals - 1 + 24)
+    assert alerts == 1
+    assert severities[12] >= 75
+    # And the normal hour before and the last of the two normal hours after are unremarkable
+    assert max(severities[:12]) < SETTINGS.anomaly_threshold
+    assert max(severities[12 + spike_intervals + 12 :]) < SETTINGS.anomaly_threshold
 
 
-@pytest.mark.parametrize("params", [DEFAULT_PARAMS, ScoringParams(max_anomaly_run=8)], ids=["default", "run of 8"])
-def test_a_lasting_level_shift_is_flagged_for_a_bounded_run_then_accepted(
-    store: LocalDirStore, params: ScoringParams
-) -> None:
-    # Given a day of seasonal history and then a permanent x3 level from the steep part of the cycle
-    shift_at = DAY + FALLING
-    views = seasonal_views(shift_at + params.max_anomaly_run + 36)
+def test_a_lasting_level_shift_is_announced_once_then_becomes_the_new_normal(store: LocalDirStore) -> None:
+    # Given two days of seasonal history and then a permanent x3 level from the steep part of the cycle
+    shift_at = 2 * DAY + FALLING
+    views = seasonal_views(shift_at + 72)
     views[shift_at:] = [value * 3 for value in views[shift_at:]]
     seed_state(store, views[:shift_at])
 
-    # When the shifted intervals are detected
-    flagged = detect_each(store, views, shift_at, params)
+    # When the shifted intervals (six hours) are detected
+    opened, severities, alerts = detect_each(store, views, shift_at)
 
-    # Then exactly the first max_anomaly_run are flagged, and the new level is normal afterwards
-    assert flagged == [True] * params.max_anomaly_run + [False] * 36
+    # Then the shift is announced at once, never again, and after an hour it is ordinary
+    assert opened[0] and sum(opened) == 1 and alerts == 1
+    assert max(severities[12:]) < SETTINGS.anomaly_threshold
 
 
-def test_a_state_without_flags_still_loads_scores_and_gains_flags(store: LocalDirStore) -> None:
-    # Given a state document written before flags existed (no "anomalous" key)
-    spike_at = DAY + FALLING
-    views = seasonal_views(spike_at + 6 + 12)
-    views[spike_at : spike_at + 6] = [value * 4 for value in views[spike_at : spike_at + 6]]
-    old_document = {
-        "version": 1,
-        "frequency_minutes": 5,
-        "history_length": 288,
-        "last_interval_start": f"{T0 + (spike_at - 1) * STEP:%Y-%m-%dT%H:%M:%SZ}",
-        "series": {"de": views[spike_at - 288 : spike_at]},
-    }
-    store.write_state(json.dumps(old_document))
+def test_an_anomaly_that_comes_back_after_a_quiet_spell_is_announced_again(store: LocalDirStore) -> None:
+    # Given two days of seasonal history, then two x4 spikes of 15 minutes, three hours apart
+    first, second = 2 * DAY + 40, 2 * DAY + 76
+    views = seasonal_views(second + 12)
+    for start in (first, second):
+        for index in range(start, start + 3):
+            views[index] *= 4
+    seed_state(store, views[: first - 1])
 
-    # When a 30-minute spike and the following hour are detected
-    flagged = detect_each(store, views, spike_at)
+    # When detected
+    opened, _, alerts = detect_each(store, views, first - 1)
 
-    # Then the old history was used (the spike was scored, not warming up), and only the spike is flagged
-    assert flagged == [True] * 6 + [False] * 12
-    # And the new state flags the spike's six positions, 12 intervals from the end
-    state = json.loads(store.read_state() or "{}")
-    assert state["anomalous"] == {"de": list(range(288 - 18, 288 - 12))}
+    # Then each spike opened its own anomaly
+    assert [index + first - 1 for index, flag in enumerate(opened) if flag] == [first, second]
+    assert alerts == 2

@@ -14,7 +14,6 @@ import boto3
 import pytest
 from anomaly_detector.config import ConfigError, load_config
 from anomaly_detector.logic import CloudWatchMetricsSink, SnsAlertPublisher
-from anomaly_detector.scoring import History
 from anomaly_detector.stores import S3IntervalStore
 from moto import mock_aws
 
@@ -31,7 +30,7 @@ ENV = {
     "TIMESTAMP_COLUMN": "event_time",
     "MEASURE_COLUMN": "views",
     "FREQUENCY_MINUTES": "5",
-    "ANOMALY_THRESHOLD": "3.0",
+    "ANOMALY_THRESHOLD": "48",
     "HISTORY_LENGTH": "288",
 }
 CSV = "marketplace,event_time,views\nus,2025-03-01 19:15:00,100\n"
@@ -95,21 +94,21 @@ def test_sns_and_cloudwatch_adapters_make_one_call_each(aws_env: None) -> None:
         # When an alert and metrics are sent
         SnsAlertPublisher(sns, topic_arn).publish("subject", "body")
         CloudWatchMetricsSink(cloudwatch, "Streaming/Anomalies").put_metrics(
-            {"AnomaliesDetected": 2, "MaxScore": 4.5}, START
+            {"AnomaliesDetected": 2, "MaxSeverity": 87.5}, START
         )
 
         # Then the queue got the message and the namespace holds both metrics
         [message] = sqs.receive_message(QueueUrl=queue_url)["Messages"]
         assert json.loads(message["Body"])["Subject"] == "subject"
         names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="Streaming/Anomalies")["Metrics"]}
-        assert names == {"AnomaliesDetected", "MaxScore"}
+        assert names == {"AnomaliesDetected", "MaxSeverity"}
 
 
 def test_environment_is_parsed_into_settings() -> None:
     config = load_config({**ENV, "INTERVALS_PREFIX": "metrics/intervals"})
     assert config.intervals_prefix == "metrics/intervals/"  # a missing trailing slash is added
     assert config.settings.frequency_minutes == 5
-    assert config.settings.anomaly_threshold == 3.0
+    assert config.settings.anomaly_threshold == 48.0
     assert config.settings.history_length == 288
 
 
@@ -120,6 +119,7 @@ def test_environment_is_parsed_into_settings() -> None:
         ("FREQUENCY_MINUTES", "15"),
         ("FREQUENCY_MINUTES", "five"),
         ("ANOMALY_THRESHOLD", "0"),
+        ("ANOMALY_THRESHOLD", "101"),
         ("ANOMALY_THRESHOLD", "inf"),
         ("HISTORY_LENGTH", "4"),
         ("TOPIC_ARN", "anomalies"),
@@ -137,14 +137,19 @@ def test_handler_detects_the_interval_closed_by_the_event_time(
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
-        # Given a bucket with a day of state, the topic, and a x4 spike in the 19:15 interval
+        # Given a bucket with a day of state, the topic, and a x4 spike in the 19:15 interval. The state is the
+        # previous detector's (version 1: raw totals per value), which the detector migrates on reading.
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
         boto3.client("sns").create_topic(Name="anomalies")
-        history = History(5)
-        for i in range(288, 0, -1):
-            history.append_interval(START - i * timedelta(minutes=5), {"us": 1000.0 + (i % 7) * 10}, 288)
-        s3.put_object(Bucket=BUCKET, Key=ENV["STATE_KEY"], Body=history.to_json(288).encode())
+        version_1_state = {
+            "version": 1,
+            "frequency_minutes": 5,
+            "history_length": 288,
+            "last_interval_start": "2025-03-01T19:10:00Z",
+            "series": {"us": [1000.0 + (i % 7) * 10 for i in range(288, 0, -1)]},
+        }
+        s3.put_object(Bucket=BUCKET, Key=ENV["STATE_KEY"], Body=json.dumps(version_1_state).encode())
         s3.put_object(
             Bucket=BUCKET,
             Key="metrics/intervals/intvl_date=2025-03-01/intvl_hhmm=1915/part-00000.csv",
@@ -163,11 +168,12 @@ def test_handler_detects_the_interval_closed_by_the_event_time(
         assert json.loads(s3.get_object(Bucket=BUCKET, Key=anomalies_key)["Body"].read())["value"] == 4000
         state = json.loads(s3.get_object(Bucket=BUCKET, Key=ENV["STATE_KEY"])["Body"].read())
         assert state["last_interval_start"] == "2025-03-01T19:15:00Z"
+        assert state["version"] == 2 and set(state["series"]) == {"us"}
         metric_names = {
             m["MetricName"]
             for m in boto3.client("cloudwatch").list_metrics(Namespace=ENV["METRIC_NAMESPACE"])["Metrics"]
         }
-        assert {"DimensionsScored", "AnomaliesDetected", "MaxScore", "EmptyInterval"} <= metric_names
+        assert {"DimensionsScored", "AnomaliesDetected", "MaxSeverity", "EmptyInterval"} <= metric_names
 
 
 def test_interval_can_be_chosen_explicitly_for_a_rerun(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from anomaly_detector.config import DetectorSettings
 from anomaly_detector.logic import detect_interval
-from anomaly_detector.scoring import History
+from anomaly_detector.scoring import DetectorState, score_interval
 from anomaly_detector.stores import LocalDirStore, partition_path
 from metrics_generator.records import MARKETPLACES, GeneratorSettings, expected_views_per_minute
 
-SETTINGS = DetectorSettings(frequency_minutes=5, anomaly_threshold=3.0, history_length=288)
+SETTINGS = DetectorSettings(frequency_minutes=5, anomaly_threshold=48.0, history_length=288)
 STEP = timedelta(minutes=5)
 DAY_START = datetime(2025, 3, 1, tzinfo=UTC)
 GENERATOR = GeneratorSettings()
@@ -48,12 +48,12 @@ def write_interval(store: LocalDirStore, start: datetime, totals: dict[str, floa
 
 
 def seed_state(store: LocalDirStore, before: datetime, intervals: int = 288) -> None:
-    """Save a state holding ``intervals`` normal intervals up to ``before`` (fast: no files)."""
-    history = History(frequency_minutes=5)
+    """Save a state that has learnt ``intervals`` normal intervals up to ``before`` (fast: no files)."""
+    state = DetectorState(frequency_minutes=5)
     for i in range(intervals, 0, -1):
         start = before - i * STEP
-        history.append_interval(start, normal_totals(start), SETTINGS.history_length)
-    store.write_state(history.to_json(SETTINGS.history_length))
+        score_interval(state, start, normal_totals(start), SETTINGS.anomaly_threshold, SETTINGS.history_length)
+    store.write_state(state.to_json())
 
 
 def run(store: LocalDirStore, publisher: Any, metrics: Any, start: datetime, **overrides: Any) -> Any:
@@ -75,13 +75,14 @@ def test_spike_after_two_days_is_flagged_and_reported(store: LocalDirStore, publ
     # When that interval is detected
     report = run(store, publisher, metrics, spike_start)
 
-    # Then only Germany is flagged, above the threshold and above its expected range
+    # Then only Germany is flagged, at or above the threshold and above its expected range
     assert report.caught_up_intervals == 288
     assert [a.dimension_value for a in report.anomalies] == ["de"]
     anomaly = report.anomalies[0]
-    assert anomaly.score >= SETTINGS.anomaly_threshold
+    assert anomaly.severity >= SETTINGS.anomaly_threshold
     assert anomaly.value > anomaly.expected_high
-    assert all(s.score < SETTINGS.anomaly_threshold for s in report.scored if s.dimension_value != "de")
+    assert anomaly.direction == "high"
+    assert all(s.severity < SETTINGS.anomaly_threshold for s in report.scored if s.dimension_value != "de")
     # And the anomaly file holds one JSON line with the documented fields
     anomalies_file = store.root / "metrics/anomalies/intvl_date=2025-03-03/intvl_hhmm=0000/anomalies.jsonl"
     [line] = anomalies_file.read_text().splitlines()
@@ -91,14 +92,15 @@ def test_spike_after_two_days_is_flagged_and_reported(store: LocalDirStore, publ
     assert record["dimension_name"] == "marketplace"
     assert record["dimension_value"] == "de"
     assert record["value"] == totals["de"]
-    assert {"score", "expected_low", "expected_high"} <= record.keys()
+    assert {"severity", "expected", "expected_low", "expected_high", "direction", "evidence"} <= record.keys()
+    assert record["severity"] == round(anomaly.severity, 1)
     # And one alert and one metrics call were made
     [(subject, message)] = publisher.messages
     assert "1 anomaly" in subject and "de:" in message
     [(values, timestamp)] = metrics.calls
     assert values["AnomaliesDetected"] == 1
     assert values["DimensionsScored"] == len(MARKETPLACES)
-    assert values["MaxScore"] == pytest.approx(anomaly.score)
+    assert values["MaxSeverity"] == pytest.approx(anomaly.severity)
     assert timestamp == spike_start
 
 
@@ -118,7 +120,7 @@ def test_normal_data_raises_no_alert_over_many_intervals(store: LocalDirStore, p
     assert all(len(r.scored) == len(MARKETPLACES) for r in reports)
     assert not publisher.messages
     assert not (store.root / "metrics/anomalies").exists()
-    assert max(values["MaxScore"] for values, _ in metrics.calls) < SETTINGS.anomaly_threshold
+    assert max(values["MaxSeverity"] for values, _ in metrics.calls) < SETTINGS.anomaly_threshold
 
 
 @pytest.mark.parametrize("drop", ["to_10_percent", "missing"])
@@ -149,7 +151,7 @@ def test_empty_interval_is_reported_without_anomalies(store: LocalDirStore, publ
     # Given history but no files at all for the interval
     start = DAY_START + timedelta(days=1)
     seed_state(store, start)
-    before = History.from_json(store.read_state(), 5)
+    before = DetectorState.from_json(store.read_state(), 5)
 
     # When detected
     report = run(store, publisher, metrics, start)
@@ -159,53 +161,52 @@ def test_empty_interval_is_reported_without_anomalies(store: LocalDirStore, publ
     [(values, _)] = metrics.calls
     assert values["EmptyInterval"] == 1
     assert values["DimensionsScored"] == 0
-    after = History.from_json(store.read_state(), 5)
-    assert after.series == before.series
+    after = DetectorState.from_json(store.read_state(), 5)
+    assert {k: v.to_dict() for k, v in after.series.items()} == {k: v.to_dict() for k, v in before.series.items()}
     assert after.last_interval_start == start
 
 
 def test_new_dimension_value_is_warming_up_until_it_has_enough_history(
     store: LocalDirStore, publisher: Any, metrics: Any
 ) -> None:
-    # Given a day of history in which Mexico only appeared for the last 5 intervals
+    # Given a day of history in which Mexico never appeared
     start = DAY_START + timedelta(days=1)
     seed_state(store, start)
-    history = History.from_json(store.read_state(), 5)
-    history.series["mx"] = [100.0] * 5
-    store.write_state(history.to_json(288))
-    # And Mexico now jumps 100-fold
+    # And Mexico now appears with a huge value
     totals = {**normal_totals(start), "mx": 10_000}
     write_interval(store, start, totals)
 
     # When detected
     report = run(store, publisher, metrics, start)
 
-    # Then Mexico is recorded as warming up and not scored or flagged
+    # Then Mexico is recorded as warming up and not judged
     [warming] = report.warming_up
-    assert warming.dimension_value == "mx" and warming.score is None
+    assert warming.dimension_value == "mx" and warming.severity == 0.0
     assert not report.anomalies
     assert metrics.calls[0][0]["DimensionsWarmingUp"] == 1
 
 
-def test_state_is_bounded_to_history_length(store: LocalDirStore, publisher: Any, metrics: Any) -> None:
-    # Given a history length of 10
-    first = DAY_START + timedelta(hours=12)
+def test_the_state_keeps_one_bounded_model_per_value(store: LocalDirStore, publisher: Any, metrics: Any) -> None:
+    # Given a day of state
+    start = DAY_START + timedelta(days=1)
+    seed_state(store, start)
+    size_before = len(store.read_state() or "")
 
-    # When 15 consecutive intervals are detected
-    for i in range(15):
-        start = first + i * STEP
-        write_interval(store, start, normal_totals(start))
-        run(store, publisher, metrics, start, history_length=10)
+    # When another 24 intervals are detected
+    for i in range(24):
+        moment = start + i * STEP
+        write_interval(store, moment, normal_totals(moment))
+        run(store, publisher, metrics, moment)
 
-    # Then the state keeps exactly the last 10 values per marketplace
+    # Then the state has one model per marketplace and has not grown with the intervals
     state = json.loads(store.read_state() or "{}")
-    assert {len(values) for values in state["series"].values()} == {10}
-    assert state["last_interval_start"] == "2025-03-01T13:10:00Z"
+    assert set(state["series"]) == {m.name for m in MARKETPLACES}
+    assert state["last_interval_start"] == "2025-03-02T01:55:00Z"
+    assert len(store.read_state() or "") < 1.2 * size_before
+    assert len(store.read_state() or "") / len(MARKETPLACES) < 8_000  # bytes per value, see series_model
 
 
-def test_rerunning_an_interval_gives_the_same_result_and_state(
-    store: LocalDirStore, publisher: Any, metrics: Any
-) -> None:
+def test_repeating_the_latest_interval_does_nothing(store: LocalDirStore, publisher: Any, metrics: Any) -> None:
     # Given a detected spike interval
     start = DAY_START + timedelta(days=1)
     seed_state(store, start)
@@ -214,13 +215,39 @@ def test_rerunning_an_interval_gives_the_same_result_and_state(
     write_interval(store, start, totals)
     first = run(store, publisher, metrics, start)
     state_after_first = store.read_state()
+    assert [a.dimension_value for a in first.anomalies] == ["us"]
 
-    # When it is run again (a retry)
+    # When the same interval is delivered again
     second = run(store, publisher, metrics, start)
 
-    # Then it is scored against the same history and the state does not grow
-    assert [a.score for a in second.anomalies] == [a.score for a in first.anomalies]
+    # Then nothing is scored, published or emitted again, and the state is unchanged
+    assert second.mode == "already processed" and not second.scores
+    assert len(publisher.messages) == 1 and len(metrics.calls) == 1
     assert store.read_state() == state_after_first
+
+
+def test_an_older_interval_rerun_by_hand_uses_a_rebuilt_history_and_keeps_the_state(
+    store: LocalDirStore, publisher: Any, metrics: Any
+) -> None:
+    # Given two days of interval files, a x4 spike in Germany at 12:00 on day 2, and a state at day 2 18:00
+    spike = DAY_START + timedelta(days=1, hours=12)
+    for i in range(2 * 288):
+        moment = DAY_START + i * STEP
+        totals = normal_totals(moment)
+        if moment == spike:
+            totals["de"] *= 4
+        write_interval(store, moment, totals)
+    seed_state(store, DAY_START + timedelta(days=1, hours=18, minutes=5))
+    state_before = store.read_state()
+
+    # When the 12:00 interval is run again by hand
+    report = run(store, publisher, metrics, spike)
+
+    # Then it is judged against the 288 stored intervals before it, flagged, and the saved state is untouched
+    assert report.mode == "rebuilt"
+    assert report.caught_up_intervals == 288
+    assert [a.dimension_value for a in report.anomalies] == ["de"]
+    assert store.read_state() == state_before
 
 
 def test_unaligned_interval_start_is_rejected(store: LocalDirStore, publisher: Any, metrics: Any) -> None:

@@ -1,4 +1,4 @@
-"""Pure detector pieces: CSV aggregation, history bookkeeping, interval arithmetic, RCF scoring."""
+"""Pure detector pieces: CSV aggregation, the state document, interval arithmetic, scoring an interval."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from anomaly_detector.scoring import (
     CsvFormatError,
-    History,
+    DetectorState,
     aggregate_csv,
     closed_interval_start,
     intervals_to_catch_up,
-    score_value,
+    score_interval,
 )
 
 T0 = datetime(2025, 3, 1, 0, 0, tzinfo=UTC)
@@ -60,141 +60,94 @@ def test_closed_interval_is_the_one_that_ended_at_or_before_now(
     assert closed_interval_start(now, frequency) == expected
 
 
-def test_history_appends_zero_for_recently_seen_values_and_is_bounded() -> None:
-    # Given a history of length 3
-    history = History(frequency_minutes=5)
+def test_state_round_trips_and_rejects_what_it_cannot_use() -> None:
+    # Given a state that has scored a few intervals of two values
+    state = DetectorState(frequency_minutes=5)
+    for i in range(20):
+        score_interval(state, T0 + timedelta(minutes=5 * i), {"us": 100.0 + i, "de": 50.0}, 48.0, 288)
 
-    # When four intervals arrive, "de" missing from the last three
-    history.append_interval(T0, {"us": 1, "de": 2}, history_length=3)
-    for i in range(1, 4):
-        history.append_interval(T0 + timedelta(minutes=5 * i), {"us": 1 + i}, history_length=3)
+    # When it is written and read back
+    text = state.to_json()
+    again = DetectorState.from_json(text, 5)
 
-    # Then "us" keeps only its last three values and "de" was forgotten once it was all zeros
-    assert history.series == {"us": [2.0, 3.0, 4.0]}
-    assert history.last_interval_start == T0 + timedelta(minutes=15)
-
-
-def test_an_empty_interval_appends_nothing_but_moves_the_clock() -> None:
-    history = History(5, T0, {"us": [1.0, 2.0]})
-    history.append_interval(T0 + timedelta(minutes=5), {}, history_length=10)
-    assert history.series == {"us": [1.0, 2.0]}
-    assert history.last_interval_start == T0 + timedelta(minutes=5)
-
-
-def test_history_round_trips_and_unusable_state_is_empty() -> None:
-    history = History(5, T0, {"us": [1.0, 2.5]})
-    assert History.from_json(history.to_json(288), 5) == history
-    assert History.from_json(history.to_json(288), 10) == History(10)  # another frequency: not comparable
-    assert History.from_json("{not json", 5) == History(5)
-    assert History.from_json(None, 5) == History(5)
+    # Then it is the same state; another frequency, a damaged or an absent document give an empty state
+    assert again.to_json() == text
+    assert again.last_interval_start == T0 + timedelta(minutes=95)
+    assert set(again.series) == {"us", "de"}
+    assert DetectorState.from_json(text, 10) == DetectorState(10)
+    assert DetectorState.from_json("{not json", 5) == DetectorState(5)
+    assert DetectorState.from_json(text.replace('"f":1', '"f":99', 1), 5) == DetectorState(5)
+    assert DetectorState.from_json(None, 5) == DetectorState(5)
 
 
-def test_flags_stay_aligned_with_the_series_and_round_trip() -> None:
-    # Given a history of length 4 where "de" was flagged in the second of five intervals
-    history = History(frequency_minutes=5)
-    for i, flagged in enumerate([set(), {"de"}, set(), set(), set()]):
-        history.append_interval(T0 + timedelta(minutes=5 * i), {"us": 1.0 + i, "de": 2.0 + i}, 4, anomalous=flagged)
+def test_a_value_missing_from_an_interval_is_scored_as_zero_then_forgotten_after_a_history() -> None:
+    # Given a state that knows "us" and "de"
+    state = DetectorState(frequency_minutes=5)
+    score_interval(state, T0, {"us": 1.0, "de": 2.0}, 48.0, history_length=3)
 
-    # Then the flag sits at its interval's position in the trimmed series, and only values with flags have an entry
-    assert history.series["de"] == [3.0, 4.0, 5.0, 6.0]
-    assert history.anomalous == {"de": [True, False, False, False]}
-    # And the state stores the flagged positions and reads them back
-    assert json.loads(history.to_json(4))["anomalous"] == {"de": [0]}
-    assert History.from_json(history.to_json(4), 5) == history
+    # When "de" is missing from the next three intervals
+    verdicts = [
+        score_interval(state, T0 + timedelta(minutes=5 * i), {"us": 1.0 + i}, 48.0, history_length=3)
+        for i in range(1, 4)
+    ]
 
-    # When one more interval pushes the flagged one out of the history
-    history.append_interval(T0 + timedelta(minutes=25), {"us": 7.0, "de": 8.0}, 4)
+    # Then it was scored as 0 twice, and forgotten on the third
+    assert [[(v.dimension_value, v.value) for v in verdict] for verdict in verdicts] == [
+        [("de", 0.0), ("us", 2.0)],
+        [("de", 0.0), ("us", 3.0)],
+        [("us", 4.0)],
+    ]
+    assert set(state.series) == {"us"}
+    assert state.absent == {}
 
-    # Then no flags are left
-    assert history.anomalous == {}
+
+def test_an_empty_interval_learns_nothing_but_moves_the_clock() -> None:
+    state = DetectorState(frequency_minutes=5)
+    score_interval(state, T0, {"us": 1.0}, 48.0, 288)
+    before = state.series["us"].to_dict()
+    assert score_interval(state, T0 + timedelta(minutes=5), {}, 48.0, 288) == []
+    assert state.series["us"].to_dict() == before
+    assert state.last_interval_start == T0 + timedelta(minutes=5)
 
 
-def test_rerunning_an_interval_drops_its_flag_too() -> None:
-    history = History(5, T0 + timedelta(minutes=10), {"de": [1.0, 2.0, 9.0]}, {"de": [False, False, True]})
-    history.drop_intervals_from(T0 + timedelta(minutes=10))
-    assert history.series == {"de": [1.0, 2.0]}
-    assert history.anomalous == {}
+def test_a_version_1_history_is_replayed_into_the_new_models() -> None:
+    # Given the previous detector's state: 150 raw totals of "us", the last one at 12:25
+    values = seasonal_series(150)
+    document = {
+        "version": 1,
+        "frequency_minutes": 5,
+        "history_length": 288,
+        "last_interval_start": "2025-03-01T12:25:00Z",
+        "series": {"us": values},
+        "anomalous": {},
+    }
+
+    # When it is read
+    state = DetectorState.from_json(json.dumps(document), 5)
+
+    # Then "us" has a model that has learnt all 150 values, the last at 12:25, and none is open
+    model = state.series["us"]
+    assert model.count == 150
+    assert model.last_time == datetime(2025, 3, 1, 12, 25, tzinfo=UTC).timestamp()
+    assert not model.open_anomaly
+    assert state.last_interval_start == datetime(2025, 3, 1, 12, 25, tzinfo=UTC)
 
 
 def test_catch_up_lists_the_gap_or_the_whole_history_when_there_is_no_state() -> None:
     now = T0 + timedelta(hours=1)
-    gap = intervals_to_catch_up(History(5, now - timedelta(minutes=20)), now, 5, max_intervals=288)
+    state = DetectorState(5, now - timedelta(minutes=20))
+    gap = intervals_to_catch_up(state, now, 5, max_intervals=288)
     assert gap == [now - timedelta(minutes=15), now - timedelta(minutes=10), now - timedelta(minutes=5)]
-    assert len(intervals_to_catch_up(History(5), now, 5, max_intervals=12)) == 12
-    assert intervals_to_catch_up(History(5, now - timedelta(minutes=5)), now, 5, max_intervals=288) == []
+    assert len(intervals_to_catch_up(DetectorState(5), now, 5, max_intervals=12)) == 12
+    assert intervals_to_catch_up(DetectorState(5, now - timedelta(minutes=5)), now, 5, max_intervals=288) == []
 
 
-def test_rerunning_an_interval_drops_it_from_the_history_first() -> None:
-    history = History(5, T0 + timedelta(minutes=10), {"us": [1.0, 2.0, 3.0], "new": [9.0]})
-    history.drop_intervals_from(T0 + timedelta(minutes=10))
-    assert history.series == {"us": [1.0, 2.0]}
-    assert history.last_interval_start == T0 + timedelta(minutes=5)
-
-
-def test_short_history_is_warming_up_and_not_scored() -> None:
-    result = score_value("mx", [100.0] * 7, 1_000_000.0, threshold=3.0)
-    assert result.status == "warming_up"
-    assert result.score is None
-    assert not result.is_anomaly
-
-
-def test_normal_value_scores_low_and_lies_in_the_expected_range() -> None:
-    # Given a day of seasonal history and the next ordinary value
-    series = seasonal_series(289)
-
-    # When the last value is scored
-    result = score_value("us", series[:-1], series[-1], threshold=3.0)
-
-    # Then it is ordinary on the normalised scale and inside the expected range
-    assert result.status == "scored"
-    assert result.score is not None and result.score < 2.0
-    assert result.expected_low is not None and result.expected_high is not None
-    assert result.expected_low < series[-1] < result.expected_high
-    assert not result.is_anomaly
-
-
-@pytest.mark.parametrize(("factor", "direction"), [(4.0, "high"), (0.1, "low"), (0.0, "low")])
-def test_spikes_drops_and_disappearance_cross_the_threshold(factor: float, direction: str) -> None:
-    # Given a day of history
-    series = seasonal_series(289)
-
-    # When the next value is multiplied by the factor
-    result = score_value("de", series[:-1], series[-1] * factor, threshold=3.0)
-
-    # Then it is anomalous in the right direction and outside the expected range
-    assert result.is_anomaly
-    assert result.score is not None and result.score >= 3.0
-    assert result.direction == direction
-    assert result.expected_low is not None and result.expected_high is not None
-    assert not result.expected_low <= series[-1] * factor <= result.expected_high
-
-
-def test_a_past_anomaly_neither_masks_the_next_one_nor_flags_the_recovery() -> None:
-    # Given a history whose last two intervals were a x4 spike
-    series = seasonal_series(292)
-    history = [*series[:289], series[289] * 4, series[290] * 4]
-
-    # When a third spiked value and a recovered value are scored
-    third = score_value("de", history, series[-1] * 4, threshold=3.0)
-    recovered = score_value("de", history, series[-1], threshold=3.0)
-
-    # Then the spike is still flagged and the return to normal is not
-    assert third.is_anomaly
-    assert not recovered.is_anomaly
-
-
-def test_threshold_scales_the_decision_and_the_range_consistently() -> None:
-    # Given a moderate (x1.5) change
-    series = seasonal_series(289)
-    value = series[-1] * 1.5
-
-    # When scored with a lenient and a strict threshold
-    lenient = score_value("uk", series[:-1], value, threshold=3.0)
-    strict = score_value("uk", series[:-1], value, threshold=12.0)
-
-    # Then the score itself does not depend on the threshold, but the decision and range do
-    assert lenient.score == pytest.approx(strict.score)
-    assert lenient.is_anomaly and not strict.is_anomaly
-    assert strict.expected_high is not None and lenient.expected_high is not None
-    assert strict.expected_high > lenient.expected_high
-    assert strict.expected_high > value
+def test_a_new_value_is_warming_up_and_not_judged() -> None:
+    state = DetectorState(frequency_minutes=5)
+    for i in range(7):
+        score_interval(state, T0 + timedelta(minutes=5 * i), {"mx": 100.0}, 48.0, 288)
+    [verdict] = score_interval(state, T0 + timedelta(minutes=35), {"mx": 1_000_000.0}, 48.0, 288)
+    assert verdict.status == "warming_up"
+    assert verdict.severity == 0.0
+    assert not verdict.is_anomaly
+    assert verdict.history_points == 7

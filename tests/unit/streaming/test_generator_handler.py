@@ -93,7 +93,6 @@ def test_handle_uses_the_injected_clock_and_seed_when_the_event_has_no_time(
     assert result == {"records": 10, "window_end": "2025-03-01T08:30:00+00:00"}
 
 
-
 def test_a_run_covers_its_schedule_window(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a generator scheduled every 5 minutes
     monkeypatch.setenv("STREAM_NAME", "events")
