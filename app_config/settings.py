@@ -17,6 +17,8 @@ CompletionMode = Literal["poll", "events"]
 StreamMode = Literal["ON_DEMAND", "PROVISIONED"]
 # When the streaming job should be running: always, only while the generator's schedule is enabled, or daily hours.
 JobRunMode = Literal["always", "with_generator", "active_hours"]
+# How a measure is summed over an interval and a dimension combination (Lookout for Metrics' SUM and COUNT).
+MeasureAggregation = Literal["sum", "count"]
 
 _GLUE_WORKER_TYPES = ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X", "Z.2X")
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
@@ -40,6 +42,21 @@ _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):(?P<accou
 
 class ConfigError(ValueError):
     """A configuration value is missing or invalid; the message names it."""
+
+
+# Lookout for Metrics allowed up to 5 measures and 5 dimensions per metric set; so does this detector.
+MAX_MEASURES = 5
+MAX_DIMENSIONS = 5
+# A column name the ETL, the CSV header and the series keys can carry unquoted (no '|', '=', '*' or ',').
+_COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """One watched measure: a numeric event field (``sum``) or the number of events (``count``)."""
+
+    name: str
+    aggregation: MeasureAggregation = "sum"
 
 
 # AWS's guidance for a queue that feeds Lambda: "set the maxReceiveCount on the source queue's redrive
@@ -154,6 +171,11 @@ class StreamingConfig:
     dimension_column: str = "marketplace"
     timestamp_column: str = "event_time"
     measure_column: str = "views"
+    # The metric set (Lookout for Metrics' terms): every measure is watched for every combination of
+    # dimension values, and for each dimension's roll-up. Defaults: the reference schema
+    # platform, marketplace, event_time, views, revenue.
+    measures: tuple[MeasureSpec, ...] = (MeasureSpec("views", "sum"), MeasureSpec("revenue", "sum"))
+    dimensions: tuple[str, ...] = ("platform", "marketplace")
     detector_offset_minutes: int = 2
     # Severity (0-100) at which the detector opens an anomaly; the default is the detector's own
     # (anomaly_detector.config.DEFAULT_SEVERITY_THRESHOLD, chosen on the development set; see the README).
@@ -192,13 +214,49 @@ class StreamingConfig:
             0 < self.detector_offset_minutes < self.frequency_minutes,
             "streaming.detector_offset_minutes must be between 0 and frequency_minutes",
         )
-        _require(
-            0 < self.anomaly_threshold <= 100, "streaming.anomaly_threshold must be a severity in (0, 100]"
-        )
+        _require(0 < self.anomaly_threshold <= 100, "streaming.anomaly_threshold must be a severity in (0, 100]")
         _require(8 <= self.history_length <= 10000, "streaming.history_length must be 8..10000")
         _require(self.anomaly_factor > 0, "streaming.anomaly_factor must be > 0")
+        self._validate_metric_set()
         self._validate_source()
         self._validate_job_control()
+
+    def _validate_metric_set(self) -> None:
+        _require(
+            1 <= len(self.measures) <= MAX_MEASURES,
+            f"streaming.measures must list 1..{MAX_MEASURES} measures, got {len(self.measures)}",
+        )
+        _require(
+            1 <= len(self.dimensions) <= MAX_DIMENSIONS,
+            f"streaming.dimensions must list 1..{MAX_DIMENSIONS} columns, got {len(self.dimensions)}",
+        )
+        for position, measure in enumerate(self.measures):
+            _require(
+                bool(_COLUMN_NAME.match(measure.name)),
+                f"streaming.measures[{position}].name must be a column name (letters, digits, '_'; "
+                f"not starting with a digit), got {measure.name!r}",
+            )
+            _require(
+                measure.aggregation in ("sum", "count"),
+                f"streaming.measures[{position}].aggregation must be 'sum' or 'count', got {measure.aggregation!r}",
+            )
+        for position, dimension in enumerate(self.dimensions):
+            _require(
+                bool(_COLUMN_NAME.match(dimension)),
+                f"streaming.dimensions[{position}] must be a column name (letters, digits, '_'; "
+                f"not starting with a digit), got {dimension!r}",
+            )
+        names = [m.name for m in self.measures]
+        duplicated = sorted(
+            {n for n in names if names.count(n) > 1} | {d for d in self.dimensions if self.dimensions.count(d) > 1}
+        )
+        _require(not duplicated, f"streaming.measures/dimensions name {', '.join(duplicated)} more than once")
+        overlap = sorted(set(names) & set(self.dimensions))
+        _require(not overlap, f"streaming.measures and streaming.dimensions both name {', '.join(overlap)}")
+        taken = sorted({self.timestamp_column} & (set(names) | set(self.dimensions)))
+        _require(
+            not taken, f"streaming.timestamp_column {self.timestamp_column!r} cannot also be a measure or dimension"
+        )
 
     def _validate_source(self) -> None:
         if self.source_stream_arn is not None:
@@ -257,9 +315,7 @@ class StreamingConfig:
         _require(0 <= self.batch_max_retries <= 10, "streaming.batch_max_retries must be 0..10")
         _require(1 <= self.job_failure_limit <= 100, "streaming.job_failure_limit must be 1..100")
         _require(1 <= self.job_failure_window_hours <= 168, "streaming.job_failure_window_hours must be 1..168")
-        _require(
-            1 <= self.supervisor_interval_minutes <= 60, "streaming.supervisor_interval_minutes must be 1..60"
-        )
+        _require(1 <= self.supervisor_interval_minutes <= 60, "streaming.supervisor_interval_minutes must be 1..60")
         _require(
             bool(_MAINTENANCE_WINDOW.match(self.maintenance_window)),
             f"streaming.maintenance_window must be <Day>:<hour> in GMT such as 'Sun:03' (days Sun..Sat, "
@@ -376,10 +432,30 @@ def _section(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
             raw[name] = tuple(raw[name] or ())
     if raw.get("job_active_hours_utc") is not None:
         raw["job_active_hours_utc"] = tuple(raw["job_active_hours_utc"])
+    if "dimensions" in raw:
+        _require(
+            isinstance(raw["dimensions"], list) and all(isinstance(d, str) for d in raw["dimensions"]),
+            f"{where}.dimensions must be a list of column names, got {raw['dimensions']!r}",
+        )
+        raw["dimensions"] = tuple(raw["dimensions"])
+    if "measures" in raw:
+        raw["measures"] = _measures(raw["measures"], f"{where}.measures")
     section = cls(**raw)
     if hasattr(section, "validate"):
         section.validate()
     return section
+
+
+def _measures(raw: Any, where: str) -> tuple[MeasureSpec, ...]:
+    _require(isinstance(raw, list), f"{where} must be a list of {{name, aggregation}}, got {raw!r}")
+    measures = []
+    for position, item in enumerate(raw):
+        _require(
+            isinstance(item, Mapping) and set(item) <= {"name", "aggregation"} and isinstance(item.get("name"), str),
+            f'{where}[{position}] must be {{"name": <column>, "aggregation": "sum"|"count"}}, got {item!r}',
+        )
+        measures.append(MeasureSpec(name=item["name"], aggregation=item.get("aggregation", "sum")))
+    return tuple(measures)
 
 
 def load_environment(
