@@ -197,9 +197,9 @@ def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Pro
     )
     settings = StreamSettings(
         frequency_minutes=config.frequency_minutes,
-        dimension_column=config.dimension_column,
+        dimensions=config.dimensions,
+        measures=tuple(measure.name for measure in config.measures),
         timestamp_column=config.timestamp_column,
-        measure_column=config.measure_column,
     )
     detector_settings = DetectorSettings(
         dimension_column=config.dimension_column,
