@@ -326,6 +326,55 @@ def test_generator_runs_on_a_schedule_that_prod_keeps_disabled(dev: Synthesized,
     assert "kinesis:PutRecords" in role_actions(template, "GeneratorRole")
 
 
+def generator_environment(template: Template) -> dict[str, Any]:
+    (function,) = [
+        resource
+        for resource in template.find_resources("AWS::Lambda::Function").values()
+        if resource["Properties"].get("Handler") == "metrics_generator.handler.lambda_handler"
+    ]
+    return function["Properties"]["Environment"]["Variables"]
+
+
+def test_the_generator_gets_the_anomaly_target_in_both_environments(dev: Synthesized, prod: Synthesized) -> None:
+    # Given both environments (no target configured)
+    for synth in (dev, prod):
+        variables = generator_environment(synth.template(synth.stacks.streaming))
+        # Then the generator injects nothing, and the old single-marketplace variables are gone
+        assert variables["ANOMALY_TARGET"] == ""
+        assert not {"ANOMALY_MARKETPLACE", "ANOMALY_FACTOR"} & set(variables)
+
+
+def test_a_configured_anomaly_target_reaches_the_generator_as_json() -> None:
+    # Given dev with a revenue drop in web/de, synthesized as the generator construct alone (no app synth)
+    import aws_cdk as cdk
+    from aws_cdk import aws_kinesis as kinesis
+    from aws_cdk import aws_sqs as sqs
+
+    from app_config import AnomalyTarget
+    from cdk_constructs.metrics_generator import MetricsGenerator
+
+    config = environment("dev")
+    target = AnomalyTarget("revenue", (("platform", "web"), ("marketplace", "de")), 0.2)
+    config = replace(config, streaming=replace(config.streaming, anomaly_target=target))
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+    stack = cdk.Stack(app, "GeneratorOnly", env=cdk.Environment(account="123456789012", region=config.region))
+    MetricsGenerator(
+        stack,
+        "Generator",
+        config=config,
+        stream=kinesis.Stream(stack, "Stream"),
+        dead_letter_queue=sqs.Queue(stack, "Dlq"),
+    )
+
+    # Then the Lambda's environment carries the target as the JSON the generator parses
+    variables = generator_environment(Template.from_stack(stack))
+    assert json.loads(variables["ANOMALY_TARGET"]) == {
+        "measure": "revenue",
+        "dimensions": {"platform": "web", "marketplace": "de"},
+        "factor": 0.2,
+    }
+
+
 def test_detector_runs_once_per_interval_with_its_settings(dev: Synthesized) -> None:
     streaming = dev.config.streaming
     template = dev.template(dev.stacks.streaming)
