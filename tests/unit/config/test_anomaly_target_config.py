@@ -61,7 +61,7 @@ def test_the_configs_generator_values_are_the_generators() -> None:
         ({"measure": "views", "dimensions": ["web"], "factor": 2}, "streaming.anomaly_target.dimensions must map"),
         ({"measure": "views", "dimensions": {"platform": 1}, "factor": 2}, "streaming.anomaly_target.dimensions"),
         ({"measure": "views", "dimensions": {"device": "tv"}, "factor": 2}, "not in streaming.dimensions"),
-        ({"measure": "views", "dimensions": {"platform": " "}, "factor": 2}, "dimensions.platform must be a non-empty value"),
+        ({"measure": "views", "dimensions": {"platform": " "}, "factor": 2}, "platform must be a non-empty value"),
         (
             {"measure": "views", "dimensions": {"marketplace": "fr"}, "factor": 2},
             r"streaming.anomaly_target.dimensions.marketplace must be one of the generator's values",
