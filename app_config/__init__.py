@@ -1,6 +1,7 @@
 """Typed, validated per-environment configuration (built once in app.py)."""
 
 from app_config.settings import (
+    AnomalyTarget,
     ApprovalConfig,
     ConfigError,
     DataPrepConfig,
@@ -14,6 +15,7 @@ from app_config.settings import (
 )
 
 __all__ = [
+    "AnomalyTarget",
     "ApprovalConfig",
     "ConfigError",
     "DataPrepConfig",

@@ -8,6 +8,7 @@ or AWS itself, which keeps synth pure.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -49,6 +50,31 @@ MAX_MEASURES = 5
 MAX_DIMENSIONS = 5
 # A column name the ETL, the CSV header and the series keys can carry unquoted (no '|', '=', '*' or ',').
 _COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+# What the synthetic generator (lambda/metrics_generator/records.py) produces; a unit test keeps these in step.
+GENERATOR_MEASURES = ("views", "revenue")
+GENERATOR_DIMENSION_VALUES: dict[str, tuple[str, ...]] = {
+    "platform": ("web", "ios", "android"),
+    "marketplace": ("us", "uk", "de", "jp", "in", "br"),
+}
+
+
+@dataclass(frozen=True)
+class AnomalyTarget:
+    """``streaming.anomaly_target``: the generator multiplies ``measure`` by ``factor`` in the records whose
+    dimensions match ``dimensions`` (a subset of ``streaming.dimensions``; ``()`` matches every record)."""
+
+    measure: str
+    dimensions: tuple[tuple[str, str], ...] = ()
+    factor: float = 1.0
+
+    def as_json(self) -> str:
+        """The generator Lambda's ``ANOMALY_TARGET`` environment value."""
+        return json.dumps(
+            {"measure": self.measure, "dimensions": dict(self.dimensions), "factor": self.factor},
+            separators=(",", ":"),
+        )
 
 
 @dataclass(frozen=True)
@@ -181,8 +207,9 @@ class StreamingConfig:
     # (anomaly_detector.config.DEFAULT_SEVERITY_THRESHOLD, chosen on the development set; see the README).
     anomaly_threshold: float = 47.6
     history_length: int = 288
-    anomaly_marketplace: str | None = None
-    anomaly_factor: float = 1.0
+    # Inject a spike (factor > 1) or drop (< 1) into one measure of the generated events: None, or
+    # {"measure": "revenue", "dimensions": {"platform": "web", "marketplace": "de"}, "factor": 0.2}.
+    anomaly_target: AnomalyTarget | None = None
     # An existing Kinesis Data Stream to read instead of the one the storage stack creates (same account and region).
     source_stream_arn: str | None = None
     source_stream_kms_key_arn: str | None = None
@@ -216,8 +243,8 @@ class StreamingConfig:
         )
         _require(0 < self.anomaly_threshold <= 100, "streaming.anomaly_threshold must be a severity in (0, 100]")
         _require(8 <= self.history_length <= 10000, "streaming.history_length must be 8..10000")
-        _require(self.anomaly_factor > 0, "streaming.anomaly_factor must be > 0")
         self._validate_metric_set()
+        self._validate_anomaly_target()
         self._validate_source()
         self._validate_job_control()
 
@@ -257,6 +284,56 @@ class StreamingConfig:
         _require(
             not taken, f"streaming.timestamp_column {self.timestamp_column!r} cannot also be a measure or dimension"
         )
+
+    def _validate_anomaly_target(self) -> None:
+        target = self.anomaly_target
+        if target is None:
+            return
+        where = "streaming.anomaly_target"
+        measures = {m.name: m.aggregation for m in self.measures}
+        _require(
+            target.measure in measures,
+            f"{where}.measure must be one of streaming.measures ({', '.join(measures)}), got {target.measure!r}",
+        )
+        names = [name for name, _ in target.dimensions]
+        _require(len(set(names)) == len(names), f"{where}.dimensions names a dimension more than once: {names}")
+        for name, value in target.dimensions:
+            _require(
+                name in self.dimensions,
+                f"{where}.dimensions names {name!r}, which is not in streaming.dimensions "
+                f"({', '.join(self.dimensions)})",
+            )
+            _require(bool(value.strip()), f"{where}.dimensions.{name} must be a non-empty value")
+        factor = target.factor
+        _require(
+            factor == factor and factor not in (float("inf"), 1.0) and factor > 0,
+            f"{where}.factor must be a number > 0 and not 1 (> 1 a spike, < 1 a drop), got {factor!r}",
+        )
+        if not self.generator_enabled:
+            return
+        # The generator can only scale what it produces.
+        _require(
+            target.measure in GENERATOR_MEASURES,
+            f"{where}.measure {target.measure!r} is not produced by the generator "
+            f"({', '.join(GENERATOR_MEASURES)})",
+        )
+        _require(
+            measures[target.measure] == "sum",
+            f"{where}.measure {target.measure!r} is aggregated by count, which a scaled value does not change; "
+            "target a sum measure",
+        )
+        for name, value in target.dimensions:
+            known = GENERATOR_DIMENSION_VALUES.get(name)
+            _require(
+                known is not None,
+                f"{where}.dimensions.{name}: the generator does not produce {name!r} "
+                f"(it produces {', '.join(GENERATOR_DIMENSION_VALUES)})",
+            )
+            assert known is not None
+            _require(
+                value in known,
+                f"{where}.dimensions.{name} must be one of the generator's values ({', '.join(known)}), got {value!r}",
+            )
 
     def _validate_source(self) -> None:
         if self.source_stream_arn is not None:
@@ -425,6 +502,12 @@ def _section(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
     raw = dict(raw or {})
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(raw) - known)
+    replaced = sorted({"anomaly_marketplace", "anomaly_factor"} & set(unknown))
+    if cls is StreamingConfig and replaced:
+        raise ConfigError(
+            f"{where}: {', '.join(replaced)} replaced by anomaly_target, e.g. "
+            '{"measure": "views", "dimensions": {"marketplace": "de"}, "factor": 4.0}'
+        )
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
     for name in ("subnet_ids", "availability_zones", "approver_emails"):
@@ -440,10 +523,32 @@ def _section(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
         raw["dimensions"] = tuple(raw["dimensions"])
     if "measures" in raw:
         raw["measures"] = _measures(raw["measures"], f"{where}.measures")
+    if raw.get("anomaly_target") is not None:
+        raw["anomaly_target"] = _anomaly_target(raw["anomaly_target"], f"{where}.anomaly_target")
     section = cls(**raw)
     if hasattr(section, "validate"):
         section.validate()
     return section
+
+
+def _anomaly_target(raw: Any, where: str) -> AnomalyTarget:
+    shape = '{"measure": <measure>, "dimensions": {<dimension>: <value>, ...}, "factor": <number>}'
+    _require(
+        isinstance(raw, Mapping) and set(raw) <= {"measure", "dimensions", "factor"},
+        f"{where} must be null or {shape}, got {raw!r}",
+    )
+    _require(isinstance(raw.get("measure"), str), f"{where}.measure must be a measure name, got {raw.get('measure')!r}")
+    dimensions = raw.get("dimensions", {})
+    _require(
+        isinstance(dimensions, Mapping) and all(isinstance(v, str) for v in dimensions.values()),
+        f"{where}.dimensions must map dimension names to values (text), got {dimensions!r}",
+    )
+    factor = raw.get("factor")
+    _require(
+        isinstance(factor, int | float) and not isinstance(factor, bool),
+        f"{where}.factor must be a number (> 1 a spike, < 1 a drop), got {factor!r}",
+    )
+    return AnomalyTarget(measure=raw["measure"], dimensions=tuple(dimensions.items()), factor=float(factor))
 
 
 def _measures(raw: Any, where: str) -> tuple[MeasureSpec, ...]:

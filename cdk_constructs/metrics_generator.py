@@ -40,8 +40,8 @@ class MetricsGenerator(Construct):
                 environment={
                     "STREAM_NAME": stream.stream_name,
                     "RECORDS_PER_INVOCATION": str(streaming.records_per_invocation),
-                    "ANOMALY_MARKETPLACE": streaming.anomaly_marketplace or "",
-                    "ANOMALY_FACTOR": str(streaming.anomaly_factor),
+                    # Empty: no anomaly; else the JSON of streaming.anomaly_target (validated again at cold start).
+                    "ANOMALY_TARGET": streaming.anomaly_target.as_json() if streaming.anomaly_target else "",
                     "WINDOW_MINUTES": str(streaming.generator_rate_minutes),
                 },
                 timeout_seconds=60,

@@ -152,9 +152,11 @@ class StreamingEtlJob(Construct):
             "--window_size_seconds": str(streaming.window_size_seconds),
             "--frequency_minutes": str(streaming.frequency_minutes),
             "--batch_max_retries": str(streaming.batch_max_retries),
-            "--dimension_column": streaming.dimension_column,
+            # The metric set's fields, which the job keeps (CSV header: timestamp, dimensions, measures); the
+            # aggregation is the detector's business. Static values, so the restart hash covers them.
+            "--dimensions": ",".join(streaming.dimensions),
+            "--measures": ",".join(measure.name for measure in streaming.measures),
             "--timestamp_column": streaming.timestamp_column,
-            "--measure_column": streaming.measure_column,
         }
         self.job = glue.CfnJob(
             self,

@@ -6,8 +6,9 @@ Events are JSON objects such as ``{"platform": "web", "marketplace": "US", "even
 
 Job arguments: ``--source_stream_arn``, ``--starting_position``, ``--output_uri``, ``--quarantine_uri``,
 ``--checkpoint_uri``, ``--window_size_seconds``, ``--frequency_minutes`` (5 or 10; any divisor of 60 works),
-``--batch_max_retries``, and optionally ``--dimension_column`` (default ``marketplace``), ``--timestamp_column``
-(default ``event_time``), ``--measure_column`` (default ``views``).
+``--batch_max_retries``, ``--dimensions`` and ``--measures`` (each a comma-separated list of field names, in the
+metric set's order: ``platform,marketplace`` and ``views,revenue`` by default), and optionally ``--timestamp_column``
+(default ``event_time``). The job keeps exactly those fields; how a measure is aggregated is the detector's business.
 
 The source (:func:`kinesis_connection_options`)
 -----------------------------------------------
@@ -24,21 +25,28 @@ Per micro-batch (``forEachBatch``)
 ----------------------------------
 :func:`split_batch` classifies every record of the batch (no Python UDFs) into
 
-* good rows: the dimension, the timestamp (``yyyy-MM-dd HH:mm:ss`` UTC) and the measure (double) columns plus
-  ``intvl_date`` (``YYYY-MM-DD``) and ``intvl_hhmm`` (``HHMM``), the START of the record's interval, the event
-  time floored to ``frequency_minutes`` (19:18:28 -> 19:15 at 5 minutes, 19:10 at 10). A late record lands
-  in the interval of its own event time, whatever the batch it arrives in.
+* good rows: the timestamp (``yyyy-MM-dd HH:mm:ss`` UTC), the dimensions (text, in their configured order) and
+  the measures (double, in their configured order) plus ``intvl_date`` (``YYYY-MM-DD``) and ``intvl_hhmm``
+  (``HHMM``), the START of the record's interval, the event time floored to ``frequency_minutes`` (19:18:28 ->
+  19:15 at 5 minutes, 19:10 at 10). A late record lands in the interval of its own event time, whatever the batch
+  it arrives in.
 * quarantined rows: ``raw`` (the record text: exact for a malformed record, the parsed fields re-encoded as JSON
   otherwise; ``raw_complete`` says which), ``raw_base64`` (the bytes of ``raw``), ``reason`` (``invalid JSON``,
   ``empty record or no known field``, ``missing field <name>``, ``not valid UTF-8``, ``unparseable timestamp`` or
-  ``non-numeric <measure>``; the first that applies) and ``quarantined_at``; the batch is the partition.
+  ``non-numeric <measure>``; the first that applies, dimensions before the timestamp before the measures, each
+  group in configured order) and ``quarantined_at``; the batch is the partition.
+
+One rule for every configured field: a record is good only if it has the timestamp, every dimension (non-blank)
+and every measure as a finite number. A record missing any of them, or with any measure that is not a number,
+is quarantined whole (not written with a blank cell), so the interval CSVs never hold blank or non-numeric cells
+and every good row counts for every measure.
 
 Exactly once (:func:`write_batch`): every batch writes under its own ``batch_id=<12 digits>`` partition and
 overwrites only that partition ("dynamic" partition overwrite), so a batch that Glue retries
 (``batchMaxRetries``) or replays from the checkpoint after a restart replaces its own files instead of adding
 them again::
 
-    output_uri/intvl_date=YYYY-MM-DD/intvl_hhmm=HHMM/batch_id=000000000042/part-*.csv   (header: dim,time,measure)
+    output_uri/intvl_date=YYYY-MM-DD/intvl_hhmm=HHMM/batch_id=000000000042/part-*.csv  (header: time,dims,measures)
     quarantine_uri/batch_id=000000000042/part-*.json
 
 Spark's Structured Streaming guide (foreachBatch): "By default, foreachBatch provides only at-least-once write
@@ -79,29 +87,42 @@ _DATE_TIME_PATTERN = r"^\s*\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}"
 
 @dataclass(frozen=True)
 class StreamSettings:
-    """Which JSON fields are the dimension, the event time and the measure, and the interval length."""
+    """Which JSON fields are the event time, the dimensions and the measures, and the interval length."""
 
     frequency_minutes: int = 5
-    dimension_column: str = "marketplace"
+    dimensions: tuple[str, ...] = ("platform", "marketplace")
+    measures: tuple[str, ...] = ("views", "revenue")
     timestamp_column: str = "event_time"
-    measure_column: str = "views"
 
     def __post_init__(self) -> None:
         # Intervals must tile the hour so that HHMM names the same boundaries every hour.
         if self.frequency_minutes < 1 or 60 % self.frequency_minutes != 0:
             raise ValueError(f"frequency_minutes must divide 60 (5 or 10), got {self.frequency_minutes}")
-        names = [self.dimension_column, self.timestamp_column, self.measure_column]
+        if not self.dimensions or not self.measures:
+            raise ValueError(
+                f"at least one dimension and one measure are needed, got {self.dimensions} and {self.measures}"
+            )
+        names = list(self.fields)
         if len(set(names)) != len(names) or not all(names):
-            raise ValueError(f"dimension, timestamp and measure columns must be distinct names, got {names}")
+            raise ValueError(f"timestamp, dimension and measure columns must be distinct names, got {names}")
         reserved = {_RAW_COLUMN, INTERVAL_DATE_COLUMN, INTERVAL_HHMM_COLUMN, BATCH_ID_COLUMN, CORRUPT_RECORD_COLUMN}
         if reserved & set(names):
             raise ValueError(f"column names {sorted(reserved & set(names))} are reserved by the job")
-        if any("`" in name for name in names):
-            raise ValueError(f"column names may not contain backticks, got {names}")
+        if any("`" in name or "," in name or name != name.strip() for name in names):
+            raise ValueError(f"column names may not contain backticks, commas or surrounding blanks, got {names}")
 
     @property
-    def fields(self) -> tuple[str, str, str]:
-        return (self.dimension_column, self.timestamp_column, self.measure_column)
+    def fields(self) -> tuple[str, ...]:
+        """Every kept field, in the CSV header's order: timestamp, dimensions, measures."""
+        return (self.timestamp_column, *self.dimensions, *self.measures)
+
+
+def column_list(text: str, argument: str) -> tuple[str, ...]:
+    """A job argument such as ``--dimensions platform,marketplace`` -> ``("platform", "marketplace")``."""
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise ValueError(f"--{argument} must be a comma-separated list of field names, got {text!r}")
+    return names
 
 
 @dataclass(frozen=True)
@@ -207,26 +228,26 @@ def _is_blank(column: Column) -> Column:
 
 def _classify(batch: DataFrame, settings: StreamSettings) -> DataFrame:
     """Every record with its fields and a ``reason`` (NULL when the record is good)."""
-    dimension, timestamp, measure = settings.fields
+    timestamp = settings.timestamp_column
     records = _known_columns(batch, settings)
     field = {name: sf.col(f"`{name}`") for name in settings.fields}
     corrupt = sf.col(CORRUPT_RECORD_COLUMN)
     event_time = sf.when(field[timestamp].rlike(_DATE_TIME_PATTERN), sf.expr(f"try_cast(`{timestamp}` AS TIMESTAMP)"))
-    measure_value = sf.expr(f"try_cast(trim(`{measure}`) AS DOUBLE)")
-    measure_is_number = measure_value.isNotNull() & ~sf.isnan(measure_value) & (sf.abs(measure_value) != float("inf"))
+    measure_value = {name: sf.expr(f"try_cast(trim(`{name}`) AS DOUBLE)") for name in settings.measures}
     not_utf8 = sf.lit(False)
     for column in field.values():
         not_utf8 = not_utf8 | sf.coalesce(sf.instr(column, REPLACEMENT_CHARACTER) > 0, sf.lit(False))
-    reason = (
-        sf.when(corrupt.isNotNull(), sf.lit(INVALID_JSON))
-        .when(field[dimension].isNull() & field[timestamp].isNull() & field[measure].isNull(), sf.lit(EMPTY_OR_UNKNOWN))
-        .when(_is_blank(field[dimension]), sf.lit(f"missing field {dimension}"))
-        .when(_is_blank(field[timestamp]), sf.lit(f"missing field {timestamp}"))
-        .when(_is_blank(field[measure]), sf.lit(f"missing field {measure}"))
-        .when(not_utf8, sf.lit(NOT_UTF8))
-        .when(event_time.isNull(), sf.lit(UNPARSEABLE_TIMESTAMP))
-        .when(~measure_is_number, sf.lit(f"non-numeric {measure}"))
-    )
+    no_known_field = sf.lit(True)
+    for column in field.values():
+        no_known_field = no_known_field & column.isNull()
+    # The first reason that applies: dimensions, then the timestamp, then the measures, each in config order.
+    reason = sf.when(corrupt.isNotNull(), sf.lit(INVALID_JSON)).when(no_known_field, sf.lit(EMPTY_OR_UNKNOWN))
+    for name in (*settings.dimensions, timestamp, *settings.measures):
+        reason = reason.when(_is_blank(field[name]), sf.lit(f"missing field {name}"))
+    reason = reason.when(not_utf8, sf.lit(NOT_UTF8)).when(event_time.isNull(), sf.lit(UNPARSEABLE_TIMESTAMP))
+    for name, value in measure_value.items():
+        is_number = value.isNotNull() & ~sf.isnan(value) & (sf.abs(value) != float("inf"))
+        reason = reason.when(~is_number, sf.lit(f"non-numeric {name}"))
     # A malformed record's own bytes; otherwise the fields we have, re-encoded (the rest of the object is gone).
     raw = sf.coalesce(corrupt, sf.to_json(sf.struct(*[field[name] for name in settings.fields])))
     return records.select(
@@ -234,9 +255,9 @@ def _classify(batch: DataFrame, settings: StreamSettings) -> DataFrame:
         sf.when(reason.isNotNull(), raw).alias(_RAW_COLUMN),
         sf.when(reason.isNotNull(), corrupt.isNotNull()).alias("raw_complete"),
         reason.alias(_REASON_COLUMN),
-        field[dimension].alias(dimension),
         event_time.alias(timestamp),
-        measure_value.alias(measure),
+        *[field[name].alias(name) for name in settings.dimensions],
+        *[value.alias(name) for name, value in measure_value.items()],
     )
 
 
@@ -249,10 +270,11 @@ def split_batch(batch: DataFrame, settings: StreamSettings, batch_id: int) -> Ba
     interval_seconds = settings.frequency_minutes * 60
     event_time = sf.col(settings.timestamp_column)
     interval_start = sf.timestamp_seconds(sf.floor(event_time.cast("long") / interval_seconds) * interval_seconds)
+    # The CSV header's order: timestamp, dimensions, measures (I14 contract).
     good = classified.where(sf.col(_REASON_COLUMN).isNull()).select(
-        sf.col(settings.dimension_column),
         sf.date_format(event_time, TIMESTAMP_OUTPUT_FORMAT).alias(settings.timestamp_column),
-        sf.col(settings.measure_column),
+        *[sf.col(f"`{name}`") for name in settings.dimensions],
+        *[sf.col(f"`{name}`") for name in settings.measures],
         sf.date_format(interval_start, "yyyy-MM-dd").alias(INTERVAL_DATE_COLUMN),
         sf.date_format(interval_start, "HHmm").alias(INTERVAL_HHMM_COLUMN),
         sf.lit(format_batch_id(batch_id)).alias(BATCH_ID_COLUMN),
@@ -392,13 +414,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         "window_size_seconds",
         "frequency_minutes",
         "batch_max_retries",
+        "dimensions",
+        "measures",
     ]
     args = getResolvedOptions(job_argv, required)
     settings = StreamSettings(
         frequency_minutes=int(args["frequency_minutes"]),
-        dimension_column=_optional_argument(job_argv, "dimension_column", "marketplace"),
+        dimensions=column_list(args["dimensions"], "dimensions"),
+        measures=column_list(args["measures"], "measures"),
         timestamp_column=_optional_argument(job_argv, "timestamp_column", "event_time"),
-        measure_column=_optional_argument(job_argv, "measure_column", "views"),
     )
     glue_context = GlueContext(SparkContext.getOrCreate())
     spark = glue_context.spark_session

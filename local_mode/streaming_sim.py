@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from app_config.settings import StreamingConfig
 from local_mode.progress import Progress
 from local_mode.spark_session import get_spark
+from local_mode.streaming_anomalies import ScheduledAnomaly, injected_anomalies, single_spike
 
 if TYPE_CHECKING:
     from anomaly_detector.logic import IntervalReport
@@ -63,6 +64,8 @@ class StreamOptions:
     records_per_minute: int = RECORDS_PER_MINUTE
     hours_per_batch: int = 1
     anomaly_hour: float = DEFAULT_ANOMALY_HOUR
+    # The injected anomalies (local_mode.streaming_anomalies); None: the single spike at `anomaly_hour`.
+    anomalies: tuple[ScheduledAnomaly, ...] | None = None
     # Set by the caller to end the simulation after the current batch (the pipeline failed).
     stop: threading.Event | None = None
 
@@ -188,18 +191,17 @@ def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Pro
     end = start + timedelta(hours=options.hours)
     anomaly_start = start + timedelta(hours=options.anomaly_hour)
     anomaly_window = (anomaly_start, anomaly_start + ANOMALY_DURATION) if anomaly_start < end else None
+    schedule = single_spike(options.anomaly_hour, ANOMALY_DURATION) if options.anomalies is None else options.anomalies
     generator = GeneratorSettings(
         records_per_minute=options.records_per_minute,
         mean_views_per_record=views_per_record(config, options.records_per_minute),
-        anomaly_marketplace=ANOMALY_MARKETPLACE,
-        anomaly_factor=ANOMALY_FACTOR,
-        anomaly_window=anomaly_window,
+        anomalies=injected_anomalies(schedule, start, end),
     )
     settings = StreamSettings(
         frequency_minutes=config.frequency_minutes,
-        dimension_column=config.dimension_column,
+        dimensions=config.dimensions,
+        measures=tuple(measure.name for measure in config.measures),
         timestamp_column=config.timestamp_column,
-        measure_column=config.measure_column,
     )
     detector_settings = DetectorSettings(
         dimension_column=config.dimension_column,

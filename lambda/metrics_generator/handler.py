@@ -48,8 +48,7 @@ def handle(
     window = timedelta(minutes=config.window_minutes)
     settings = GeneratorSettings(
         records_per_minute=max(1, config.records_per_invocation // config.window_minutes),
-        anomaly_marketplace=config.anomaly_marketplace,
-        anomaly_factor=config.anomaly_factor,
+        anomalies=(config.anomaly_target,) if config.anomaly_target is not None else (),
     )
     records = generate_records(now - window, now, rng, settings, count=config.records_per_invocation)
     delivered = put_records_with_retry(kinesis, config.stream_name, to_entries(records), sleep=sleep)

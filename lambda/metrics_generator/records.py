@@ -4,8 +4,13 @@ Each record is a small batch of page views from one (platform, marketplace) pair
 ``{"platform", "marketplace", "event_time", "views", "revenue"}``.
 
 The number of records is fixed by ``records_per_minute`` (what the Lambda can afford to write);
-seasonality and anomalies live in how many views each record carries, so the per-marketplace
-sum of ``views`` over an interval follows :func:`expected_views_per_minute` plus noise.
+seasonality lives in how many views each record carries, so the per-marketplace sum of ``views``
+over an interval follows :func:`expected_views_per_minute` plus noise. Revenue follows the record's views.
+
+Injected anomalies (:class:`InjectedAnomaly`) target one measure in the records that match their dimensions
+(a combination such as web/de, or a subset such as every marketplace of android) and multiply that measure
+only: a revenue anomaly leaves views alone, and a views anomaly leaves revenue alone. The random draws do not
+depend on the anomalies, so a stream with an anomaly equals the stream without it outside the targeted cells.
 Nothing here touches AWS, the clock or global randomness: callers pass the time window and a
 seeded :class:`random.Random`, which makes a simulated stream reproducible interval by interval.
 """
@@ -14,7 +19,8 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 EVENT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -49,22 +55,65 @@ PLATFORMS: tuple[Platform, ...] = (
 )
 
 
+# The measures each record carries, and the values of each dimension the generator produces.
+MEASURES: tuple[str, ...] = ("views", "revenue")
+DIMENSION_VALUES: dict[str, tuple[str, ...]] = {
+    "platform": tuple(p.name for p in PLATFORMS),
+    "marketplace": tuple(m.name for m in MARKETPLACES),
+}
+
+
+@dataclass(frozen=True)
+class InjectedAnomaly:
+    """Multiply ``measure`` by ``factor`` in every record whose dimensions match ``dimensions``.
+
+    ``dimensions`` may name a subset (``{"platform": "android"}`` hits every marketplace of android; ``{}`` hits
+    everything). ``window`` of ``None`` means at all times (how the Lambda uses it); a local simulation passes
+    ``(start, end)`` to place it at a known moment. ``label`` is for people.
+    """
+
+    measure: str
+    dimensions: Mapping[str, str] = field(default_factory=dict)
+    factor: float = 1.0
+    window: tuple[datetime, datetime] | None = None
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dimensions", dict(self.dimensions))
+        if self.measure not in MEASURES:
+            raise ValueError(f"anomaly measure must be one of {list(MEASURES)}, got {self.measure!r}")
+        for name, value in self.dimensions.items():
+            if name not in DIMENSION_VALUES:
+                raise ValueError(f"anomaly dimension must be one of {list(DIMENSION_VALUES)}, got {name!r}")
+            if value not in DIMENSION_VALUES[name]:
+                raise ValueError(f"anomaly {name} must be one of {list(DIMENSION_VALUES[name])}, got {value!r}")
+        if not (math.isfinite(self.factor) and self.factor > 0):
+            raise ValueError(f"anomaly factor must be a finite number > 0, got {self.factor!r}")
+        if self.window is not None and not _as_utc(self.window[0]) < _as_utc(self.window[1]):
+            raise ValueError(f"anomaly window must end after it starts, got {self.window!r}")
+
+    def applies(self, measure: str, platform: str, marketplace: str, at: datetime) -> bool:
+        if measure != self.measure:
+            return False
+        cell = {"platform": platform, "marketplace": marketplace}
+        if any(cell[name] != value for name, value in self.dimensions.items()):
+            return False
+        if self.window is not None:
+            window_start, window_end = self.window
+            return _as_utc(window_start) <= _as_utc(at) < _as_utc(window_end)
+        return True
+
+
 @dataclass(frozen=True)
 class GeneratorSettings:
-    """How much traffic to simulate and which anomaly (if any) to inject.
-
-    ``anomaly_window`` of ``None`` means the anomaly applies at all times (how the Lambda uses it);
-    a local simulation passes ``(start, end)`` to place it at a known moment.
-    """
+    """How much traffic to simulate and which anomalies (if any) to inject."""
 
     records_per_minute: int = 500
     mean_views_per_record: float = 20.0
     daily_amplitude: float = 0.6  # 0.6 → peak is 4x the trough
     peak_local_hour: float = 20.0  # evening shopping peak; trough 12 hours earlier
     minute_noise: float = 0.03  # sigma of the per-(marketplace, minute) lognormal wobble
-    anomaly_marketplace: str | None = None
-    anomaly_factor: float = 1.0
-    anomaly_window: tuple[datetime, datetime] | None = None
+    anomalies: tuple[InjectedAnomaly, ...] = ()
 
     def __post_init__(self) -> None:
         if self.records_per_minute < 0:
@@ -73,11 +122,7 @@ class GeneratorSettings:
             raise ValueError("daily_amplitude must be in [0, 1)")
         if self.minute_noise < 0:
             raise ValueError("minute_noise must be >= 0")
-        if self.anomaly_factor < 0:
-            raise ValueError("anomaly_factor must be >= 0")
-        known = {m.name for m in MARKETPLACES}
-        if self.anomaly_marketplace is not None and self.anomaly_marketplace not in known:
-            raise ValueError(f"anomaly_marketplace must be one of {sorted(known)}, got {self.anomaly_marketplace!r}")
+        object.__setattr__(self, "anomalies", tuple(self.anomalies))
 
 
 def marketplace_named(name: str) -> Marketplace:
@@ -94,25 +139,35 @@ def seasonal_factor(marketplace: Marketplace, at: datetime, settings: GeneratorS
     return 1.0 + settings.daily_amplitude * math.cos(2 * math.pi * (local_hour - settings.peak_local_hour) / 24)
 
 
-def anomaly_multiplier(marketplace_name: str, at: datetime, settings: GeneratorSettings) -> float:
-    if settings.anomaly_marketplace != marketplace_name:
-        return 1.0
-    if settings.anomaly_window is not None:
-        window_start, window_end = settings.anomaly_window
-        if not _as_utc(window_start) <= _as_utc(at) < _as_utc(window_end):
-            return 1.0
-    return settings.anomaly_factor
+def anomaly_multiplier(
+    measure: str, platform_name: str, marketplace_name: str, at: datetime, settings: GeneratorSettings
+) -> float:
+    """The product of the factors of every injected anomaly on this measure and cell at ``at`` (1.0: none)."""
+    multiplier = 1.0
+    for anomaly in settings.anomalies:
+        if anomaly.applies(measure, platform_name, marketplace_name, at):
+            multiplier *= anomaly.factor
+    return multiplier
 
 
-def expected_views_per_minute(marketplace_name: str, at: datetime, settings: GeneratorSettings) -> float:
-    """Noise-free level of the ``views`` measure for a marketplace (all platforms) at ``at``."""
+def expected_views_per_minute(
+    marketplace_name: str, at: datetime, settings: GeneratorSettings, platform_name: str | None = None
+) -> float:
+    """Noise-free level of the ``views`` measure for a marketplace (all platforms, or one) at ``at``."""
     marketplace = marketplace_named(marketplace_name)
+    platforms = [p for p in PLATFORMS if platform_name in (None, p.name)]
+    if not platforms:
+        raise KeyError(platform_name)
+    total_share = sum(p.share for p in PLATFORMS)
+    platform_weight = sum(
+        p.share / total_share * anomaly_multiplier("views", p.name, marketplace_name, at, settings) for p in platforms
+    )
     return (
         settings.records_per_minute
         * marketplace.share
         * settings.mean_views_per_record
         * seasonal_factor(marketplace, at, settings)
-        * anomaly_multiplier(marketplace_name, at, settings)
+        * platform_weight
     )
 
 
@@ -156,14 +211,17 @@ def generate_records(
         minute_key = (marketplace.name, int(event_time.timestamp()) // 60)
         factor = factor_cache.get(minute_key)
         if factor is None:
-            factor = (
-                seasonal_factor(marketplace, event_time, settings)
-                * anomaly_multiplier(marketplace.name, event_time, settings)
-                * rng.lognormvariate(0.0, settings.minute_noise)
+            factor = seasonal_factor(marketplace, event_time, settings) * rng.lognormvariate(
+                0.0, settings.minute_noise
             )
             factor_cache[minute_key] = factor
         views = _poisson(rng, settings.mean_views_per_record * factor)
+        # Revenue follows the record's own (organic) views; each measure then gets its own anomalies only.
         revenue = views * marketplace.revenue_per_view * rng.lognormvariate(0.0, 0.25)
+        if settings.anomalies:
+            views_factor = anomaly_multiplier("views", platform.name, marketplace.name, event_time, settings)
+            views = views if views_factor == 1.0 else round(views * views_factor)
+            revenue *= anomaly_multiplier("revenue", platform.name, marketplace.name, event_time, settings)
         records.append(
             {
                 "platform": platform.name,

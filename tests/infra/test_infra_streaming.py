@@ -84,9 +84,7 @@ def test_streaming_job_is_glue_5_streaming_with_capacity_retries_and_maintenance
                         "--window_size_seconds": str(streaming.window_size_seconds),
                         "--frequency_minutes": str(streaming.frequency_minutes),
                         "--batch_max_retries": str(streaming.batch_max_retries),
-                        "--dimension_column": "marketplace",
                         "--timestamp_column": "event_time",
-                        "--measure_column": "views",
                         "--checkpoint_uri": Match.any_value(),
                         "--quarantine_uri": Match.any_value(),
                         "--output_uri": Match.any_value(),
@@ -95,6 +93,45 @@ def test_streaming_job_is_glue_5_streaming_with_capacity_retries_and_maintenance
             },
         )
     assert job(dev.template(dev.stacks.streaming))["WorkerType"] == "G.025X"
+
+
+def test_the_job_keeps_the_metric_sets_dimensions_and_measures_in_both_environments(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    for synth in (dev, prod):
+        streaming = synth.config.streaming
+        arguments = job(synth.template(synth.stacks.streaming))["DefaultArguments"]
+        # Then the job gets the configured names, comma-separated in config order (the defaults: the reference schema)
+        assert arguments["--dimensions"] == ",".join(streaming.dimensions) == "platform,marketplace"
+        assert arguments["--measures"] == ",".join(m.name for m in streaming.measures) == "views,revenue"
+        # And the single-column arguments of the old job are gone
+        assert not {"--dimension_column", "--measure_column"} & set(arguments)
+
+
+def test_the_restart_hash_covers_the_metric_set_arguments(dev: Synthesized) -> None:
+    # Given the deployed job's static settings, as the construct hashes them
+    template = dev.template(dev.stacks.streaming)
+    properties = job(template)
+    static = {name: value for name, value in properties["DefaultArguments"].items() if isinstance(value, str)}
+    settings = {
+        "glue_version": properties["GlueVersion"],
+        "worker_type": properties["WorkerType"],
+        "number_of_workers": properties["NumberOfWorkers"],
+        "max_retries": properties["MaxRetries"],
+        "timeout": properties["Timeout"],
+        "arguments": static,
+    }
+    deployed_hash = running_job(template)["Properties"]["RunConfigHash"]
+    # Then the run resource's hash is that of these settings
+    assert run_config_hash(SCRIPT, settings) == deployed_hash
+    # And another metric set (a dimension or a measure more, or another order) gives another hash: a restart
+    for name, value in (
+        ("--dimensions", "platform,marketplace,device"),
+        ("--dimensions", "marketplace,platform"),
+        ("--measures", "views,revenue,orders"),
+    ):
+        changed = {**settings, "arguments": {**static, name: value}}
+        assert run_config_hash(SCRIPT, changed) != deployed_hash, (name, value)
 
 
 def test_glue_jobs_use_glue_5_logging_arguments_not_the_deprecated_ones(dev: Synthesized) -> None:
@@ -287,6 +324,55 @@ def test_generator_runs_on_a_schedule_that_prod_keeps_disabled(dev: Synthesized,
         },
     )
     assert "kinesis:PutRecords" in role_actions(template, "GeneratorRole")
+
+
+def generator_environment(template: Template) -> dict[str, Any]:
+    (function,) = [
+        resource
+        for resource in template.find_resources("AWS::Lambda::Function").values()
+        if resource["Properties"].get("Handler") == "metrics_generator.handler.lambda_handler"
+    ]
+    return function["Properties"]["Environment"]["Variables"]
+
+
+def test_the_generator_gets_the_anomaly_target_in_both_environments(dev: Synthesized, prod: Synthesized) -> None:
+    # Given both environments (no target configured)
+    for synth in (dev, prod):
+        variables = generator_environment(synth.template(synth.stacks.streaming))
+        # Then the generator injects nothing, and the old single-marketplace variables are gone
+        assert variables["ANOMALY_TARGET"] == ""
+        assert not {"ANOMALY_MARKETPLACE", "ANOMALY_FACTOR"} & set(variables)
+
+
+def test_a_configured_anomaly_target_reaches_the_generator_as_json() -> None:
+    # Given dev with a revenue drop in web/de, synthesized as the generator construct alone (no app synth)
+    import aws_cdk as cdk
+    from aws_cdk import aws_kinesis as kinesis
+    from aws_cdk import aws_sqs as sqs
+
+    from app_config import AnomalyTarget
+    from cdk_constructs.metrics_generator import MetricsGenerator
+
+    config = environment("dev")
+    target = AnomalyTarget("revenue", (("platform", "web"), ("marketplace", "de")), 0.2)
+    config = replace(config, streaming=replace(config.streaming, anomaly_target=target))
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+    stack = cdk.Stack(app, "GeneratorOnly", env=cdk.Environment(account="123456789012", region=config.region))
+    MetricsGenerator(
+        stack,
+        "Generator",
+        config=config,
+        stream=kinesis.Stream(stack, "Stream"),
+        dead_letter_queue=sqs.Queue(stack, "Dlq"),
+    )
+
+    # Then the Lambda's environment carries the target as the JSON the generator parses
+    variables = generator_environment(Template.from_stack(stack))
+    assert json.loads(variables["ANOMALY_TARGET"]) == {
+        "measure": "revenue",
+        "dimensions": {"platform": "web", "marketplace": "de"},
+        "factor": 0.2,
+    }
 
 
 def test_detector_runs_once_per_interval_with_its_settings(dev: Synthesized) -> None:

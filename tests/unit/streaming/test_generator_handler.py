@@ -12,18 +12,30 @@ from typing import Any
 import boto3
 import pytest
 from metrics_generator.config import ConfigError, GeneratorConfig, load_config
+from metrics_generator.records import InjectedAnomaly
 from moto import mock_aws
+
+REVENUE_IN_WEB_DE = json.dumps(
+    {"measure": "revenue", "dimensions": {"platform": "web", "marketplace": "de"}, "factor": 0.2}
+)
+UNKNOWN_MARKETPLACE = '{"measure": "views", "dimensions": {"marketplace": "fr"}, "factor": 2}'
+UNKNOWN_DIMENSION = '{"measure": "views", "dimensions": {"device": "tv"}, "factor": 2}'
 
 
 def test_defaults_apply_when_only_the_stream_is_given() -> None:
-    assert load_config({"STREAM_NAME": "events"}) == GeneratorConfig("events", 500, None, 1.0, 1)
+    assert load_config({"STREAM_NAME": "events"}) == GeneratorConfig("events", 500, None, 1)
+    assert load_config({"STREAM_NAME": "events", "ANOMALY_TARGET": ""}).anomaly_target is None
 
 
 def test_full_environment_is_parsed() -> None:
-    config = load_config(
-        {"STREAM_NAME": "s", "RECORDS_PER_INVOCATION": "50", "ANOMALY_MARKETPLACE": "de", "ANOMALY_FACTOR": "4"}
-    )
-    assert config == GeneratorConfig("s", 50, "de", 4.0)
+    config = load_config({"STREAM_NAME": "s", "RECORDS_PER_INVOCATION": "50", "ANOMALY_TARGET": REVENUE_IN_WEB_DE})
+    assert config == GeneratorConfig("s", 50, InjectedAnomaly("revenue", {"platform": "web", "marketplace": "de"}, 0.2))
+
+
+def test_a_target_may_name_a_subset_of_the_dimensions() -> None:
+    target = json.dumps({"measure": "views", "dimensions": {"platform": "android"}, "factor": 3})
+    config = load_config({"STREAM_NAME": "s", "ANOMALY_TARGET": target})
+    assert config.anomaly_target == InjectedAnomaly("views", {"platform": "android"}, 3.0)
 
 
 @pytest.mark.parametrize(
@@ -32,9 +44,24 @@ def test_full_environment_is_parsed() -> None:
         ({}, "STREAM_NAME"),
         ({"STREAM_NAME": "s", "RECORDS_PER_INVOCATION": "many"}, "RECORDS_PER_INVOCATION"),
         ({"STREAM_NAME": "s", "RECORDS_PER_INVOCATION": "0"}, "RECORDS_PER_INVOCATION"),
-        ({"STREAM_NAME": "s", "ANOMALY_MARKETPLACE": "fr"}, "ANOMALY_MARKETPLACE"),
-        ({"STREAM_NAME": "s", "ANOMALY_FACTOR": "-1"}, "ANOMALY_FACTOR"),
-        ({"STREAM_NAME": "s", "ANOMALY_FACTOR": "nan"}, "ANOMALY_FACTOR"),
+        ({"STREAM_NAME": "s", "ANOMALY_TARGET": "de"}, "ANOMALY_TARGET must be empty or a JSON object"),
+        ({"STREAM_NAME": "s", "ANOMALY_TARGET": '{"measure": "views"}'}, "ANOMALY_TARGET must be"),
+        ({"STREAM_NAME": "s", "ANOMALY_TARGET": '{"measure": "views", "factor": true}'}, "ANOMALY_TARGET must be"),
+        ({"STREAM_NAME": "s", "ANOMALY_TARGET": '{"measure": "clicks", "factor": 2}'}, "ANOMALY_TARGET: .*measure"),
+        (
+            {
+                "STREAM_NAME": "s",
+                "ANOMALY_TARGET": '{"measure": "views", "dimensions": {"marketplace": "fr"}, "factor": 2}',
+            },
+            "ANOMALY_TARGET: .*marketplace",
+        ),
+        (
+            {"STREAM_NAME": "s", "ANOMALY_TARGET": UNKNOWN_DIMENSION},
+            "ANOMALY_TARGET: .*dimension",
+        ),
+        ({"STREAM_NAME": "s", "ANOMALY_TARGET": '{"measure": "views", "factor": -1}'}, "ANOMALY_TARGET factor"),
+        ({"STREAM_NAME": "s", "ANOMALY_TARGET": '{"measure": "views", "factor": 1}'}, "ANOMALY_TARGET factor"),
+        ({"STREAM_NAME": "s", "ANOMALY_TARGET": '{"measure": "views", "factor": NaN}'}, "ANOMALY_TARGET factor"),
     ],
 )
 def test_bad_environment_names_the_variable(env: dict[str, str], bad_variable: str) -> None:
@@ -78,7 +105,7 @@ def test_handle_uses_the_injected_clock_and_seed_when_the_event_has_no_time(
         kinesis.create_stream(StreamName="events", ShardCount=1)
         sys.modules.pop("metrics_generator.handler", None)
         handler = importlib.import_module("metrics_generator.handler")
-        config = GeneratorConfig("events", 10, "de", 4.0)
+        config = GeneratorConfig("events", 10, InjectedAnomaly("views", {"marketplace": "de"}, 4.0))
 
         # When invoked by hand (no "time") with a fixed clock
         result = handler.handle(
@@ -120,3 +147,37 @@ def test_a_run_covers_its_schedule_window(aws_env: None, monkeypatch: pytest.Mon
 def test_window_minutes_must_be_a_schedule_rate() -> None:
     with pytest.raises(ConfigError, match="WINDOW_MINUTES"):
         load_config({"STREAM_NAME": "s", "WINDOW_MINUTES": "0"})
+
+
+def test_the_configured_target_changes_only_its_measure_in_its_combination(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAM_NAME", "plain")
+    # Given two generator configs with the same seed, one with a revenue drop in web/de
+    target = load_config({"STREAM_NAME": "targeted", "ANOMALY_TARGET": REVENUE_IN_WEB_DE})
+    plain = GeneratorConfig("plain", target.records_per_invocation)
+    with mock_aws():
+        kinesis = boto3.client("kinesis")
+        sys.modules.pop("metrics_generator.handler", None)
+        handler = importlib.import_module("metrics_generator.handler")
+        delivered: dict[str, list[dict[str, Any]]] = {}
+        for config in (plain, target):
+            kinesis.create_stream(StreamName=config.stream_name, ShardCount=1)
+            # When each runs once at the same time
+            handler.handle({"time": "2025-03-01T12:00:00Z"}, config=config, kinesis=kinesis, rng=random.Random(4))
+            shard_id = kinesis.describe_stream(StreamName=config.stream_name)["StreamDescription"]["Shards"][0]
+            iterator = kinesis.get_shard_iterator(
+                StreamName=config.stream_name, ShardId=shard_id["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )
+            records = kinesis.get_records(ShardIterator=iterator["ShardIterator"], Limit=1000)["Records"]
+            delivered[config.stream_name] = sorted(
+                (json.loads(record["Data"]) for record in records), key=lambda r: (r["event_time"], r["platform"])
+            )
+
+    # Then web/de revenue is a fifth, its views and every other record are unchanged
+    pairs = list(zip(delivered["plain"], delivered["targeted"], strict=True))
+    web_de = [(a, b) for a, b in pairs if (a["platform"], a["marketplace"]) == ("web", "de")]
+    assert web_de
+    assert all(b["revenue"] == pytest.approx(a["revenue"] * 0.2, abs=0.01) for a, b in web_de)
+    assert all(a["views"] == b["views"] for a, b in pairs)
+    assert all(a == b for a, b in pairs if (a["platform"], a["marketplace"]) != ("web", "de"))

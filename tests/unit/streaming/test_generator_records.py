@@ -13,6 +13,8 @@ from metrics_generator.records import (
     MARKETPLACES,
     PLATFORMS,
     GeneratorSettings,
+    InjectedAnomaly,
+    anomaly_multiplier,
     expected_views_per_minute,
     generate_records,
     rng_for_interval,
@@ -102,9 +104,10 @@ def test_generated_volume_is_higher_at_peak_than_at_trough() -> None:
 
 @pytest.mark.parametrize("factor", [4.0, 0.1])
 def test_injected_anomaly_is_present_in_its_window_and_absent_outside(factor: float) -> None:
-    # Given a spike (or drop) in Germany between 12:00 and 12:15
+    # Given a views spike (or drop) in every platform of Germany between 12:00 and 12:15
     window = (START, START + timedelta(minutes=15))
-    settings = GeneratorSettings(anomaly_marketplace="de", anomaly_factor=factor, anomaly_window=window)
+    anomaly = InjectedAnomaly("views", {"marketplace": "de"}, factor, window, "test")
+    settings = GeneratorSettings(anomalies=(anomaly,))
     inside_start, outside_start = START + FIVE_MINUTES, START + timedelta(minutes=30)
 
     # When an interval inside and one outside the window are generated
@@ -122,11 +125,80 @@ def test_injected_anomaly_is_present_in_its_window_and_absent_outside(factor: fl
     assert inside["de"] / normal_level("de", inside_start) == pytest.approx(factor, rel=0.15)
     assert outside["de"] / normal_level("de", outside_start) == pytest.approx(1.0, rel=0.15)
     assert inside["uk"] / normal_level("uk", inside_start) == pytest.approx(1.0, rel=0.15)
+    # And the expected level says the same
+    assert expected_views_per_minute("de", inside_start, settings) == pytest.approx(
+        factor * expected_views_per_minute("de", inside_start, GeneratorSettings())
+    )
 
 
-def test_settings_reject_an_unknown_anomaly_marketplace() -> None:
-    with pytest.raises(ValueError, match="anomaly_marketplace"):
-        GeneratorSettings(anomaly_marketplace="fr")
+def by_cell(records: list[dict[str, str | int | float]]) -> dict[tuple[str, str], tuple[float, float]]:
+    totals: dict[tuple[str, str], list[float]] = {}
+    for record in records:
+        total = totals.setdefault((str(record["platform"]), str(record["marketplace"])), [0.0, 0.0])
+        total[0] += float(record["views"])
+        total[1] += float(record["revenue"])
+    return {cell: (views, revenue) for cell, (views, revenue) in totals.items()}
+
+
+def test_a_revenue_anomaly_in_one_combination_changes_only_that_revenue() -> None:
+    # Given a revenue drop in web/de, and the same stream without it
+    anomaly = InjectedAnomaly("revenue", {"platform": "web", "marketplace": "de"}, 0.2)
+    plain = generate_records(START, START + FIVE_MINUTES, random.Random(2), GeneratorSettings())
+    dropped = generate_records(START, START + FIVE_MINUTES, random.Random(2), GeneratorSettings(anomalies=(anomaly,)))
+
+    # When each cell's views and revenue are summed
+    before, after = by_cell(plain), by_cell(dropped)
+
+    # Then web/de revenue is a fifth, its views are unchanged, and every other cell is identical
+    assert after[("web", "de")][1] == pytest.approx(0.2 * before[("web", "de")][1], rel=0.01)
+    assert after[("web", "de")][0] == before[("web", "de")][0]
+    assert {cell: totals for cell, totals in after.items() if cell != ("web", "de")} == {
+        cell: totals for cell, totals in before.items() if cell != ("web", "de")
+    }
+
+
+def test_a_views_anomaly_on_a_platform_hits_every_marketplace_of_it_and_leaves_revenue_alone() -> None:
+    # Given a views drop on android (every marketplace), and the same stream without it
+    anomaly = InjectedAnomaly("views", {"platform": "android"}, 0.5)
+    plain = by_cell(generate_records(START, START + FIVE_MINUTES, random.Random(3), GeneratorSettings()))
+    dropped = by_cell(
+        generate_records(START, START + FIVE_MINUTES, random.Random(3), GeneratorSettings(anomalies=(anomaly,)))
+    )
+
+    # Then every android cell has about half its views and all of its revenue; other platforms are untouched
+    for (platform, marketplace), (views, revenue) in dropped.items():
+        plain_views, plain_revenue = plain[(platform, marketplace)]
+        assert revenue == plain_revenue
+        if platform == "android":
+            assert views == pytest.approx(0.5 * plain_views, rel=0.05, abs=2), marketplace
+        else:
+            assert views == plain_views
+
+
+def test_overlapping_anomalies_multiply() -> None:
+    at = START + timedelta(minutes=1)
+    settings = GeneratorSettings(
+        anomalies=(InjectedAnomaly("views", {"platform": "web"}, 2.0), InjectedAnomaly("views", {}, 0.5))
+    )
+    assert anomaly_multiplier("views", "web", "de", at, settings) == 1.0
+    assert anomaly_multiplier("views", "ios", "de", at, settings) == 0.5
+    assert anomaly_multiplier("revenue", "web", "de", at, settings) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"measure": "clicks"}, "measure"),
+        ({"measure": "views", "dimensions": {"marketplace": "fr"}}, "marketplace"),
+        ({"measure": "views", "dimensions": {"device": "tv"}}, "dimension"),
+        ({"measure": "views", "factor": 0.0}, "factor"),
+        ({"measure": "views", "factor": float("inf")}, "factor"),
+        ({"measure": "views", "window": (START, START)}, "window"),
+    ],
+)
+def test_an_anomaly_the_generator_cannot_inject_is_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        InjectedAnomaly(**kwargs)  # type: ignore[arg-type]
 
 
 def test_generation_is_cheap_enough_for_a_compressed_simulation() -> None:
