@@ -47,7 +47,7 @@ class InMemoryStore:
     def write_state(self, body: str) -> None:
         self.written_state = body
 
-    def write_anomalies(self, interval_start: datetime, body: str) -> str:
+    def write_groups(self, interval_start: datetime, body: str) -> str:
         self.anomalies[interval_start] = body
         return f"memory://anomalies/{interval_start:%Y%m%d%H%M}"
 
@@ -58,8 +58,14 @@ class DiscardingPublisher:
 
 
 class DiscardingMetrics:
-    def put_metrics(self, values: Mapping[str, float], timestamp: datetime) -> None:
-        del values, timestamp
+    def put_metrics(
+        self,
+        values: Mapping[str, float],
+        timestamp: datetime,
+        *,
+        by_measure: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> None:
+        del values, timestamp, by_measure
 
 
 def _history_state(dimension_values: list[str], rng: np.random.Generator) -> tuple[str, dict[str, float]]:

@@ -7,21 +7,28 @@ under `<out>/streaming/intervals/` (one folder per batch) -> the real detector
 (`anomaly_detector.logic.detect_interval`) scores each closed interval, reading the partitions through
 its folder-backed store.
 
-`<out>/streaming/` is laid out like the metrics bucket's `metrics/` prefix: `intervals/`, `anomalies/` and
-`detector-state/history.json`, so the detector reads and writes the same relative keys as in S3.
+`<out>/streaming/` is laid out like the metrics bucket's `metrics/` prefix: `intervals/`, `anomalies/` (one
+`groups.jsonl` per interval with anomaly groups) and `detector-state/history.json`, so the detector reads and
+writes the same relative keys as in S3.
+
+The detector scores every series of the metric set (`streaming.measures` x `streaming.dimensions`, with
+roll-ups) on the columns the streaming ETL keeps. Injected anomalies are described as `InjectedAnomaly`
+(measure, dimension combination, window); a group *matches* one when the measure matches, the times overlap
+and the group's top contributor is that combination or below it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app_config.settings import StreamingConfig
 from local_mode.progress import Progress
@@ -68,15 +75,50 @@ class StreamOptions:
 
 
 @dataclass(frozen=True)
+class InjectedAnomaly:
+    """An anomaly the run injects: ``measure`` changed in the ``dimensions`` combination during [start, end)."""
+
+    measure: str
+    dimensions: Mapping[str, str]
+    start: datetime
+    end: datetime
+    factor: float = 1.0
+
+    def describe(self) -> str:
+        where = "/".join(self.dimensions.values()) or "total"
+        return f"{self.measure} x{self.factor:g} in {where} {self.start:%Y-%m-%d %H:%M}-{self.end:%H:%M}"
+
+
+def group_matches(group: Mapping[str, Any], injected: InjectedAnomaly) -> bool:
+    """Same measure, overlapping times, and the top contributor is the injected combination or below it."""
+    if group["measure"] != injected.measure or not group["contributors"]:
+        return False
+    start, end = _parse_time(group["interval_start"]), _parse_time(group["interval_end"])
+    if not (start < injected.end and injected.start < end):
+        return False
+    top = group["contributors"][0]["dimensions"]
+    return all(top.get(dimension) == value for dimension, value in injected.dimensions.items())
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
 class DetectedAnomaly:
-    """One (interval, marketplace) the detector flagged, with its verdict (value, expected range, score)."""
+    """One (interval, series) whose anomaly opened, with its verdict (value, expected range, score)."""
 
     interval_start: datetime
     verdict: DimensionScore
 
     @property
     def marketplace(self) -> str:
-        return self.verdict.dimension_value
+        """The marketplace when the series is a marketplace's roll-up of the charted measure, else its key."""
+        from anomaly_detector.metric_set import parse_series_key
+
+        series = parse_series_key(self.verdict.dimension_value)
+        kept = {k: v for k, v in series.dimensions.items() if v is not None}
+        return kept["marketplace"] if list(kept) == ["marketplace"] else self.verdict.dimension_value
 
 
 @dataclass(frozen=True)
@@ -104,8 +146,17 @@ class CollectingMetricsSink:
 
     calls: list[tuple[datetime, dict[str, float]]] = field(default_factory=list)
 
-    def put_metrics(self, values: Mapping[str, float], timestamp: datetime) -> None:
+    by_measure: list[tuple[datetime, dict[str, dict[str, float]]]] = field(default_factory=list)
+
+    def put_metrics(
+        self,
+        values: Mapping[str, float],
+        timestamp: datetime,
+        *,
+        by_measure: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> None:
         self.calls.append((timestamp, dict(values)))
+        self.by_measure.append((timestamp, {m: dict(v) for m, v in (by_measure or {}).items()}))
 
 
 @dataclass
@@ -132,6 +183,9 @@ class StreamOutcome:
     timings: dict[str, float] = field(default_factory=dict)
     stopped_early: bool = False
     frequency_minutes: int = 5
+    injected: list[InjectedAnomaly] = field(default_factory=list)
+    groups: list[dict[str, Any]] = field(default_factory=list)  # every group record, interval by interval
+    charted_measure: str = "views"
 
     def is_injected(self, anomaly: DetectedAnomaly) -> bool:
         if self.anomaly_window is None:
@@ -141,18 +195,26 @@ class StreamOutcome:
 
     @property
     def injected_detected(self) -> bool:
-        return any(self.is_injected(anomaly) for anomaly in self.anomalies)
+        return bool(self.injected) and all(
+            any(group_matches(group, injected) for group in self.groups) for injected in self.injected
+        )
 
     @property
     def false_anomalies(self) -> list[DetectedAnomaly]:
         return [anomaly for anomaly in self.anomalies if not self.is_injected(anomaly)]
 
     def record(self, report: IntervalReport, alerts: list[tuple[str, str]]) -> None:
-        """Take in one detector run: its per-marketplace sums (for the chart), anomalies and alerts."""
+        """Take in one detector run: per-marketplace sums of the charted measure, anomalies, groups and alerts."""
+        from anomaly_detector.metric_set import parse_series_key
+
         self.intervals += 1
         self.detector_rows_read += report.rows
+        self.groups.extend(report.groups)
         for verdict in report.scores:
-            self.interval_sums.setdefault(verdict.dimension_value, {})[report.interval_start] = verdict.value
+            series = parse_series_key(verdict.dimension_value)
+            kept = {k: v for k, v in series.dimensions.items() if v is not None}
+            if series.measure == self.charted_measure and list(kept) == ["marketplace"] and kept["marketplace"]:
+                self.interval_sums.setdefault(kept["marketplace"], {})[report.interval_start] = verdict.value
         if self.first_fully_scored is None and report.scored and not report.warming_up:
             self.first_fully_scored = report.interval_start
         self.anomalies.extend(DetectedAnomaly(report.interval_start, verdict) for verdict in report.anomalies)
@@ -195,19 +257,15 @@ def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Pro
         anomaly_factor=ANOMALY_FACTOR,
         anomaly_window=anomaly_window,
     )
-    settings = StreamSettings(
-        frequency_minutes=config.frequency_minutes,
-        dimension_column=config.dimension_column,
-        timestamp_column=config.timestamp_column,
-        measure_column=config.measure_column,
-    )
+    settings, dimensions, measures = _etl_settings(StreamSettings, config)
     detector_settings = DetectorSettings(
-        dimension_column=config.dimension_column,
+        dimensions=dimensions,
         timestamp_column=config.timestamp_column,
-        measure_column=config.measure_column,
+        measures=measures,
         frequency_minutes=config.frequency_minutes,
         anomaly_threshold=config.anomaly_threshold,
         history_length=config.history_length,
+        alert_min_severity=getattr(config, "alert_min_severity", 70.0),
     )
     folder = options.out / "streaming"
     stream_folder, intervals_folder = folder / "stream", folder / INTERVALS_PREFIX
@@ -221,6 +279,8 @@ def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Pro
         intervals_folder=intervals_folder,
         anomalies_folder=folder / ANOMALIES_PREFIX,
         frequency_minutes=config.frequency_minutes,
+        injected=injected_anomalies(anomaly_window),
+        charted_measure=measures[0].name,
     )
     interval = timedelta(minutes=config.frequency_minutes)
     batch_span = timedelta(hours=options.hours_per_batch)
@@ -270,7 +330,7 @@ def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Pro
         timings["streaming ETL"] += time.monotonic() - began
 
         began = time.monotonic()
-        anomalies_before = len(outcome.anomalies)
+        groups_before = len(outcome.groups)
         # The Lambda runs once per closed interval, in order; so does this loop (all of the batch is closed).
         interval_start = batch_start
         while interval_start < batch_end:
@@ -286,12 +346,48 @@ def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Pro
             interval_start += interval
         timings["detector"] += time.monotonic() - began
         summary = f"batch {batch_id:>3} {batch_start:%m-%d %H:%M}: {counts.good} good, {counts.quarantined} quarantined"
-        batch_anomalies = outcome.anomalies[anomalies_before:]
-        if batch_anomalies:
-            summary += " | ANOMALY " + ", ".join(
-                sorted({f"{a.marketplace}@{a.interval_start:%H:%M}" for a in batch_anomalies})
+        from anomaly_detector.groups import describe_group
+
+        batch_groups = [g for g in outcome.groups[groups_before:] if g["status"] == "new"]
+        if batch_groups:
+            summary += " | NEW GROUP " + "; ".join(
+                f"{describe_group(g)}@{g['interval_start'][11:16]}" for g in batch_groups
             )
         progress.say("stream", summary)
         batch_start, batch_id = batch_end, batch_id + 1
     outcome.timings = dict(timings)
     return outcome
+
+
+def injected_anomalies(anomaly_window: tuple[datetime, datetime] | None) -> list[InjectedAnomaly]:
+    """The run's injected anomalies. Until `local_mode.streaming_anomalies` (the schedule) lands: the one spike."""
+    if anomaly_window is None:
+        return []
+    return [InjectedAnomaly("views", {"marketplace": ANOMALY_MARKETPLACE}, *anomaly_window, factor=ANOMALY_FACTOR)]
+
+
+def _etl_settings(stream_settings_type: type, config: StreamingConfig) -> tuple[Any, tuple[str, ...], tuple[Any, ...]]:
+    """The ETL's settings and the metric set the detector can score on the columns the ETL keeps.
+
+    The ETL that keeps every configured column takes ``dimensions``/``measures``; the earlier one keeps one
+    dimension and one measure (``dimension_column``/``measure_column``), and then the detector watches those.
+    """
+    from anomaly_detector.metric_set import Measure
+
+    names = {f.name for f in dataclasses.fields(stream_settings_type)}
+    if "dimensions" in names and "measures" in names:
+        settings = stream_settings_type(
+            frequency_minutes=config.frequency_minutes,
+            dimensions=tuple(config.dimensions),
+            timestamp_column=config.timestamp_column,
+            measures=tuple(m.name for m in config.measures),
+        )
+        measures: Sequence[Any] = tuple(Measure(m.name, m.aggregation) for m in config.measures)
+        return settings, tuple(config.dimensions), tuple(measures)
+    settings = stream_settings_type(
+        frequency_minutes=config.frequency_minutes,
+        dimension_column=config.dimension_column,
+        timestamp_column=config.timestamp_column,
+        measure_column=config.measure_column,
+    )
+    return settings, (config.dimension_column,), (Measure(config.measure_column, "sum"),)

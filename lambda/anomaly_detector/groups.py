@@ -3,9 +3,12 @@
 Pure functions over the interval's series verdicts (:class:`anomaly_detector.scoring.DimensionScore`,
 keyed by series key). The record written per group is the README's "Anomaly group record".
 
-- A series is *anomalous* in an interval when an anomaly is open for it (``ongoing``) and its severity is
-  at least the model's clearing level (``episode_clear_fraction`` x the threshold): it opened now, or it
-  opened earlier and is still loud. A quiet interval inside a series' open anomaly does not count.
+- A series is *anomalous* in an interval, for a measure and direction, when its anomaly opens now (the
+  model's ``is_anomaly``: news), or when a group of that measure and direction is open and the series is
+  still loud inside its own open anomaly (``ongoing``, severity at least the model's clearing level,
+  ``episode_clear_fraction`` x the threshold, same direction). So a group opens only on news, and the
+  return to normal after a spike (which the model judges inside the spike's open anomaly, often in the
+  other direction) neither opens a group of its own nor keeps one open.
 - Per measure and direction, the anomalous series form one group. Its *contributors* are leaf
   combinations: the anomalous leaves, plus, for an anomalous roll-up or total with no anomalous leaf
   below it (a change spread thinly over many combinations), every leaf below it that moved in the
@@ -54,13 +57,12 @@ def open_group_key(measure: str, direction: str) -> str:
     return f"{measure}|{direction}"
 
 
-def is_anomalous(score: DimensionScore, member_min_severity: float) -> bool:
-    return (
-        score.status == "scored"
-        and score.ongoing
-        and score.direction is not None
-        and score.severity >= member_min_severity
-    )
+def is_anomalous(score: DimensionScore, direction: str, group_is_open: bool, member_min_severity: float) -> bool:
+    if score.status != "scored" or score.direction != direction:
+        return False
+    if score.is_anomaly:
+        return True
+    return group_is_open and score.ongoing and score.severity >= member_min_severity
 
 
 def form_groups(
@@ -79,15 +81,15 @@ def form_groups(
         of_measure = [score for score in scores if parsed[score.dimension_value].measure == measure.name]
         leaves = [score for score in of_measure if parsed[score.dimension_value].level == "combination"]
         for direction in DIRECTIONS:
+            key = open_group_key(measure.name, direction)
+            previous = open_groups.get(key)
             members = [
                 score
                 for score in of_measure
-                if is_anomalous(score, member_min_severity) and score.direction == direction
+                if is_anomalous(score, direction, previous is not None, member_min_severity)
             ]
             if not members:
                 continue
-            key = open_group_key(measure.name, direction)
-            previous = open_groups.get(key)
             if previous is None:
                 previous = OpenGroup(f"{measure.name}-{direction}-{interval_start:%Y%m%dT%H%MZ}", _time(interval_start))
                 status = "new"

@@ -31,7 +31,7 @@ class Discard:
     def publish(self, subject: str, message: str) -> None:
         del subject, message
 
-    def put_metrics(self, values: Any, timestamp: datetime) -> None:
+    def put_metrics(self, values: Any, timestamp: datetime, *, by_measure: Any = None) -> None:
         del values, timestamp
 
 
