@@ -146,3 +146,15 @@ def test_groups_are_per_measure(measure: str) -> None:
     key = f"{measure}|platform=web|marketplace=de"
     [group] = groups_for([verdict(key, 10.0, 100.0, 80.0)])[0]
     assert group["measure"] == measure and group["aggregation"] == "sum"
+
+
+def test_the_return_to_normal_inside_a_series_open_anomaly_opens_no_group_of_its_own() -> None:
+    # Given a spike's group is open, and the series now comes back (judged "low" inside its open anomaly)
+    spike = groups_for(normal_revenue(**{"web|de": (400.0, 100.0, 90.0)}))[1]
+    back = verdict("revenue|platform=web|marketplace=de", 100.0, 300.0, 55.0, ongoing=True)
+    back = DimensionScore(**{**back.__dict__, "is_anomaly": False})
+
+    groups, still_open = groups_for([back], spike, T0 + STEP)
+
+    # Then no "low" group opens and the "high" group closes (nothing loud in its direction)
+    assert groups == [] and still_open == {}
