@@ -58,7 +58,7 @@ class AnomalyDetector(Construct):
                     "Invoked on a schedule; Lambda retries a failed run, and the next run catches up every interval "
                     "it missed (anomaly_detector.logic), so a discarded invocation loses no interval."
                 ),
-                description="Scores every measure and dimension combination of the closed interval, groups anomalies, alerts",
+                description="Scores each measure per combination and roll-up; groups anomalies, alerts",
                 environment={
                     "DATA_BUCKET": metrics_bucket.bucket_name,
                     "INTERVALS_PREFIX": INTERVALS_PREFIX,
