@@ -210,6 +210,6 @@ def group_lines(records: Sequence[Mapping[str, Any]], injected: Sequence[Injecte
             f"  Injected anomalies found by a group with the right root cause: {len(matched)} of {len(injected)}"
         )
         for index, anomaly in enumerate(injected):
-            lines.append(f"   {'FOUND ' if index in matched else 'MISSED'}  {anomaly.describe()}")
+            lines.append(f"   {'DETECTED    ' if index in matched else 'NOT DETECTED'}  {anomaly.describe()}")
     lines.append(f"  Groups matching no injected anomaly: {unmatched}")
     return lines

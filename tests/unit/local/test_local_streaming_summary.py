@@ -55,6 +55,6 @@ def test_the_summary_shows_each_group_once_with_root_cause_and_verdict() -> None
     assert lines[0] == "  Anomaly groups: 1"
     assert "revenue low, severity 87" in lines[1] and "2026-12-02 14:05-14:15 UTC (2 intervals)" in lines[1]
     assert "78% in web/de" in lines[1] and "matches injected revenue x0.2 in web/de" in lines[1]
-    assert "1 of 1" in lines[2] and lines[3].strip().startswith("FOUND")
+    assert "1 of 1" in lines[2] and lines[3].strip().startswith("DETECTED")
     assert lines[-1] == "  Groups matching no injected anomaly: 0"
-    assert group_lines([], [INJECTED])[-2].strip().startswith("MISSED")
+    assert group_lines([], [INJECTED])[-2].strip().startswith("NOT DETECTED")
