@@ -47,7 +47,7 @@ class InMemoryStore:
     def write_state(self, body: str) -> None:
         self.written_state = body
 
-    def write_anomalies(self, interval_start: datetime, body: str) -> str:
+    def write_groups(self, interval_start: datetime, body: str) -> str:
         self.anomalies[interval_start] = body
         return f"memory://anomalies/{interval_start:%Y%m%d%H%M}"
 
@@ -58,12 +58,19 @@ class DiscardingPublisher:
 
 
 class DiscardingMetrics:
-    def put_metrics(self, values: Mapping[str, float], timestamp: datetime) -> None:
-        del values, timestamp
+    def put_metrics(
+        self,
+        values: Mapping[str, float],
+        timestamp: datetime,
+        *,
+        by_measure: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> None:
+        del values, timestamp, by_measure
 
 
 def _history_state(dimension_values: list[str], rng: np.random.Generator) -> tuple[str, dict[str, float]]:
     """A state document where every value's model has learnt two days, and each value's next total."""
+    from anomaly_detector.config import DetectorSettings
     from anomaly_detector.scoring import DetectorState, score_interval
 
     step = np.arange(LEARNT_INTERVALS + 1)
@@ -77,11 +84,17 @@ def _history_state(dimension_values: list[str], rng: np.random.Generator) -> tup
         moment = first + index * timedelta(minutes=FREQUENCY_MINUTES)
         score_interval(template, moment, {"template": float(points[index])}, 48.0, HISTORY_LENGTH)
     model = template.series["template"]
-    state = DetectorState(frequency_minutes=FREQUENCY_MINUTES, last_interval_start=template.last_interval_start)
+    # The detector's default metric set (one dimension, one measure): a series per value, and the total.
+    state = DetectorState(
+        frequency_minutes=FREQUENCY_MINUTES,
+        last_interval_start=template.last_interval_start,
+        metric_set=DetectorSettings().metric_set.signature,
+    )
     current: dict[str, float] = {}
     for value in dimension_values:
-        state.series[value] = model.copy()
+        state.series[f"views|marketplace={value}"] = model.copy()
         current[value] = float(points[-1] * rng.normal(1, 0.05))
+    state.series["views|marketplace=*"] = model.copy()  # its level differs; judging costs the same
     return state.to_json(), current
 
 

@@ -58,7 +58,7 @@ class AnomalyDetector(Construct):
                     "Invoked on a schedule; Lambda retries a failed run, and the next run catches up every interval "
                     "it missed (anomaly_detector.logic), so a discarded invocation loses no interval."
                 ),
-                description="Scores the just-closed metrics interval per dimension and alerts on anomalies",
+                description="Scores each measure per combination and roll-up; groups anomalies, alerts",
                 environment={
                     "DATA_BUCKET": metrics_bucket.bucket_name,
                     "INTERVALS_PREFIX": INTERVALS_PREFIX,
@@ -66,9 +66,12 @@ class AnomalyDetector(Construct):
                     "STATE_KEY": STATE_KEY,
                     "TOPIC_ARN": self.alerts.topic_arn,
                     "METRIC_NAMESPACE": METRIC_NAMESPACE,
-                    "DIMENSION_COLUMN": streaming.dimension_column,
+                    # The metric set (anomaly_detector.metric_set): every measure by every combination and roll-up.
+                    "DIMENSIONS": ",".join(streaming.dimensions),
+                    "MEASURES": ",".join(f"{m.name}:{m.aggregation}" for m in streaming.measures),
                     "TIMESTAMP_COLUMN": streaming.timestamp_column,
-                    "MEASURE_COLUMN": streaming.measure_column,
+                    # streaming.alert_min_severity arrives with the alerts settings; 70 until then.
+                    "ALERT_MIN_SEVERITY": str(getattr(streaming, "alert_min_severity", 70.0)),
                     "FREQUENCY_MINUTES": str(streaming.frequency_minutes),
                     "ANOMALY_THRESHOLD": str(streaming.anomaly_threshold),
                     "HISTORY_LENGTH": str(streaming.history_length),

@@ -142,8 +142,10 @@ def streaming_figure(streaming: StreamOutcome) -> Figure:
     for axis, marketplace in zip(axes.flat, marketplaces, strict=False):
         series = sorted(streaming.interval_sums[marketplace].items())
         axis.plot([t for t, _ in series], [v for _, v in series], color="#264653", linewidth=0.9)
-        if streaming.anomaly_window and marketplace == streaming.anomaly_marketplace:
-            axis.axvspan(*streaming.anomaly_window, color=INJECTED_COLOR, alpha=0.45, label="injected spike")  # type: ignore[arg-type]
+        spans = streaming.injected_spans(streaming.charted_measure, marketplace)
+        for number, span in enumerate(spans):
+            label = "injected anomaly" if number == 0 else None
+            axis.axvspan(*span, color=INJECTED_COLOR, alpha=0.45, label=label)  # type: ignore[arg-type]
         alerts = alerts_by_marketplace.get(marketplace, [])
         if alerts:
             axis.scatter(
@@ -157,7 +159,7 @@ def streaming_figure(streaming: StreamOutcome) -> Figure:
         axis.set_title(f"marketplace {marketplace}", fontsize=10)
         axis.set_ylabel(f"views per {streaming.frequency_minutes} min")
         axis.grid(alpha=0.3)
-        if alerts or (streaming.anomaly_window and marketplace == streaming.anomaly_marketplace):
+        if alerts or spans:
             axis.legend(loc="upper left", fontsize=8)
         axis.xaxis.set_major_locator(mdates.HourLocator(byhour=(0, 12)))
         axis.xaxis.set_major_formatter(mdates.DateFormatter("%b %d\n%H:%M"))

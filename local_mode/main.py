@@ -21,7 +21,7 @@ from app_config.settings import ConfigError, EnvironmentConfig, StreamingConfig,
 from local_mode.output_folder import OutputFolderError, prepare_output_folder
 from local_mode.progress import Progress
 from local_mode.spark_session import JavaMissingError, get_spark
-from local_mode.streaming_sim import DEFAULT_ANOMALY_HOUR, StreamOptions, StreamOutcome, run_streaming
+from local_mode.streaming_sim import StreamOptions, StreamOutcome, run_streaming
 from local_mode.trip_input import TripInputError, check_trip_input
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class LocalModeArgs:
     drop_events: bool = False
     stream_hours: int = 48
     stream_batch_hours: int = 3
-    stream_anomaly_hour: float = DEFAULT_ANOMALY_HOUR
+    stream_anomaly_hour: float | None = None
     only: System | None = None
     charts: bool = True
     quiet: bool = False
@@ -137,8 +137,9 @@ def parse_args(argv: Sequence[str] | None = None) -> LocalModeArgs:
     parser.add_argument(
         "--stream-anomaly-hour",
         type=float,
-        default=DEFAULT_ANOMALY_HOUR,
-        help=f"simulated hour at which the 30-minute spike starts (default {DEFAULT_ANOMALY_HOUR:g}: day 2, 14:00)",
+        default=None,
+        help="inject only one 30-minute spike (views x4 in de) at this simulated hour, instead of the schedule "
+        "(a revenue drop in web/de at hour 30, a views spike in ios/us at 36, a views drop on android at 42)",
     )
     parser.add_argument("--only", choices=("pipeline", "streaming"), help="run only one of the two systems")
     parser.add_argument("--no-charts", dest="charts", action="store_false", help="skip the PNG charts")

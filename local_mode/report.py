@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import time, timedelta
 from pathlib import Path
+from typing import Any
 
 from local_mode.ml_system import PipelineOutcome
-from local_mode.streaming_sim import StreamOutcome
+from local_mode.streaming_sim import InjectedAnomaly, StreamOutcome, group_matches
 from local_mode.taxi_data import KnownAnomaly
 from pipeline_evaluation import AnomalyEvent
 
 MAX_EVENTS_SHOWN = 12
 MAX_ALERTS_SHOWN = 20
+MAX_GROUPS_SHOWN = 20
 
 
 @dataclass(frozen=True)
@@ -158,27 +161,55 @@ def _streaming_lines(streaming: StreamOutcome) -> list[str]:
     ]
     if streaming.first_fully_scored is not None:
         lines.append(f"  Detector warm-up: every marketplace scored from {streaming.first_fully_scored:%Y-%m-%d %H:%M}")
-    if streaming.anomaly_window:
-        start, end = streaming.anomaly_window
-        verdict = "DETECTED" if streaming.injected_detected else "NOT detected"
-        lines.append(
-            f"  Injected: {streaming.anomaly_marketplace} spike {start:%Y-%m-%d %H:%M}-{end:%H:%M} -> {verdict}"
-        )
-    lines.append(
-        f"  Anomalies flagged: {len(streaming.anomalies)} "
-        f"({len(streaming.anomalies) - len(streaming.false_anomalies)} in the injected spike, "
-        f"{len(streaming.false_anomalies)} elsewhere)"
-    )
+    lines += group_lines(streaming.groups, streaming.injected)
     lines.append(f"  Detector alerts (SNS messages in AWS): {len(streaming.alerts)}")
     for alert in streaming.alerts[:MAX_ALERTS_SHOWN]:
         lines.append(f"   - {alert.subject}")
-        # The message's first lines restate the subject; the "- value: ..." lines are the anomalies.
-        lines += [f"       {line}" for line in alert.message.splitlines() if line.startswith("- ")]
     if len(streaming.alerts) > MAX_ALERTS_SHOWN:
         lines.append(f"   ... and {len(streaming.alerts) - MAX_ALERTS_SHOWN} more")
     lines.append(f"  Interval CSVs: {streaming.intervals_folder}/intvl_date=.../intvl_hhmm=.../batch_id=...")
     lines.append(
-        f"  Anomaly records: {streaming.anomalies_folder}/intvl_date=.../intvl_hhmm=.../anomalies.jsonl "
+        f"  Anomaly group records: {streaming.anomalies_folder}/intvl_date=.../intvl_hhmm=.../groups.jsonl "
         f"({len(streaming.anomaly_files)} files)"
     )
+    return lines
+
+
+def group_lines(records: Sequence[Mapping[str, Any]], injected: Sequence[InjectedAnomaly]) -> list[str]:
+    """Each anomaly group once (its records merged over its intervals), and each injected anomaly's verdict.
+
+    A group line: measure, direction, peak severity, when, the root cause at its most severe interval, and
+    the injected anomaly it matches (measure, overlapping time, top contributor in the injected combination).
+    """
+    from anomaly_detector.groups import root_cause
+
+    by_id: dict[str, list[Mapping[str, Any]]] = {}
+    for record in records:
+        by_id.setdefault(record["group_id"], []).append(record)
+    lines = [f"  Anomaly groups: {len(by_id)}"]
+    matched: set[int] = set()
+    unmatched = 0
+    for shown, (group_id, group_records) in enumerate(by_id.items()):
+        peak = max(group_records, key=lambda record: float(record["severity"]))
+        matches = [i for i, anomaly in enumerate(injected) if any(group_matches(r, anomaly) for r in group_records)]
+        matched.update(matches)
+        unmatched += not matches
+        if shown >= MAX_GROUPS_SHOWN:
+            continue
+        first, last = group_records[0]["interval_start"], group_records[-1]["interval_end"]
+        verdict = f"matches injected {injected[matches[0]].describe()}" if matches else "no injected anomaly"
+        lines.append(
+            f"   {group_id}: {peak['measure']} {peak['direction']}, severity {float(peak['severity']):.0f}, "
+            f"{first[:16].replace('T', ' ')}-{last[11:16]} UTC ({len(group_records)} intervals), "
+            f"{root_cause(peak)}, level {peak['level']} -> {verdict}"
+        )
+    if len(by_id) > MAX_GROUPS_SHOWN:
+        lines.append(f"   ... and {len(by_id) - MAX_GROUPS_SHOWN} more (see the groups.jsonl files)")
+    if injected:
+        lines.append(
+            f"  Injected anomalies found by a group with the right root cause: {len(matched)} of {len(injected)}"
+        )
+        for index, anomaly in enumerate(injected):
+            lines.append(f"   {'DETECTED    ' if index in matched else 'NOT DETECTED'}  {anomaly.describe()}")
+    lines.append(f"  Groups matching no injected anomaly: {unmatched}")
     return lines

@@ -6,8 +6,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from anomaly_detector.metric_set import Measure, MetricSet, MetricSetError, parse_dimensions, parse_measures
+
 # Chosen on the development set (see the README's "Streaming detector"): the best single threshold.
 DEFAULT_SEVERITY_THRESHOLD = 47.6
+# Until the alerts settings land (streaming.alert_min_severity): a group alerts from this severity.
+DEFAULT_ALERT_MIN_SEVERITY = 70.0
 
 
 class ConfigError(ValueError):
@@ -18,15 +22,19 @@ class ConfigError(ValueError):
 class DetectorSettings:
     """How intervals are read and judged; shared by the Lambda and the local mode."""
 
-    dimension_column: str = "marketplace"
+    # The metric set. These defaults (one dimension, one measure) serve tests and the backtest; the Lambda
+    # always gets DIMENSIONS/MEASURES from streaming.dimensions/measures (views+revenue by platform x marketplace).
+    dimensions: tuple[str, ...] = ("marketplace",)
     timestamp_column: str = "event_time"
-    measure_column: str = "views"
+    measures: tuple[Measure, ...] = (Measure("views", "sum"),)
     frequency_minutes: int = 5
     # The severity (0-100) at which an anomaly opens; see anomaly_detector.series_model.
     anomaly_threshold: float = DEFAULT_SEVERITY_THRESHOLD
     # Intervals re-read from the stored files to rebuild a lost state (or catch up missed runs), and
     # intervals after which a dimension value that stopped appearing is forgotten.
     history_length: int = 288
+    # A new anomaly group alerts when its severity reaches this (streaming.alert_min_severity).
+    alert_min_severity: float = DEFAULT_ALERT_MIN_SEVERITY
 
     def __post_init__(self) -> None:
         if self.frequency_minutes not in (5, 10):
@@ -35,8 +43,15 @@ class DetectorSettings:
             raise ValueError("anomaly_threshold must be a severity in (0, 100]")
         if self.history_length < 8:
             raise ValueError("history_length must be at least 8")
-        if not (self.dimension_column and self.timestamp_column and self.measure_column):
-            raise ValueError("dimension, timestamp and measure columns must be named")
+        if not (math.isfinite(self.alert_min_severity) and 0 < self.alert_min_severity <= 100):
+            raise ValueError("alert_min_severity must be a severity in (0, 100]")
+        if not self.timestamp_column:
+            raise ValueError("the timestamp column must be named")
+        MetricSet(self.dimensions, self.measures)  # raises MetricSetError (a ValueError) when inconsistent
+
+    @property
+    def metric_set(self) -> MetricSet:
+        return MetricSet(self.dimensions, self.measures)
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,15 @@ def load_config(env: Mapping[str, str]) -> DetectorConfig:
     history_length = _int(env, "HISTORY_LENGTH")
     if history_length < 8:
         raise ConfigError(f"HISTORY_LENGTH must be at least 8, got {history_length}")
+    alert_min_severity = _float(env, "ALERT_MIN_SEVERITY") if env.get("ALERT_MIN_SEVERITY", "").strip() else None
+    if alert_min_severity is not None and not 0 < alert_min_severity <= 100:
+        raise ConfigError(f"ALERT_MIN_SEVERITY must be a severity in (0, 100], got {alert_min_severity}")
+    try:
+        dimensions = parse_dimensions(_required(env, "DIMENSIONS"))
+        measures = parse_measures(_required(env, "MEASURES"))
+        MetricSet(dimensions, measures)
+    except MetricSetError as error:
+        raise ConfigError(str(error)) from None
     topic_arn = _required(env, "TOPIC_ARN")
     if not topic_arn.startswith("arn:"):
         raise ConfigError(f"TOPIC_ARN must be an ARN, got {topic_arn!r}")
@@ -72,12 +96,13 @@ def load_config(env: Mapping[str, str]) -> DetectorConfig:
         topic_arn=topic_arn,
         metric_namespace=_required(env, "METRIC_NAMESPACE"),
         settings=DetectorSettings(
-            dimension_column=_required(env, "DIMENSION_COLUMN"),
+            dimensions=dimensions,
             timestamp_column=_required(env, "TIMESTAMP_COLUMN"),
-            measure_column=_required(env, "MEASURE_COLUMN"),
+            measures=measures,
             frequency_minutes=frequency,
             anomaly_threshold=threshold,
             history_length=history_length,
+            alert_min_severity=DEFAULT_ALERT_MIN_SEVERITY if alert_min_severity is None else alert_min_severity,
         ),
     )
 

@@ -1,28 +1,34 @@
-"""One detector run: read an interval, score it, write/publish anomalies, emit metrics, save state.
+"""One detector run: read an interval, score every series, form anomaly groups, alert, emit metrics, save state.
 
 :func:`detect_interval` is what the Lambda handler and the local mode both call. Its collaborators
-are small interfaces (:class:`~anomaly_detector.stores.IntervalStore`, :class:`AlertPublisher`,
+are small interfaces (:class:`~anomaly_detector.stores.IntervalStore`, :class:`AlertTarget`,
 :class:`MetricsSink`), so a simulation can pass a folder-backed store and collecting fakes. The
-judging itself is :func:`anomaly_detector.scoring.score_interval` (one model per dimension value).
+judging itself is :func:`anomaly_detector.scoring.score_interval` (one model per series key, see
+:mod:`anomaly_detector.metric_set`); the grouping is :func:`anomaly_detector.groups.form_groups`.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger
 
 from anomaly_detector.config import DetectorSettings
+from anomaly_detector.groups import describe_group, form_groups
+from anomaly_detector.metric_set import (
+    CsvFormatError,
+    IntervalAggregate,
+    aggregate_intervals,
+    parse_series_key,
+    totals_by_measure,
+)
 from anomaly_detector.scoring import (
     DetectorState,
     DimensionScore,
-    IntervalAggregate,
-    aggregate_csv,
     format_time,
     intervals_to_catch_up,
     score_interval,
@@ -37,8 +43,10 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
-MAX_ANOMALIES_IN_MESSAGE = 50  # keeps the SNS message far below its 256 KB limit
 _SUBJECT_LIMIT = 100  # SNS rejects longer subjects
+# "Each request is also limited to no more than 1000 different metrics." (CloudWatch API Reference,
+# PutMetricData); larger sets are split over several calls.
+MAX_METRICS_PER_CALL = 1000
 
 
 class AlertPublisher(Protocol):
@@ -46,8 +54,18 @@ class AlertPublisher(Protocol):
 
 
 class MetricsSink(Protocol):
-    def put_metrics(self, values: Mapping[str, float], timestamp: datetime) -> None:
-        """Emit every value in one call; names ending in ``Severity`` are unitless, the rest counts."""
+    def put_metrics(
+        self,
+        values: Mapping[str, float],
+        timestamp: datetime,
+        *,
+        by_measure: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> None:
+        """Emit ``values`` without dimensions and ``by_measure[m]`` with dimension ``Measure=m``.
+
+        Names ending in ``Severity`` are unitless, ``MeasureTotal`` is the measure's own unit (None), the rest
+        are counts.
+        """
         ...
 
 
@@ -65,17 +83,83 @@ class CloudWatchMetricsSink:
     cloudwatch: CloudWatchClient
     namespace: str
 
-    def put_metrics(self, values: Mapping[str, float], timestamp: datetime) -> None:
-        data: list[MetricDatumTypeDef] = [
-            {
-                "MetricName": name,
-                "Value": float(value),
-                "Unit": "None" if name.endswith(("Severity", "Score")) else "Count",
-                "Timestamp": timestamp,
-            }
-            for name, value in values.items()
-        ]
-        self.cloudwatch.put_metric_data(Namespace=self.namespace, MetricData=data)
+    def put_metrics(
+        self,
+        values: Mapping[str, float],
+        timestamp: datetime,
+        *,
+        by_measure: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> None:
+        data: list[MetricDatumTypeDef] = [_datum(name, value, timestamp) for name, value in values.items()]
+        for measure, measure_values in (by_measure or {}).items():
+            data += [_datum(name, value, timestamp, measure) for name, value in measure_values.items()]
+        for first in range(0, len(data), MAX_METRICS_PER_CALL):
+            self.cloudwatch.put_metric_data(
+                Namespace=self.namespace, MetricData=data[first : first + MAX_METRICS_PER_CALL]
+            )
+
+
+def _datum(name: str, value: float, timestamp: datetime, measure: str | None = None) -> MetricDatumTypeDef:
+    datum: MetricDatumTypeDef = {
+        "MetricName": name,
+        "Value": float(value),
+        "Unit": "None" if name.endswith(("Severity", "Score", "Total")) else "Count",
+        "Timestamp": timestamp,
+    }
+    if measure is not None:
+        datum["Dimensions"] = [{"Name": "Measure", "Value": measure}]
+    return datum
+
+
+# --- STAND-IN for anomaly_detector.alerts / feedback (helper i14-alerts owns them; the lead swaps these for
+# `from anomaly_detector.alerts import ...` when merging). Same signatures as the I14 contract. -------------
+
+
+class AlertTarget(Protocol):
+    def send(self, subject: str, message: str, group: Mapping[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class PublisherAlertTarget:
+    """An :class:`AlertPublisher` (SNS topic, or a local collector) as an alert target."""
+
+    publisher: AlertPublisher
+
+    def send(self, subject: str, message: str, group: Mapping[str, Any]) -> None:
+        del group
+        self.publisher.publish(subject, message)
+
+
+def apply_feedback(groups: Sequence[Mapping[str, Any]], labels: Sequence[Any]) -> list[dict[str, Any]]:
+    """Stand-in: no labels are read yet, so every group keeps ``feedback: null``."""
+    del labels
+    return [dict(group) for group in groups]
+
+
+def groups_to_alert(
+    groups: Sequence[Mapping[str, Any]], *, min_severity: float, labels: Sequence[Any]
+) -> list[Mapping[str, Any]]:
+    """Stand-in: groups not alerted yet whose severity reaches ``min_severity`` (so an ongoing group never repeats)."""
+    del labels
+    return [group for group in groups if not group["alerted"] and float(group["severity"]) >= min_severity]
+
+
+def alert_subject(group: Mapping[str, Any]) -> str:
+    start, end = group["interval_start"][11:16], group["interval_end"][11:16]
+    where = describe_group(group).split(", ", 1)[-1].removeprefix("100% ")
+    subject = f"{group['measure']} {group['direction']} {where}, severity {float(group['severity']):.0f}, "
+    return (subject + f"{start}-{end} UTC")[:_SUBJECT_LIMIT]
+
+
+def alert_message(group: Mapping[str, Any]) -> str:
+    return (
+        f"Anomaly group {group['group_id']}: {describe_group(group)}; observed {group['observed']:g} vs "
+        f"expected {group['expected']:g} over the contributors, severity {float(group['severity']):.0f}, "
+        f"{group['interval_start']} to {group['interval_end']}.\n\n" + json.dumps(group, indent=2)
+    )
+
+
+# --- end of STAND-IN ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -86,8 +170,11 @@ class IntervalReport:
     skipped_rows: int
     caught_up_intervals: int
     scores: list[DimensionScore] = field(default_factory=list)
-    anomalies: list[DimensionScore] = field(default_factory=list)
-    anomalies_location: str | None = None
+    anomalies: list[DimensionScore] = field(default_factory=list)  # series whose anomaly opened now
+    anomalies_location: str | None = None  # where groups.jsonl went (None: no groups)
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    alerts_sent: int = 0
+    measure_totals: dict[str, float] = field(default_factory=dict)
     # "already processed": the state had this interval already (a repeated delivery); nothing was done.
     # "rebuilt": an older interval, re-run by hand, scored on a history rebuilt from the stored files.
     mode: str = "live"
@@ -117,10 +204,13 @@ class IntervalReport:
             "interval_start": format_time(self.interval_start),
             "interval_end": format_time(self.interval_end),
             "rows": self.rows,
-            "dimensions_scored": len(self.scored),
-            "dimensions_warming_up": len(self.warming_up),
+            "series_scored": len(self.scored),
+            "series_warming_up": len(self.warming_up),
             "anomalies": len(self.anomalies),
             "ongoing_anomalies": len(self.ongoing),
+            "groups": len(self.groups),
+            "new_groups": sum(group["status"] == "new" for group in self.groups),
+            "alerts_sent": self.alerts_sent,
             "max_severity": round(self.max_severity, 1),
             "anomalies_location": self.anomalies_location,
             "mode": self.mode,
@@ -130,11 +220,12 @@ class IntervalReport:
 def detect_interval(
     *,
     store: IntervalStore,
-    publisher: AlertPublisher,
+    publisher: AlertPublisher | None = None,
     metrics: MetricsSink,
     interval_start: datetime,
     settings: DetectorSettings,
     params: ModelParams = DEFAULT_MODEL,
+    alert_targets: Sequence[AlertTarget] = (),
 ) -> IntervalReport:
     """Detect anomalies in the interval ``[interval_start, interval_start + frequency)``.
 
@@ -142,19 +233,22 @@ def detect_interval(
     from and written back to ``store``. Intervals missing from the state since its last run (or the
     last ``history_length`` intervals when there is no state) are first read from ``store`` and
     learnt without being judged: that is how a lost state is rebuilt and missed runs caught up.
+    Open groups do not survive a gap: after a catch-up the next anomaly opens a new group.
 
-    Side effects, in order: anomalies file (only when an anomaly opens), one ``publisher`` message
-    (same condition), one ``metrics`` call, the state. The state is written last, so a failure
-    anywhere leaves it untouched and a retry redoes the whole interval against the same state.
-    Running the interval the state has already taken in again (a repeated delivery) does nothing.
+    Side effects, in order: ``groups.jsonl`` (only when there are groups), one alert per group to alert
+    (each of ``alert_targets``, and ``publisher`` if given), the metrics, the state. The state is written
+    last, so a failure anywhere leaves it untouched and a retry redoes the whole interval against the same
+    state. Running the interval the state has already taken in again (a repeated delivery) does nothing.
     Running an *older* interval by hand scores it against a history rebuilt from the stored files
     (``history_length`` intervals before it) and leaves the saved state alone.
     """
     interval_start = _aligned_utc(interval_start, settings.frequency_minutes)
     interval_end = interval_start + timedelta(minutes=settings.frequency_minutes)
     threshold = settings.anomaly_threshold
+    metric_set = settings.metric_set
+    targets = list(alert_targets) + ([PublisherAlertTarget(publisher)] if publisher is not None else [])
 
-    state = DetectorState.from_json(store.read_state(), settings.frequency_minutes, params)
+    state = DetectorState.from_json(store.read_state(), settings.frequency_minutes, params, metric_set.signature)
     mode = "live"
     if state.last_interval_start is not None and interval_start <= state.last_interval_start:
         if interval_start == state.last_interval_start:
@@ -163,12 +257,21 @@ def detect_interval(
             )
             return IntervalReport(interval_start, interval_end, 0, 0, 0, mode="already processed")
         mode = "rebuilt"
-        state = DetectorState(frequency_minutes=settings.frequency_minutes)
+        state = DetectorState(frequency_minutes=settings.frequency_minutes, metric_set=metric_set.signature)
     catch_up = intervals_to_catch_up(state, interval_start, settings.frequency_minutes, settings.history_length)
     if catch_up:
         logger.info("Catching up from stored intervals", extra={"intervals": len(catch_up), "mode": mode})
+        state.open_groups = {}
     for missed_start in catch_up:
-        missed = _read_aggregate(store, missed_start, settings)
+        try:
+            missed = _read_aggregate(store, missed_start, settings)
+        except CsvFormatError as error:
+            # Files written before the metric set changed cannot teach the new series: learn nothing from them.
+            logger.warning(
+                "Stored interval skipped in the catch-up",
+                extra={"interval": format_time(missed_start), "error": str(error)},
+            )
+            missed = IntervalAggregate({}, 0, 0)
         state.learn_interval(missed_start, missed.totals, settings.history_length, params)
 
     aggregate = _read_aggregate(store, interval_start, settings)
@@ -178,14 +281,30 @@ def detect_interval(
     scores = score_interval(state, interval_start, aggregate.totals, threshold, settings.history_length, params)
     anomalies = sorted((s for s in scores if s.is_anomaly), key=lambda s: s.severity, reverse=True)
 
+    member_min = params.episode_clear_fraction * threshold
+    groups, state.open_groups = form_groups(
+        scores, metric_set, interval_start, interval_end, state.open_groups, member_min
+    )
+    labels: list[Any] = []
+    groups = apply_feedback(groups, labels)
+    alerts_sent = 0
+    for group in groups_to_alert(groups, min_severity=settings.alert_min_severity, labels=labels):
+        subject, message = alert_subject(group), alert_message(group)
+        for target in targets:
+            target.send(subject, message, group)
+        alerts_sent += 1
+        for record in groups:
+            if record["group_id"] == group["group_id"]:
+                record["alerted"] = True
+        key = f"{group['measure']}|{group['direction']}"
+        if key in state.open_groups:
+            state.open_groups[key] = replace(state.open_groups[key], alerted=True)
+
     anomalies_location = None
-    if anomalies:
-        lines = [_anomaly_record(a, interval_start, interval_end, settings) for a in anomalies]
-        anomalies_location = store.write_anomalies(
-            interval_start, "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
+    if groups:
+        anomalies_location = store.write_groups(
+            interval_start, "".join(json.dumps(group, separators=(",", ":")) + "\n" for group in groups)
         )
-        subject, message = _alert(anomalies, interval_start, interval_end, settings)
-        publisher.publish(subject, message)
 
     report = IntervalReport(
         interval_start=interval_start,
@@ -197,19 +316,33 @@ def detect_interval(
         anomalies=anomalies,
         anomalies_location=anomalies_location,
         mode=mode,
+        groups=groups,
+        alerts_sent=alerts_sent,
+        measure_totals=totals_by_measure(aggregate.totals, metric_set),
     )
     metrics.put_metrics(
         {
-            "DimensionsScored": len(report.scored),
-            "DimensionsWarmingUp": len(report.warming_up),
-            "AnomaliesDetected": len(anomalies),
-            "OngoingAnomalies": len(report.ongoing),
-            "MaxSeverity": report.max_severity,
+            "SeriesScored": len(report.scored),
+            "SeriesWarmingUp": len(report.warming_up),
+            "AnomalyGroups": len(groups),
+            "NewAnomalyGroups": sum(group["status"] == "new" for group in groups),
+            "MaxGroupSeverity": max((float(group["severity"]) for group in groups), default=0.0),
+            "AlertsSent": alerts_sent,
             "RowsRead": aggregate.rows,
             "SkippedRows": aggregate.skipped_rows,
             "EmptyInterval": 1 if report.is_empty else 0,
         },
         timestamp=interval_start,
+        by_measure={
+            measure.name: {
+                "MeasureTotal": report.measure_totals[measure.name],
+                "AnomalyGroups": sum(group["measure"] == measure.name for group in groups),
+                "MaxGroupSeverity": max(
+                    (float(group["severity"]) for group in groups if group["measure"] == measure.name), default=0.0
+                ),
+            }
+            for measure in metric_set.measures
+        },
     )
     if mode == "live":
         store.write_state(state.to_json())
@@ -218,11 +351,8 @@ def detect_interval(
 
 
 def _read_aggregate(store: IntervalStore, interval_start: datetime, settings: DetectorSettings) -> IntervalAggregate:
-    return aggregate_csv(
-        store.read_interval_csvs(interval_start),
-        dimension_column=settings.dimension_column,
-        measure_column=settings.measure_column,
-        timestamp_column=settings.timestamp_column,
+    return aggregate_intervals(
+        store.read_interval_csvs(interval_start), settings.metric_set, timestamp_column=settings.timestamp_column
     )
 
 
@@ -233,53 +363,7 @@ def _aligned_utc(moment: datetime, frequency_minutes: int) -> datetime:
     return moment
 
 
-def _anomaly_record(
-    anomaly: DimensionScore, interval_start: datetime, interval_end: datetime, settings: DetectorSettings
-) -> dict[str, object]:
-    return {
-        "interval_start": format_time(interval_start),
-        "interval_end": format_time(interval_end),
-        "dimension_name": settings.dimension_column,
-        "dimension_value": anomaly.dimension_value,
-        "measure_name": settings.measure_column,
-        "value": anomaly.value,
-        "severity": round(anomaly.severity, 1),
-        "expected": _round(anomaly.expected),
-        "expected_low": _round(anomaly.expected_low),
-        "expected_high": _round(anomaly.expected_high),
-        "direction": anomaly.direction,
-        "evidence": anomaly.evidence,
-        "forecaster": anomaly.forecaster,
-    }
-
-
-def _alert(
-    anomalies: list[DimensionScore], interval_start: datetime, interval_end: datetime, settings: DetectorSettings
-) -> tuple[str, str]:
-    when = f"{interval_start:%Y-%m-%d %H:%M}-{interval_end:%H:%M} UTC"
-    subject = f"{len(anomalies)} anomal{'y' if len(anomalies) == 1 else 'ies'} in {settings.measure_column} by "
-    subject = (subject + f"{settings.dimension_column}, {when}")[:_SUBJECT_LIMIT]
-    lines = [
-        f"{len(anomalies)} {settings.dimension_column} value(s) had an anomalous {settings.measure_column} "
-        f"in {when} (severity threshold {settings.anomaly_threshold:g}).",
-        "",
-    ]
-    for anomaly in anomalies[:MAX_ANOMALIES_IN_MESSAGE]:
-        lines.append(
-            f"- {anomaly.dimension_value}: {anomaly.value:g} ({anomaly.direction}; expected "
-            f"{_number(anomaly.expected_low)}-{_number(anomaly.expected_high)}), severity {anomaly.severity:.0f}"
-        )
-    if len(anomalies) > MAX_ANOMALIES_IN_MESSAGE:
-        lines.append(f"... and {len(anomalies) - MAX_ANOMALIES_IN_MESSAGE} more in the anomalies file.")
-    return subject, "\n".join(lines)
-
-
-def _number(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "?"
-    return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
-
-
-def _round(value: float | None) -> float | None:
-    # JSON has no infinity (a range is unbounded until the model has seen enough values).
-    return None if value is None or not math.isfinite(value) else round(value, 6)
+def series_label(key: str) -> str:
+    """``views web/de`` for a series key (logs and summaries)."""
+    series = parse_series_key(key)
+    return f"{series.measure} {series.label()}"

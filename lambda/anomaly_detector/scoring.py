@@ -1,22 +1,26 @@
-"""Interval-level detection: CSV aggregation, the detector's state, and scoring one interval.
+"""Interval-level detection: the detector's state, and scoring one interval's series.
 
-Each dimension value is its own series, judged by :mod:`anomaly_detector.series_model` (read that
-module for how a value gets its severity). This module keeps one model state per dimension value in
-one JSON document (:class:`DetectorState`), and scores an interval's totals with them
-(:func:`score_interval`): the code path the detector Lambda, the local mode and the backtest share.
+Each series (one measure at one level of the dimensions, keyed by its series key: see
+:mod:`anomaly_detector.metric_set`) is judged by :mod:`anomaly_detector.series_model` (read that module
+for how a value gets its severity). This module keeps one model state per series key in one JSON
+document (:class:`DetectorState`), and scores an interval's totals with them (:func:`score_interval`):
+the code path the detector Lambda, the local mode and the backtest share. Keys are opaque here.
 
-Values that vanish from an interval are scored as 0 (a marketplace that goes silent is news); a value
+Series that vanish from an interval are scored as 0 (a marketplace that goes silent is news); a series
 absent for ``history_length`` intervals in a row is forgotten. An interval without any data at all is
 a pipeline problem, not an observation: nothing is scored or learnt.
 
-State document (``STATE_VERSION`` 2)::
+State document (``STATE_VERSION`` 3)::
 
-    {"version": 2, "frequency_minutes": 5, "last_interval_start": "2025-03-01T12:05:00Z",
-     "series": {"de": {<SeriesState.to_dict()>}, ...}, "absent": {"jp": 3}}
+    {"version": 3, "frequency_minutes": 5, "metric_set": "platform,marketplace|views:sum,revenue:sum",
+     "last_interval_start": "2025-03-01T12:05:00Z",
+     "series": {"views|platform=web|marketplace=de": {<SeriesState.to_dict()>}, ...},
+     "absent": {"views|platform=web|marketplace=jp": 3},
+     "open_groups": {"views|low": {"group_id": "views-low-20250301T1200Z", "opened_at": "...", "alerted": true}}}
 
-Version 1 documents (the RCF detector's raw history per value) are migrated by replaying their values
-through fresh models, so an upgrade keeps the history it has. Anything unusable (corrupt, another
-frequency) gives an empty state, which the caller rebuilds from the stored interval files.
+A document of another version (version 1 and 2 were keyed by one dimension's values, without saying
+which), another frequency or another metric set, or anything corrupt, gives an empty state: the caller
+then rebuilds it from the stored interval files (see ``anomaly_detector.logic``). Nothing is migrated.
 """
 
 from __future__ import annotations
@@ -28,18 +32,22 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
+from anomaly_detector.groups import OpenGroup
+from anomaly_detector.metric_set import CsvFormatError, IntervalAggregate
 from anomaly_detector.series_model import DEFAULT_MODEL, ModelParams, SeriesResult, SeriesState, update
 
-STATE_VERSION = 2
+STATE_VERSION = 3
+
+__all__ = ["CsvFormatError", "DetectorState", "DimensionScore", "IntervalAggregate", "score_interval"]
 
 ScoreStatus = Literal["scored", "warming_up"]
 
 
 @dataclass(frozen=True)
 class DimensionScore:
-    """One dimension value's verdict for one interval."""
+    """One series' verdict for one interval. ``dimension_value`` is the series key (the name is historical)."""
 
     dimension_value: str
     value: float
@@ -54,6 +62,10 @@ class DimensionScore:
     direction: Literal["high", "low"] | None = None
     evidence: str | None = None  # "point" or "shift"
     forecaster: str | None = None  # "level", "daily" or "weekly"
+
+    @property
+    def series_key(self) -> str:
+        return self.dimension_value
 
     @property
     def score(self) -> float:
@@ -85,21 +97,14 @@ class DimensionScore:
 # --- Aggregation -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class IntervalAggregate:
-    totals: dict[str, float]
-    rows: int
-    skipped_rows: int  # rows without a dimension value or with a measure that is not a number
-
-
-class CsvFormatError(ValueError):
-    """A CSV file does not have the configured columns."""
-
-
 def aggregate_csv(
     csv_texts: Iterable[str], dimension_column: str, measure_column: str, timestamp_column: str | None = None
 ) -> IntervalAggregate:
-    """Sum the measure per dimension value over every CSV (each with its own header row)."""
+    """Legacy: one measure summed per value of one dimension (keys are the raw values, not series keys).
+
+    The detector uses :func:`anomaly_detector.metric_set.aggregate_intervals`; this stays only for the
+    streaming ETL's Spark tests until they move to the metric set.
+    """
     totals: dict[str, float] = {}
     rows = skipped = 0
     required = [c for c in (dimension_column, measure_column, timestamp_column) if c]
@@ -129,45 +134,53 @@ def aggregate_csv(
 
 @dataclass
 class DetectorState:
-    """One model state per dimension value, and the interval they have all seen last."""
+    """One model state per series key, the interval they have all seen last, and the open anomaly groups."""
 
     frequency_minutes: int
     last_interval_start: datetime | None = None
     series: dict[str, SeriesState] = field(default_factory=dict)
-    absent: dict[str, int] = field(default_factory=dict)  # intervals in a row a known value was missing
+    absent: dict[str, int] = field(default_factory=dict)  # intervals in a row a known series was missing
+    metric_set: str = ""  # MetricSet.signature of the keys ("" where the caller has none, as the backtest)
+    open_groups: dict[str, OpenGroup] = field(default_factory=dict)  # by "measure|direction"
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "version": STATE_VERSION,
                 "frequency_minutes": self.frequency_minutes,
+                "metric_set": self.metric_set,
                 "last_interval_start": format_time(self.last_interval_start) if self.last_interval_start else None,
                 "series": {key: state.to_dict() for key, state in self.series.items()},
                 "absent": self.absent,
+                "open_groups": {key: group.to_dict() for key, group in self.open_groups.items()},
             },
             separators=(",", ":"),
         )
 
     @classmethod
-    def from_json(cls, text: str | None, frequency_minutes: int, params: ModelParams = DEFAULT_MODEL) -> DetectorState:
+    def from_json(
+        cls, text: str | None, frequency_minutes: int, params: ModelParams = DEFAULT_MODEL, metric_set: str = ""
+    ) -> DetectorState:
         """Parse the stored state; anything unusable gives an empty state (see the module docstring)."""
-        empty = cls(frequency_minutes=frequency_minutes)
+        del params  # the model states carry their own format; kept for callers that pass it
+        empty = cls(frequency_minutes=frequency_minutes, metric_set=metric_set)
         if not text:
             return empty
         try:
             document = json.loads(text)
-            if document.get("frequency_minutes") != frequency_minutes:
+            if document.get("version") != STATE_VERSION or document.get("frequency_minutes") != frequency_minutes:
+                return empty
+            if document.get("metric_set", "") != metric_set:
                 return empty
             last = document.get("last_interval_start")
             last_start = parse_time(last) if last else None
-            if document.get("version") == 1:
-                return _migrate_version_1(document, frequency_minutes, last_start, params)
-            if document.get("version") != STATE_VERSION:
-                return empty
             series = {str(key): SeriesState.from_dict(value) for key, value in document.get("series", {}).items()}
             absent = {str(key): int(value) for key, value in document.get("absent", {}).items() if str(key) in series}
-            return cls(frequency_minutes, last_start, series, absent)
-        except (ValueError, TypeError, AttributeError):
+            open_groups = {
+                str(key): OpenGroup.from_dict(value) for key, value in document.get("open_groups", {}).items()
+            }
+            return cls(frequency_minutes, last_start, series, absent, metric_set, open_groups)
+        except (ValueError, TypeError, AttributeError, KeyError):
             return empty
 
     def learn_interval(
@@ -181,25 +194,6 @@ class DetectorState:
         score_interval(
             self, interval_start, totals, threshold=100.0, history_length=history_length, params=params, judge=False
         )
-
-
-def _migrate_version_1(
-    document: Mapping[str, Any], frequency_minutes: int, last_start: datetime | None, params: ModelParams
-) -> DetectorState:
-    """Replay a version-1 history (raw totals per value, right-aligned on the last interval) through fresh models."""
-    state = DetectorState(frequency_minutes=frequency_minutes, last_interval_start=last_start)
-    if last_start is None:
-        return state
-    step = timedelta(minutes=frequency_minutes)
-    for key, values in document.get("series", {}).items():
-        model: SeriesState | None = None
-        numbers = [float(value) for value in values]
-        for index, value in enumerate(numbers):
-            moment = last_start - (len(numbers) - 1 - index) * step
-            _, model = update(model, moment, value, 100.0, params, judge=False)
-        if model is not None:
-            state.series[str(key)] = model
-    return state
 
 
 def intervals_to_catch_up(

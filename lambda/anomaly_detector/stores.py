@@ -4,7 +4,7 @@ Both stores use the same key layout, so a local run's folder mirrors the bucket:
 
 - ``<intervals_prefix>intvl_date=YYYY-MM-DD/intvl_hhmm=HHMM/batch_id=NNNNNNNNNNNN/part-*.csv`` (written by the
   Glue job, one folder per micro-batch, which a replayed batch replaces; every CSV under the interval is read)
-- ``<anomalies_prefix>intvl_date=YYYY-MM-DD/intvl_hhmm=HHMM/anomalies.jsonl``
+- ``<anomalies_prefix>intvl_date=YYYY-MM-DD/intvl_hhmm=HHMM/groups.jsonl`` (one anomaly group record a line)
 - ``<state_key>`` (JSON)
 """
 
@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-ANOMALIES_FILE_NAME = "anomalies.jsonl"
+GROUPS_FILE_NAME = "groups.jsonl"
 _DATA_SUFFIXES = (".csv", ".csv.gz")
 
 
@@ -60,8 +60,8 @@ class IntervalStore(Protocol):
 
     def write_state(self, body: str) -> None: ...
 
-    def write_anomalies(self, interval_start: datetime, body: str) -> str:
-        """Write the interval's anomalies (JSON lines); returns where they went."""
+    def write_groups(self, interval_start: datetime, body: str) -> str:
+        """Write the interval's anomaly group records (JSON lines); returns where they went."""
         ...
 
 
@@ -100,8 +100,8 @@ class S3IntervalStore:
             Bucket=self.bucket, Key=self.state_key, Body=body.encode("utf-8"), ContentType="application/json"
         )
 
-    def write_anomalies(self, interval_start: datetime, body: str) -> str:
-        key = partition_path(self.anomalies_prefix, interval_start) + ANOMALIES_FILE_NAME
+    def write_groups(self, interval_start: datetime, body: str) -> str:
+        key = partition_path(self.anomalies_prefix, interval_start) + GROUPS_FILE_NAME
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/x-ndjson")
         return f"s3://{self.bucket}/{key}"
 
@@ -134,8 +134,8 @@ class LocalDirStore:
     def write_state(self, body: str) -> None:
         self._write(self.root / self.state_key, body)
 
-    def write_anomalies(self, interval_start: datetime, body: str) -> str:
-        path = self.root / partition_path(self.anomalies_prefix, interval_start) / ANOMALIES_FILE_NAME
+    def write_groups(self, interval_start: datetime, body: str) -> str:
+        path = self.root / partition_path(self.anomalies_prefix, interval_start) / GROUPS_FILE_NAME
         self._write(path, body)
         return str(path)
 

@@ -15,6 +15,7 @@ import pytest
 from local_mode.main import EXIT_FAILED, EXIT_OK, LocalModeArgs, RunResult, run
 from local_mode.ml_system import EVENTS_HEADER, PREP_JOB_NAME, SCORED_WINDOWS_HEADER
 from local_mode.report import false_events, injected_verdicts
+from local_mode.streaming_sim import group_matches
 from local_mode.taxi_data import WINDOW_MINUTES
 
 pytestmark = pytest.mark.e2e
@@ -111,25 +112,22 @@ def test_every_injected_kind_is_found_with_no_false_event(full_run: RunResult) -
     assert "False events (overlapping no injected anomaly): 0" in full_run.summary
 
 
-def test_streaming_anomaly_is_detected_in_its_marketplace_and_interval(full_run: RunResult) -> None:
+def test_streaming_anomaly_is_one_group_with_the_right_root_cause(full_run: RunResult) -> None:
     streaming = full_run.streaming
-    assert streaming is not None and streaming.anomaly_window is not None and streaming.anomalies_folder is not None
-    start, end = streaming.anomaly_window
-    # The records the real detector wrote, read back from its files rather than from the in-memory outcome.
-    files = sorted(streaming.anomalies_folder.glob("intvl_date=*/intvl_hhmm=*/anomalies.jsonl"))
+    assert streaming is not None and streaming.anomalies_folder is not None and streaming.injected
+    # The group records the real detector wrote, read back from its files rather than from the in-memory outcome.
+    files = sorted(streaming.anomalies_folder.glob("intvl_date=*/intvl_hhmm=*/groups.jsonl"))
     records = [json.loads(line) for path in files for line in path.read_text(encoding="utf-8").splitlines()]
-    hits = [
-        record
-        for record in records
-        if record["dimension_value"] == streaming.anomaly_marketplace
-        and start <= datetime.strptime(record["interval_start"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) < end
-    ]
+    [injected] = streaming.injected
+    hits = [record for record in records if group_matches(record, injected)]
     assert hits, records
-    assert all(hit["direction"] == "high" and hit["value"] > hit["expected_high"] for hit in hits)
+    assert all(hit["direction"] == "high" and hit["observed"] > hit["expected"] for hit in hits)
+    assert hits[0]["status"] == "new" and hits[0]["contributors"][0]["share"] > 0.5
     assert streaming.injected_detected
-    # Marketplaces without an injected change stay quiet: counting noise alone raises no alert.
-    assert {record["dimension_value"] for record in records} == {streaming.anomaly_marketplace}
-    assert len(streaming.alerts) == len(files)
+    # Combinations without an injected change stay quiet: counting noise alone opens no group.
+    assert {record["group_id"] for record in records} == {hits[0]["group_id"]}, records
+    assert len(streaming.alerts) == 1
+    assert "Injected anomalies found by a group with the right root cause: 1 of 1" in full_run.summary
     # The detector read every row the streaming ETL wrote, through the same partition layout as in S3.
     assert streaming.detector_rows_read == streaming.good
     assert streaming.quarantined >= 1

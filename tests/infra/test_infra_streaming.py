@@ -392,13 +392,25 @@ def test_detector_runs_once_per_interval_with_its_settings(dev: Synthesized) -> 
                         "FREQUENCY_MINUTES": str(streaming.frequency_minutes),
                         "ANOMALY_THRESHOLD": str(streaming.anomaly_threshold),
                         "HISTORY_LENGTH": str(streaming.history_length),
-                        "DIMENSION_COLUMN": "marketplace",
+                        "DIMENSIONS": "platform,marketplace",
+                        "MEASURES": "views:sum,revenue:sum",
+                        "ALERT_MIN_SEVERITY": "70.0",
                         "TOPIC_ARN": Match.any_value(),
                     }
                 )
             },
         },
     )
+
+
+def test_detector_env_has_no_single_column_settings(dev: Synthesized) -> None:
+    [detector] = [
+        r
+        for r in dev.template(dev.stacks.streaming).find_resources("AWS::Lambda::Function").values()
+        if r["Properties"].get("Handler") == "anomaly_detector.handler.lambda_handler"
+    ]
+    variables = detector["Properties"]["Environment"]["Variables"]
+    assert not {"DIMENSION_COLUMN", "MEASURE_COLUMN"} & set(variables)
 
 
 def test_detector_role_reads_intervals_writes_anomalies_and_alerts(dev: Synthesized) -> None:

@@ -50,9 +50,17 @@ class CollectingPublisher:
 @dataclass
 class CollectingMetrics:
     calls: list[tuple[dict[str, float], datetime]] = field(default_factory=list)
+    by_measure: list[dict[str, dict[str, float]]] = field(default_factory=list)
 
-    def put_metrics(self, values: Mapping[str, float], timestamp: datetime) -> None:
+    def put_metrics(
+        self,
+        values: Mapping[str, float],
+        timestamp: datetime,
+        *,
+        by_measure: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> None:
         self.calls.append((dict(values), timestamp))
+        self.by_measure.append({measure: dict(v) for measure, v in (by_measure or {}).items()})
 
 
 @pytest.fixture

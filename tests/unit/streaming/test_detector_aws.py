@@ -14,6 +14,7 @@ import boto3
 import pytest
 from anomaly_detector.config import ConfigError, load_config
 from anomaly_detector.logic import CloudWatchMetricsSink, SnsAlertPublisher
+from anomaly_detector.scoring import DetectorState, score_interval
 from anomaly_detector.stores import S3IntervalStore
 from moto import mock_aws
 
@@ -26,9 +27,9 @@ ENV = {
     "STATE_KEY": "metrics/detector-state/history.json",
     "TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:anomalies",
     "METRIC_NAMESPACE": "Streaming/Anomalies",
-    "DIMENSION_COLUMN": "marketplace",
+    "DIMENSIONS": "marketplace",
     "TIMESTAMP_COLUMN": "event_time",
-    "MEASURE_COLUMN": "views",
+    "MEASURES": "views:sum",
     "FREQUENCY_MINUTES": "5",
     "ANOMALY_THRESHOLD": "48",
     "HISTORY_LENGTH": "288",
@@ -73,11 +74,11 @@ def test_s3_store_state_and_anomalies_layout(s3: Any) -> None:
 
     # When state and anomalies are written
     store.write_state('{"version": 1}')
-    location = store.write_anomalies(START, '{"a": 1}\n')
+    location = store.write_groups(START, '{"a": 1}\n')
 
     # Then they sit at the configured keys
     assert store.read_state() == '{"version": 1}'
-    key = "metrics/anomalies/intvl_date=2025-03-01/intvl_hhmm=1915/anomalies.jsonl"
+    key = "metrics/anomalies/intvl_date=2025-03-01/intvl_hhmm=1915/groups.jsonl"
     assert location == f"s3://{BUCKET}/{key}"
     assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b'{"a": 1}\n'
 
@@ -94,14 +95,30 @@ def test_sns_and_cloudwatch_adapters_make_one_call_each(aws_env: None) -> None:
         # When an alert and metrics are sent
         SnsAlertPublisher(sns, topic_arn).publish("subject", "body")
         CloudWatchMetricsSink(cloudwatch, "Streaming/Anomalies").put_metrics(
-            {"AnomaliesDetected": 2, "MaxSeverity": 87.5}, START
+            {"AnomalyGroups": 2, "MaxGroupSeverity": 87.5}, START, by_measure={"views": {"MeasureTotal": 10.0}}
         )
 
-        # Then the queue got the message and the namespace holds both metrics
+        # Then the queue got the message and the namespace holds the metrics, per measure with its dimension
         [message] = sqs.receive_message(QueueUrl=queue_url)["Messages"]
         assert json.loads(message["Body"])["Subject"] == "subject"
-        names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="Streaming/Anomalies")["Metrics"]}
-        assert names == {"AnomaliesDetected", "MaxSeverity"}
+        listed = cloudwatch.list_metrics(Namespace="Streaming/Anomalies")["Metrics"]
+        assert {(m["MetricName"], tuple((d["Name"], d["Value"]) for d in m.get("Dimensions", []))) for m in listed} == {
+            ("AnomalyGroups", ()),
+            ("MaxGroupSeverity", ()),
+            ("MeasureTotal", (("Measure", "views"),)),
+        }
+
+
+def test_the_cloudwatch_sink_splits_at_1000_metrics_per_call() -> None:
+    calls: list[int] = []
+
+    class Recorder:
+        def put_metric_data(self, Namespace: str, MetricData: list[Any]) -> None:  # noqa: N803 - boto3's names
+            calls.append(len(MetricData))
+
+    values = {f"M{i}": float(i) for i in range(1500)}
+    CloudWatchMetricsSink(Recorder(), "ns").put_metrics(values, START, by_measure={"views": {"MeasureTotal": 1.0}})  # type: ignore[arg-type]
+    assert calls == [1000, 501]
 
 
 def test_environment_is_parsed_into_settings() -> None:
@@ -110,6 +127,10 @@ def test_environment_is_parsed_into_settings() -> None:
     assert config.settings.frequency_minutes == 5
     assert config.settings.anomaly_threshold == 48.0
     assert config.settings.history_length == 288
+    assert config.settings.alert_min_severity == 70.0  # until streaming.alert_min_severity is deployed
+    assert load_config({**ENV, "ALERT_MIN_SEVERITY": "80"}).settings.alert_min_severity == 80.0
+    two = load_config({**ENV, "DIMENSIONS": "platform,marketplace", "MEASURES": "views:sum,orders:count"})
+    assert two.settings.metric_set.signature == "platform,marketplace|views:sum,orders:count"
 
 
 @pytest.mark.parametrize(
@@ -123,7 +144,10 @@ def test_environment_is_parsed_into_settings() -> None:
         ("ANOMALY_THRESHOLD", "inf"),
         ("HISTORY_LENGTH", "4"),
         ("TOPIC_ARN", "anomalies"),
-        ("MEASURE_COLUMN", " "),
+        ("MEASURES", " "),
+        ("MEASURES", "views:avg"),
+        ("DIMENSIONS", "platform,,marketplace"),
+        ("ALERT_MIN_SEVERITY", "0"),
     ],
 )
 def test_bad_environment_names_the_variable(name: str, value: str) -> None:
@@ -137,19 +161,16 @@ def test_handler_detects_the_interval_closed_by_the_event_time(
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
-        # Given a bucket with a day of state, the topic, and a x4 spike in the 19:15 interval. The state is the
-        # previous detector's (version 1: raw totals per value), which the detector migrates on reading.
+        # Given a bucket with a day of state, the topic, and a x4 spike in the 19:15 interval
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
         boto3.client("sns").create_topic(Name="anomalies")
-        version_1_state = {
-            "version": 1,
-            "frequency_minutes": 5,
-            "history_length": 288,
-            "last_interval_start": "2025-03-01T19:10:00Z",
-            "series": {"us": [1000.0 + (i % 7) * 10 for i in range(288, 0, -1)]},
-        }
-        s3.put_object(Bucket=BUCKET, Key=ENV["STATE_KEY"], Body=json.dumps(version_1_state).encode())
+        state = DetectorState(5, metric_set="marketplace|views:sum")
+        for i in range(288, 0, -1):
+            views = 1000.0 + (i % 7) * 10
+            totals = {"views|marketplace=us": views, "views|marketplace=*": views}
+            score_interval(state, START - i * timedelta(minutes=5), totals, 48.0, 288)
+        s3.put_object(Bucket=BUCKET, Key=ENV["STATE_KEY"], Body=state.to_json().encode())
         s3.put_object(
             Bucket=BUCKET,
             Key="metrics/intervals/intvl_date=2025-03-01/intvl_hhmm=1915/part-00000.csv",
@@ -163,17 +184,24 @@ def test_handler_detects_the_interval_closed_by_the_event_time(
 
         # Then the 19:15-19:20 interval was scored, flagged, written, and the state moved on
         assert summary["interval_start"] == "2025-03-01T19:15:00Z"
-        assert summary["anomalies"] == 1
-        anomalies_key = "metrics/anomalies/intvl_date=2025-03-01/intvl_hhmm=1915/anomalies.jsonl"
-        assert json.loads(s3.get_object(Bucket=BUCKET, Key=anomalies_key)["Body"].read())["value"] == 4000
-        state = json.loads(s3.get_object(Bucket=BUCKET, Key=ENV["STATE_KEY"])["Body"].read())
-        assert state["last_interval_start"] == "2025-03-01T19:15:00Z"
-        assert state["version"] == 2 and set(state["series"]) == {"us"}
+        assert summary["groups"] == 1 and summary["alerts_sent"] == 1
+        groups_key = "metrics/anomalies/intvl_date=2025-03-01/intvl_hhmm=1915/groups.jsonl"
+        group = json.loads(s3.get_object(Bucket=BUCKET, Key=groups_key)["Body"].read())
+        assert group["contributors"][0]["observed"] == 4000 and group["alerted"] is True
+        saved = json.loads(s3.get_object(Bucket=BUCKET, Key=ENV["STATE_KEY"])["Body"].read())
+        assert saved["last_interval_start"] == "2025-03-01T19:15:00Z"
+        assert saved["version"] == 3 and set(saved["series"]) == {"views|marketplace=us", "views|marketplace=*"}
+        assert saved["open_groups"]["views|high"] == {
+            "group_id": group["group_id"],
+            "opened_at": group["opened_at"],
+            "alerted": True,
+        }
         metric_names = {
             m["MetricName"]
             for m in boto3.client("cloudwatch").list_metrics(Namespace=ENV["METRIC_NAMESPACE"])["Metrics"]
         }
-        assert {"DimensionsScored", "AnomaliesDetected", "MaxSeverity", "EmptyInterval"} <= metric_names
+        assert {"SeriesScored", "AnomalyGroups", "NewAnomalyGroups", "MaxGroupSeverity", "AlertsSent"} <= metric_names
+        assert {"EmptyInterval", "RowsRead", "SkippedRows", "SeriesWarmingUp", "MeasureTotal"} <= metric_names
 
 
 def test_interval_can_be_chosen_explicitly_for_a_rerun(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -47,12 +47,24 @@ def write_interval(store: LocalDirStore, start: datetime, totals: dict[str, floa
     (folder / "_SUCCESS").write_text("")
 
 
+def keyed(totals: dict[str, float]) -> dict[str, float]:
+    """Per-marketplace views as the detector's series: one per marketplace and the total."""
+    return {f"views|marketplace={k}": v for k, v in totals.items()} | {"views|marketplace=*": sum(totals.values())}
+
+
+def marketplaces(scores: Any) -> list[str]:
+    """The marketplaces among the verdicts' series (the total left out)."""
+    names = [s.dimension_value.removeprefix("views|marketplace=") for s in scores]
+    return [name for name in names if name != "*"]
+
+
 def seed_state(store: LocalDirStore, before: datetime, intervals: int = 288) -> None:
     """Save a state that has learnt ``intervals`` normal intervals up to ``before`` (fast: no files)."""
-    state = DetectorState(frequency_minutes=5)
+    state = DetectorState(frequency_minutes=5, metric_set=SETTINGS.metric_set.signature)
     for i in range(intervals, 0, -1):
         start = before - i * STEP
-        score_interval(state, start, normal_totals(start), SETTINGS.anomaly_threshold, SETTINGS.history_length)
+        totals = keyed(normal_totals(start))
+        score_interval(state, start, totals, SETTINGS.anomaly_threshold, SETTINGS.history_length)
     store.write_state(state.to_json())
 
 
@@ -77,30 +89,35 @@ def test_spike_after_two_days_is_flagged_and_reported(store: LocalDirStore, publ
 
     # Then only Germany is flagged, at or above the threshold and above its expected range
     assert report.caught_up_intervals == 288
-    assert [a.dimension_value for a in report.anomalies] == ["de"]
-    anomaly = report.anomalies[0]
+    assert marketplaces(report.anomalies) == ["de"]
+    anomaly = next(a for a in report.anomalies if a.dimension_value == "views|marketplace=de")
     assert anomaly.severity >= SETTINGS.anomaly_threshold
     assert anomaly.value > anomaly.expected_high
     assert anomaly.direction == "high"
-    assert all(s.severity < SETTINGS.anomaly_threshold for s in report.scored if s.dimension_value != "de")
-    # And the anomaly file holds one JSON line with the documented fields
-    anomalies_file = store.root / "metrics/anomalies/intvl_date=2025-03-03/intvl_hhmm=0000/anomalies.jsonl"
-    [line] = anomalies_file.read_text().splitlines()
+    others = [s for s in report.scored if marketplaces([s]) and "=de" not in s.dimension_value]
+    assert others and all(s.severity < SETTINGS.anomaly_threshold for s in others)
+    # And the groups file holds one group, rooted in Germany, with the documented fields
+    groups_file = store.root / "metrics/anomalies/intvl_date=2025-03-03/intvl_hhmm=0000/groups.jsonl"
+    [line] = groups_file.read_text().splitlines()
     record = json.loads(line)
+    assert record["group_id"] == "views-high-20250303T0000Z" and record["status"] == "new"
     assert record["interval_start"] == "2025-03-03T00:00:00Z"
     assert record["interval_end"] == "2025-03-03T00:05:00Z"
-    assert record["dimension_name"] == "marketplace"
-    assert record["dimension_value"] == "de"
-    assert record["value"] == totals["de"]
-    assert {"severity", "expected", "expected_low", "expected_high", "direction", "evidence"} <= record.keys()
-    assert record["severity"] == round(anomaly.severity, 1)
-    # And one alert and one metrics call were made
+    assert record["contributors"][0]["dimensions"] == {"marketplace": "de"}
+    assert record["contributors"][0]["observed"] == totals["de"]
+    assert record["severity"] >= round(anomaly.severity, 1)
+    assert record["alerted"] is (record["severity"] >= SETTINGS.alert_min_severity)
+    assert set(record) >= {"measure", "aggregation", "opened_at", "direction", "observed", "expected", "level"}
+    # And one alert (severity above the alert threshold) and one metrics call were made
+    assert record["severity"] >= SETTINGS.alert_min_severity
     [(subject, message)] = publisher.messages
-    assert "1 anomaly" in subject and "de:" in message
+    assert subject.startswith("views high in de, severity") and record["group_id"] in message
     [(values, timestamp)] = metrics.calls
-    assert values["AnomaliesDetected"] == 1
-    assert values["DimensionsScored"] == len(MARKETPLACES)
-    assert values["MaxSeverity"] == pytest.approx(anomaly.severity)
+    assert values["AnomalyGroups"] == 1 and values["NewAnomalyGroups"] == 1 and values["AlertsSent"] == 1
+    assert values["SeriesScored"] == len(MARKETPLACES) + 1
+    assert values["MaxGroupSeverity"] == pytest.approx(record["severity"])
+    assert metrics.by_measure[0]["views"]["MeasureTotal"] == sum(totals.values())
+    assert metrics.by_measure[0]["views"]["AnomalyGroups"] == 1
     assert timestamp == spike_start
 
 
@@ -117,10 +134,10 @@ def test_normal_data_raises_no_alert_over_many_intervals(store: LocalDirStore, p
         reports.append(run(store, publisher, metrics, start))
 
     # Then every marketplace was scored every time and nothing was flagged or published
-    assert all(len(r.scored) == len(MARKETPLACES) for r in reports)
+    assert all(len(r.scored) == len(MARKETPLACES) + 1 for r in reports)
     assert not publisher.messages
     assert not (store.root / "metrics/anomalies").exists()
-    assert max(values["MaxSeverity"] for values, _ in metrics.calls) < SETTINGS.anomaly_threshold
+    assert max(values["MaxGroupSeverity"] for values, _ in metrics.calls) == 0
 
 
 @pytest.mark.parametrize("drop", ["to_10_percent", "missing"])
@@ -140,8 +157,8 @@ def test_drop_or_disappearance_is_flagged_low(store: LocalDirStore, publisher: A
     report = run(store, publisher, metrics, start)
 
     # Then Japan is flagged, low, below its expected range (at 0 when missing)
-    [anomaly] = report.anomalies
-    assert anomaly.dimension_value == "jp"
+    assert marketplaces(report.anomalies) == ["jp"]
+    anomaly = next(a for a in report.anomalies if a.dimension_value == "views|marketplace=jp")
     assert anomaly.direction == "low"
     assert anomaly.value < anomaly.expected_low
     assert (anomaly.value == 0) == (drop == "missing")
@@ -151,7 +168,7 @@ def test_empty_interval_is_reported_without_anomalies(store: LocalDirStore, publ
     # Given history but no files at all for the interval
     start = DAY_START + timedelta(days=1)
     seed_state(store, start)
-    before = DetectorState.from_json(store.read_state(), 5)
+    before = DetectorState.from_json(store.read_state(), 5, metric_set=SETTINGS.metric_set.signature)
 
     # When detected
     report = run(store, publisher, metrics, start)
@@ -160,8 +177,8 @@ def test_empty_interval_is_reported_without_anomalies(store: LocalDirStore, publ
     assert report.is_empty and not report.anomalies and not publisher.messages
     [(values, _)] = metrics.calls
     assert values["EmptyInterval"] == 1
-    assert values["DimensionsScored"] == 0
-    after = DetectorState.from_json(store.read_state(), 5)
+    assert values["SeriesScored"] == 0
+    after = DetectorState.from_json(store.read_state(), 5, metric_set=SETTINGS.metric_set.signature)
     assert {k: v.to_dict() for k, v in after.series.items()} == {k: v.to_dict() for k, v in before.series.items()}
     assert after.last_interval_start == start
 
@@ -181,9 +198,9 @@ def test_new_dimension_value_is_warming_up_until_it_has_enough_history(
 
     # Then Mexico is recorded as warming up and not judged
     [warming] = report.warming_up
-    assert warming.dimension_value == "mx" and warming.severity == 0.0
-    assert not report.anomalies
-    assert metrics.calls[0][0]["DimensionsWarmingUp"] == 1
+    assert warming.dimension_value == "views|marketplace=mx" and warming.severity == 0.0
+    assert marketplaces(report.anomalies) == []
+    assert metrics.calls[0][0]["SeriesWarmingUp"] == 1
 
 
 def test_the_state_keeps_one_bounded_model_per_value(store: LocalDirStore, publisher: Any, metrics: Any) -> None:
@@ -200,10 +217,10 @@ def test_the_state_keeps_one_bounded_model_per_value(store: LocalDirStore, publi
 
     # Then the state has one model per marketplace and has not grown with the intervals
     state = json.loads(store.read_state() or "{}")
-    assert set(state["series"]) == {m.name for m in MARKETPLACES}
+    assert set(state["series"]) == set(keyed({m.name: 0 for m in MARKETPLACES}))
     assert state["last_interval_start"] == "2025-03-02T01:55:00Z"
     assert len(store.read_state() or "") < 1.2 * size_before
-    assert len(store.read_state() or "") / len(MARKETPLACES) < 8_000  # bytes per value, see series_model
+    assert len(store.read_state() or "") / (len(MARKETPLACES) + 1) < 8_000  # bytes per series, see series_model
 
 
 def test_repeating_the_latest_interval_does_nothing(store: LocalDirStore, publisher: Any, metrics: Any) -> None:
@@ -215,7 +232,7 @@ def test_repeating_the_latest_interval_does_nothing(store: LocalDirStore, publis
     write_interval(store, start, totals)
     first = run(store, publisher, metrics, start)
     state_after_first = store.read_state()
-    assert [a.dimension_value for a in first.anomalies] == ["us"]
+    assert marketplaces(first.anomalies) == ["us"]
 
     # When the same interval is delivered again
     second = run(store, publisher, metrics, start)
@@ -246,7 +263,7 @@ def test_an_older_interval_rerun_by_hand_uses_a_rebuilt_history_and_keeps_the_st
     # Then it is judged against the 288 stored intervals before it, flagged, and the saved state is untouched
     assert report.mode == "rebuilt"
     assert report.caught_up_intervals == 288
-    assert [a.dimension_value for a in report.anomalies] == ["de"]
+    assert marketplaces(report.anomalies) == ["de"]
     assert store.read_state() == state_before
 
 

@@ -110,27 +110,19 @@ def test_an_empty_interval_learns_nothing_but_moves_the_clock() -> None:
     assert state.last_interval_start == T0 + timedelta(minutes=5)
 
 
-def test_a_version_1_history_is_replayed_into_the_new_models() -> None:
-    # Given the previous detector's state: 150 raw totals of "us", the last one at 12:25
-    values = seasonal_series(150)
-    document = {
-        "version": 1,
-        "frequency_minutes": 5,
-        "history_length": 288,
-        "last_interval_start": "2025-03-01T12:25:00Z",
-        "series": {"us": values},
-        "anomalous": {},
-    }
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_state_of_an_older_version_or_another_metric_set_starts_fresh(version: int) -> None:
+    # Given the previous detectors' states (keyed by one dimension's values, without saying which)
+    document = {"version": version, "frequency_minutes": 5, "last_interval_start": "2025-03-01T12:25:00Z"}
+    document["series"] = {"us": [1.0, 2.0]} if version == 1 else {}
 
-    # When it is read
-    state = DetectorState.from_json(json.dumps(document), 5)
-
-    # Then "us" has a model that has learnt all 150 values, the last at 12:25, and none is open
-    model = state.series["us"]
-    assert model.count == 150
-    assert model.last_time == datetime(2025, 3, 1, 12, 25, tzinfo=UTC).timestamp()
-    assert not model.open_anomaly
-    assert state.last_interval_start == datetime(2025, 3, 1, 12, 25, tzinfo=UTC)
+    # Then they are not reused: the detector rebuilds the state from the stored interval files
+    assert DetectorState.from_json(json.dumps(document), 5) == DetectorState(5)
+    # And neither is a current state written for another metric set
+    current = DetectorState(5, T0, metric_set="marketplace|views:sum").to_json()
+    assert DetectorState.from_json(current, 5, metric_set="marketplace|views:sum").last_interval_start == T0
+    fresh = DetectorState.from_json(current, 5, metric_set="platform,marketplace|views:sum")
+    assert fresh == DetectorState(5, metric_set="platform,marketplace|views:sum")
 
 
 def test_catch_up_lists_the_gap_or_the_whole_history_when_there_is_no_state() -> None:
