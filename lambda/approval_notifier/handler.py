@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from approval.store import ApprovalStore
 from approval_notifier.config import load_config
-from approval_notifier.logic import Delivery, handle_approval_message
+from approval_notifier.logic import Delivery, delivery_of_record, handle_approval_message
 from pipeline_callback.clients import client_config
 from pipeline_callback.message import UnanswerableMessageError
 from pipeline_callback.retry import LAMBDA_RETRY_POLICY, Retrier
@@ -44,13 +44,11 @@ def _time_left() -> float:
 
 
 def delivery_of(record: SQSRecord) -> Delivery:
-    """This delivery's number (SQS's ApproximateReceiveCount, see Delivery) against the queue's maxReceiveCount."""
     try:
-        count = int(record.attributes.approximate_receive_count)
-    except (KeyError, TypeError, ValueError):
-        logger.warning("Record has no usable ApproximateReceiveCount; taken as a first delivery")
-        count = 1
-    return Delivery(receive_count=count, max_receive_count=config.max_receive_count)
+        count: object = record.attributes.approximate_receive_count
+    except KeyError:
+        count = None
+    return delivery_of_record(count, config)
 
 
 def record_handler(record: SQSRecord) -> None:

@@ -69,6 +69,17 @@ class Delivery:
         return self.receive_count >= self.max_receive_count
 
 
+def delivery_of_record(approximate_receive_count: object, config: NotifierConfig) -> Delivery:
+    """The delivery an SQS record is (its ApproximateReceiveCount attribute) against the queue's maxReceiveCount."""
+    try:
+        count = int(str(approximate_receive_count))
+    except ValueError:
+        # Lambda's SQS events always carry it; without it, the safe reading is "not the last delivery".
+        logger.warning("SQS record without a usable ApproximateReceiveCount (%r)", approximate_receive_count)
+        count = 1
+    return Delivery(receive_count=count, max_receive_count=config.max_receive_count)
+
+
 class NotEnoughTimeError(TransientError):
     """Too little of the invocation is left to send the request safely."""
 
