@@ -33,6 +33,7 @@ from approval_support import (
     new_token,
 )
 
+from approval.decisions import describe
 from approval.store import FAILED, PENDING, ApprovalStore
 from local_mode.dynamodb_server import DynamoDbServer
 from pipeline_callback.clients import client_config
@@ -149,6 +150,7 @@ def test_a_request_that_failed_on_its_last_delivery_cannot_be_approved_afterward
 
     # Then the single-use guard refuses: the request was closed as FAILED
     assert not result.won and result.request.status == FAILED
+    assert "failed at 2026-01-01 00:00 UTC before anyone decided: Could not send" in describe(result.request, NOW)
     assert "connection error" in wire.callbacks.outcome(token).failure_reason
 
 
