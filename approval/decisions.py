@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from approval.message import APPROVAL_COMMENT_OUTPUT, APPROVED_BY_OUTPUT
-from approval.store import APPROVED, EXPIRED, REJECTED, STOPPED, ApprovalRequest, ApprovalStore
+from approval.store import APPROVED, EXPIRED, FAILED, REJECTED, STOPPED, ApprovalRequest, ApprovalStore
 from pipeline_callback.callback import CallbackOutcome, send_step_failure, send_step_success
 from pipeline_callback.errors import describe_error
 from pipeline_callback.retry import Retrier
@@ -42,6 +42,8 @@ def failure_reason(request: ApprovalRequest) -> str:
         return EXPIRED_REASON
     if request.status == STOPPED:
         return STOPPED_REASON
+    if request.status == FAILED:
+        return request.comment or "the approval request could not be sent"
     comment = f": {request.comment}" if request.comment else ""
     return f"Rejected by {request.decided_by}{comment}"
 
@@ -123,6 +125,8 @@ def describe(request: ApprovalRequest, now: int) -> str:
         return f"This approval request expired at {at(request.expires_at)}; the run was failed with 'approval expired'."
     if request.status == STOPPED:
         return f"The pipeline run was stopped at {at(request.decided_at)}; there is nothing left to decide."
+    if request.status == FAILED:
+        return f"The pipeline run was failed at {at(request.decided_at)} before anyone decided: {request.comment}"
     return "This approval request is still open."
 
 

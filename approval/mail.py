@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -12,6 +13,9 @@ from approval.store import ApprovalRequest
 # must not include line breaks or control characters; and must be less than 100 characters long."
 MAX_SUBJECT_CHARS = 99
 APPROVAL_PATH_PREFIX = "/a/"
+# The report's method text names the cut-off and its value itself ("cut-off 1.7645 = typical ..." or
+# "cut-off 1.7645: every day ..."); the mail's "Cut-off:" line already says both.
+_METHOD_HEAD = re.compile(r"^\s*cut-off\s+[-+]?[0-9][0-9.eE+-]*\s*(?P<joint>[=:])\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -72,9 +76,18 @@ def key_figure_lines(summary: ReportSummary) -> list[str]:
         f"Windows scored:  {summary.rows_scored:,}",
         f"Scores:          min {summary.score_min:.3f}, median {summary.score_median:.3f}, "
         f"p99 {summary.score_p99:.3f}, max {summary.score_max:.3f}",
-        f"Cut-off:         {summary.cutoff:.3f} ({summary.cutoff_method})",
+        f"Cut-off:         {cutoff_text(summary.cutoff, summary.cutoff_method)}",
         f"Flagged windows: {summary.flagged_windows:,} in {summary.event_count} anomaly event(s)",
     ]
+
+
+def cutoff_text(value: float, method: str) -> str:
+    """The cut-off and how it was found, naming "cut-off" and its value once."""
+    head = _METHOD_HEAD.match(method)
+    if head is None:
+        return f"{value:.3f} ({method})"
+    joint = " =" if head.group("joint") == "=" else ":"
+    return f"{value:.3f}{joint} {method[head.end() :]}"
 
 
 def event_lines(summary: ReportSummary) -> list[str]:

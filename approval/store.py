@@ -2,8 +2,9 @@
 
 Table layout (partition key `pk`, string):
 - `request#<sha256 of the reference>`: the request a link acts on. `status` goes PENDING -> APPROVED |
-  REJECTED | EXPIRED | STOPPED exactly once, by a conditional update (`status = PENDING`), so two clicks,
-  an approve racing a reject, or a click racing the expiry check: exactly one write wins.
+  REJECTED | EXPIRED | STOPPED | FAILED (the notifier gave up on its last delivery) exactly once, by a
+  conditional update (`status = PENDING`), so two clicks, an approve racing a reject, or a click racing
+  the expiry check: exactly one write wins.
 - `step#<callback token>`: makes creation idempotent per callback step (SQS delivers at least once)
   and keeps the link until the mail is out (then only the hash remains anywhere).
 - GSI `open-requests` (`open_shard`, `open_due`): sparse; holds a request while it is PENDING (due at
@@ -33,7 +34,9 @@ APPROVED = "APPROVED"
 REJECTED = "REJECTED"
 EXPIRED = "EXPIRED"
 STOPPED = "STOPPED"
-DECIDED_STATUSES = (APPROVED, REJECTED, EXPIRED, STOPPED)
+# The notifier could not send the request on the message's last delivery; `comment` holds the reason.
+FAILED = "FAILED"
+DECIDED_STATUSES = (APPROVED, REJECTED, EXPIRED, STOPPED, FAILED)
 OPEN_INDEX = "open-requests"
 OPEN_SHARD = "open"
 TTL_ATTRIBUTE = "expires_ttl"
@@ -94,6 +97,8 @@ class CreatedRequest:
     reference: str | None
     already_notified: bool
     stopped_before_creation: bool = False
+    # The notifier gave up on an earlier (last) delivery and failed the step: nothing may be sent now.
+    failed_before_creation: bool = False
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,8 @@ class ApprovalStore:
             raise TransientError(f"approval request for callback token {token} could not be created; retrying")
         if "stopped_at" in step:
             return CreatedRequest(request=None, reference=None, already_notified=True, stopped_before_creation=True)
+        if "failed_at" in step:
+            return CreatedRequest(request=None, reference=None, already_notified=True, failed_before_creation=True)
         request = self.get_by_key(step["request_key"]["S"])
         reference = step.get("link_reference", {}).get("S")
         return CreatedRequest(request=request, reference=reference, already_notified=reference is None)
@@ -207,13 +214,21 @@ class ApprovalStore:
 
     def record_stop_before_creation(self, token: str, now: int, expires_ttl: int) -> bool:
         """A stop that overtook its start message: leave a marker so the late start creates nothing."""
+        return self._close_step_before_creation(token, {"stopped_at": {"N": str(now)}}, expires_ttl)
+
+    def record_failure_before_creation(self, token: str, now: int, expires_ttl: int, reason: str) -> bool:
+        """The notifier gave up before any request existed: a copy of the message delivered later sends nothing."""
+        marker = {"failed_at": {"N": str(now)}, "failure_reason": {"S": reason}}
+        return self._close_step_before_creation(token, marker, expires_ttl)
+
+    def _close_step_before_creation(self, token: str, marker: dict[str, Any], expires_ttl: int) -> bool:
         try:
             self.dynamodb.put_item(
                 TableName=self.table_name,
                 Item={
                     **_step_pk(token),
                     "kind": {"S": "step"},
-                    "stopped_at": {"N": str(now)},
+                    **marker,
                     TTL_ATTRIBUTE: {"N": str(expires_ttl)},
                 },
                 ConditionExpression="attribute_not_exists(pk)",

@@ -131,6 +131,8 @@ class ApprovalWorkflow(Construct):
                     "APPROVERS_TOPIC_ARN": self.topic.topic_arn,
                     "APPROVAL_ENDPOINT_URL": self.url.url,
                     "APPROVAL_EXPIRES_HOURS": str(approval.expires_hours),
+                    # The last delivery gives up with a reason instead of leaving the step to the DLQ.
+                    "APPROVAL_MAX_RECEIVE_COUNT": str(approval.dlq_max_receive_count),
                     "ENVIRONMENT_NAME": config.name,
                 },
                 timeout_seconds=NOTIFIER_TIMEOUT_SECONDS,
@@ -232,7 +234,8 @@ class ApprovalWorkflow(Construct):
         alarms.alarm_on_dead_letters(
             "approval-dead-letters",
             self.queue.dead_letter_queue,
-            "ApproveResults messages could not be processed; their steps wait until they expire. Inspect the DLQ.",
+            "ApproveResults messages could not be processed, not even to fail their step on the last delivery; "
+            "those steps may wait until SageMaker's callback timeout. Inspect the DLQ.",
         )
         for what_broke, function, description in (
             ("approval-notifier-errors", self.notifier, "The approval notifier Lambda failed."),

@@ -286,7 +286,8 @@ class ApprovalStepExecutor:
             )
         )
         if self.mode == "prompt":
-            self.progress.plain(
+            # Printed even with --quiet: without the links nobody can answer, and the run would wait.
+            self.progress.always(
                 f"\n  Open one of these links in a browser to decide (the pipeline waits):\n"
                 f"    approve: {links['approve']}\n    reject:  {links['reject']}\n"
             )
@@ -366,7 +367,7 @@ def local_approval_system(
 
     import boto3
     from approval_notifier.config import NotifierConfig
-    from approval_notifier.logic import handle_approval_message
+    from approval_notifier.logic import delivery_of_record, handle_approval_message
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -420,6 +421,7 @@ def local_approval_system(
                         sagemaker=sagemaker,
                         retrier=Retrier(policy=LAMBDA_RETRY_POLICY),
                         clock=time.time,
+                        delivery=delivery_of_record(record.attributes.approximate_receive_count, config),
                     )
 
                 def notifier(event: dict[str, Any]) -> dict[str, Any]:

@@ -67,6 +67,7 @@ _LAMBDA_LOGGERS = (
     "callback_handler",
     "glue_completion",
     "task_watchdog",
+    "callback_reconciler",
     "pipeline_callback",
     "approval",
     "approval_notifier",

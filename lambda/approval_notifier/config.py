@@ -15,6 +15,8 @@ class NotifierConfig:
     endpoint_url: str
     expires_hours: int
     environment_name: str
+    # The approval queue's redrive maxReceiveCount: the delivery with this receive count is the last one.
+    max_receive_count: int = 5
 
 
 def load_config(environ: Mapping[str, str]) -> NotifierConfig:
@@ -36,4 +38,19 @@ def load_config(environ: Mapping[str, str]) -> NotifierConfig:
         endpoint_url=endpoint_url,
         expires_hours=hours,
         environment_name=required_variable(environ, "ENVIRONMENT_NAME"),
+        max_receive_count=_max_receive_count(environ),
     )
+
+
+def _max_receive_count(environ: Mapping[str, str]) -> int:
+    text = required_variable(environ, "APPROVAL_MAX_RECEIVE_COUNT")
+    try:
+        count = int(text)
+    except ValueError as error:
+        raise ConfigError(
+            f"environment variable APPROVAL_MAX_RECEIVE_COUNT must be an integer, got {text!r}"
+        ) from error
+    # SQS accepts a maxReceiveCount of 1..1000 (the construct passes approval.dlq_max_receive_count).
+    if not 1 <= count <= 1000:
+        raise ConfigError(f"environment variable APPROVAL_MAX_RECEIVE_COUNT must be 1..1000, got {count}")
+    return count

@@ -134,3 +134,35 @@ def test_the_pipeline_stack_creates_the_model_package_group(dev: Synthesized) ->
     dev.template(dev.stacks.pipeline).has_resource_properties(
         "AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": "taxi-anomaly-dev"}
     )
+
+
+def test_the_notifier_knows_the_queues_max_receive_count_and_the_dlq_is_alarmed(dev: Synthesized) -> None:
+    template = dev.template(dev.stacks.approval)
+    # The notifier gives up (failing the step with a reason) on the delivery that reaches maxReceiveCount
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "approval_notifier.handler.lambda_handler",
+            "Environment": {
+                "Variables": Match.object_like(
+                    {"APPROVAL_MAX_RECEIVE_COUNT": str(dev.config.approval.dlq_max_receive_count)}
+                )
+            },
+        },
+    )
+    # What still cannot be processed lands in the DLQ, and that DLQ has an alarm on its visible messages
+    queues = template.find_resources("AWS::SQS::Queue")
+    (dlq_arn,) = [
+        queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]
+        for queue in queues.values()
+        if "RedrivePolicy" in queue["Properties"]
+    ]
+    dlq_id = dlq_arn["Fn::GetAtt"][0]
+    alarms = template.find_resources("AWS::CloudWatch::Alarm")
+    (alarm,) = [
+        alarm["Properties"]
+        for alarm in alarms.values()
+        if alarm["Properties"].get("AlarmName") == f"taxi-anomaly-{dev.config.name}-approval-dead-letters"
+    ]
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}]

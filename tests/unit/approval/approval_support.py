@@ -6,12 +6,15 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.config import Config
+from botocore.exceptions import EndpointConnectionError
 
 from approval.report import parse_report
 from approval.store import ApprovalStore, table_definition
@@ -131,3 +134,128 @@ def create_request(
     )
     assert created.reference is not None
     return token, created.reference
+
+
+# -- the notifier's surroundings: the report in S3 and the approvers topic -----------------------------
+BUCKET = "artifacts"
+REPORT_KEY = "pipeline-executions/abc123def456/evaluation/evaluation.json"
+
+
+class Mailbox:
+    """An SQS queue subscribed to the approvers topic: what SNS delivers, envelope and all."""
+
+    def __init__(self, server: DynamoDbServer, sns: Any = None) -> None:
+        self.sns = sns or boto_client("sns", server.endpoint_url)
+        self.sqs = boto_client("sqs", server.endpoint_url)
+        self.topic_arn = self.sns.create_topic(Name=f"approvers-{new_token()}")["TopicArn"]
+        self.queue_url = self.sqs.create_queue(QueueName=f"mail-{new_token()}")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+        self.sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
+
+    def messages(self) -> list[dict[str, Any]]:
+        received = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        return [json.loads(message["Body"]) for message in received.get("Messages", [])]
+
+
+@pytest.fixture
+def mailbox(dynamodb_server: DynamoDbServer) -> Mailbox:
+    return Mailbox(dynamodb_server)
+
+
+@pytest.fixture
+def s3(dynamodb_server: DynamoDbServer) -> Any:
+    client = boto_client("s3", dynamodb_server.endpoint_url)
+    client.create_bucket(Bucket=BUCKET)
+    client.put_object(Bucket=BUCKET, Key=REPORT_KEY, Body=json.dumps(REPORT).encode())
+    return client
+
+
+def message(token: str, **changes: Any) -> str:
+    body: dict[str, Any] = {
+        "token": token,
+        "pipelineExecutionArn": EXECUTION_ARN,
+        "arguments": {
+            "report_uri": f"s3://{BUCKET}/{REPORT_KEY}",
+            "rows_scored": "1488",
+            "anomaly_events": "2",
+            "cutoff": "1.8",
+        },
+    }
+    body.update(changes)
+    return json.dumps(body)
+
+
+# -- faults below botocore (as tests/unit/callback/faults_below_botocore.py does for the JSON APIs) ---------
+_THROTTLED_BODIES = {
+    # SNS speaks the query protocol: an XML error document.
+    "query": (
+        b'<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>Sender</Type>'
+        b"<Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>r</RequestId></ErrorResponse>",
+        "text/xml",
+    ),
+    "json": (b'{"__type":"ThrottlingException","message":"Rate exceeded"}', "application/x-amz-json-1.1"),
+}
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._data
+
+
+@dataclass
+class WireFaults:
+    """Breaks an operation's HTTP exchanges where botocore hands them to the network, so botocore's own
+    serialization, retries and error parsing run: "throttled" answers 400 Throttling, "not-sent" raises
+    the connection error botocore raises when the endpoint cannot be reached."""
+
+    client: Any
+    broken: dict[str, str] = field(default_factory=dict)
+    attempts: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        service_id = self.client.meta.service_model.service_id.hyphenize()
+        self.client.meta.events.register(f"before-send.{service_id}", self._before_send)
+
+    def fail(self, operation: str, kind: str) -> WireFaults:
+        self.broken[operation] = kind
+        return self
+
+    def heal(self) -> None:
+        self.broken.clear()
+
+    def _before_send(self, request: Any, **_: Any) -> Any:
+        protocol = self.client.meta.service_model.protocol
+        if protocol == "json":
+            target = request.headers.get("X-Amz-Target", b"")
+            operation = (target.decode() if isinstance(target, bytes) else str(target)).split(".")[-1]
+        else:
+            body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
+            operation = parse_qs(body).get("Action", [""])[0]
+        self.attempts.append(operation)
+        kind = self.broken.get(operation)
+        if kind is None:
+            return None
+        if kind == "not-sent":
+            raise EndpointConnectionError(endpoint_url=request.url)
+        data, content_type = _THROTTLED_BODIES[protocol]
+        return AWSResponse(request.url, 400, {"Content-Type": content_type}, _Body(data))
+
+    def count(self, operation: str) -> int:
+        return self.attempts.count(operation)
+
+
+@pytest.fixture
+def botocore_does_not_really_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's own retry backoff sleeps through botocore.endpoint's time.sleep; make it instant."""
+    import time
+
+    import botocore.endpoint
+
+    class InstantTime:
+        def __getattr__(self, name: str) -> Any:
+            return (lambda _seconds: None) if name == "sleep" else getattr(time, name)
+
+    monkeypatch.setattr(botocore.endpoint, "time", InstantTime())

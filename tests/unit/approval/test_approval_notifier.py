@@ -9,60 +9,12 @@ from typing import Any
 import pytest
 from approval_notifier.config import NotifierConfig
 from approval_notifier.logic import handle_approval_message
-from approval_support import EXECUTION_ARN, NOW, REPORT, SageMakerCallbacks, boto_client, new_token
+from approval_support import BUCKET, EXECUTION_ARN, NOW, REPORT, Mailbox, SageMakerCallbacks, message, new_token
 
 from approval.references import reference_key
 from approval.store import STOPPED, ApprovalStore
-from local_mode.dynamodb_server import DynamoDbServer
 from pipeline_callback.message import UnanswerableMessageError
 from pipeline_callback.retry import Retrier
-
-BUCKET = "artifacts"
-REPORT_KEY = "pipeline-executions/abc123def456/evaluation/evaluation.json"
-
-
-class Mailbox:
-    """An SQS queue subscribed to the approvers topic: what SNS delivers, envelope and all."""
-
-    def __init__(self, server: DynamoDbServer) -> None:
-        self.sns = boto_client("sns", server.endpoint_url)
-        self.sqs = boto_client("sqs", server.endpoint_url)
-        self.topic_arn = self.sns.create_topic(Name=f"approvers-{new_token()}")["TopicArn"]
-        self.queue_url = self.sqs.create_queue(QueueName=f"mail-{new_token()}")["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
-        self.sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
-
-    def messages(self) -> list[dict[str, Any]]:
-        received = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        return [json.loads(message["Body"]) for message in received.get("Messages", [])]
-
-
-@pytest.fixture
-def mailbox(dynamodb_server: DynamoDbServer) -> Mailbox:
-    return Mailbox(dynamodb_server)
-
-
-@pytest.fixture
-def s3(dynamodb_server: DynamoDbServer) -> Any:
-    client = boto_client("s3", dynamodb_server.endpoint_url)
-    client.create_bucket(Bucket=BUCKET)
-    client.put_object(Bucket=BUCKET, Key=REPORT_KEY, Body=json.dumps(REPORT).encode())
-    return client
-
-
-def message(token: str, **changes: Any) -> str:
-    body: dict[str, Any] = {
-        "token": token,
-        "pipelineExecutionArn": EXECUTION_ARN,
-        "arguments": {
-            "report_uri": f"s3://{BUCKET}/{REPORT_KEY}",
-            "rows_scored": "1488",
-            "anomaly_events": "2",
-            "cutoff": "1.8",
-        },
-    }
-    body.update(changes)
-    return json.dumps(body)
 
 
 def notify(

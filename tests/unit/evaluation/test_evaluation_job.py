@@ -97,7 +97,9 @@ def test_the_mail_and_page_lines_show_the_real_cutoff_and_the_event(
     summary = parse_report(json.dumps(report))
     lines = "\n".join(key_figure_lines(summary) + event_lines(summary))
     # Then the approver sees the computed cut-off and the storm, observed vs expected
-    assert f"Cut-off:         {report['cutoff']['value']:.3f} (cut-off " in lines
+    assert f"Cut-off:         {report['cutoff']['value']:.3f} = typical highest score per day " in lines
+    (cutoff_line,) = [line for line in lines.splitlines() if line.startswith("Cut-off:")]
+    assert cutoff_line.lower().count("cut-off") == 1  # named once, not again by the report's method text
     assert "unavailable" not in lines
     assert "2025-03-08 08:00 to 2025-03-08 09:00 (2 windows), peak 5.000" in lines
     assert "observed 40 vs expected 800 passengers" in lines
