@@ -81,7 +81,7 @@ local: $(STAMP) check-java
 bench: $(STAMP) check-java
 	$(PY) -m bench $(ARGS)
 
-# make backtest ARGS="--detector streaming|pipeline --series PATH --out DIR [--labels FILE]"
+# make backtest ARGS="--detector streaming|pipeline --series PATH --out DIR [--labels FILE] [--feedback FILE]"
 backtest: $(STAMP)
 	$(PY) -m backtest $(ARGS)
 
