@@ -17,7 +17,7 @@ NODE_SUPPORTED := 22 24
 NODE_MINIMUM   := 20
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
 # Typed runtime and infrastructure code; lambda/ holds one package per function.
-MYPY_TARGETS := app.py app_config stacks cdk_constructs pipeline_callback fargate_task glue_scripts ml_pipeline local_mode bench backtest pipeline_evaluation approval evaluation_job
+MYPY_TARGETS := app.py app_config stacks cdk_constructs pipeline_callback fargate_task glue_scripts ml_pipeline local_mode bench backtest pipeline_evaluation approval evaluation_job streaming_cli
 
 .PHONY: install test lint unit local bench backtest synth deploy destroy clean check-java check-node check-browser lambda-deps check-pipeline-schema
 
@@ -81,7 +81,7 @@ local: $(STAMP) check-java
 bench: $(STAMP) check-java
 	$(PY) -m bench $(ARGS)
 
-# make backtest ARGS="--detector streaming|pipeline --series PATH --out DIR [--labels FILE]"
+# make backtest ARGS="--detector streaming|pipeline --series PATH --out DIR [--labels FILE] [--feedback FILE]"
 backtest: $(STAMP)
 	$(PY) -m backtest $(ARGS)
 

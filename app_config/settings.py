@@ -39,6 +39,12 @@ _KINESIS_STREAM_ARN = re.compile(
 )
 # A key ARN (not an alias: IAM grants on a key need its key ARN).
 _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/[A-Za-z0-9-]{1,128}$")
+# A Lambda function ARN, optionally with a version or alias (Lambda's Invoke FunctionName pattern, full-ARN form;
+# function names are 1-64 of [a-zA-Z0-9-_]).
+_LAMBDA_FUNCTION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:[A-Za-z0-9_-]{1,64}"
+    r"(:(\$LATEST|[A-Za-z0-9_-]{1,128}))?$"
+)
 
 
 class ConfigError(ValueError):
@@ -222,6 +228,9 @@ class StreamingConfig:
     job_failure_window_hours: int = 6
     supervisor_interval_minutes: int = 5
     maintenance_window: str = "Sun:03"
+    # Alerts: a group alerts once, when its severity (0-100) first reaches this; optionally also to a Lambda.
+    alert_min_severity: float = 70.0
+    alert_lambda_arn: str | None = None
 
     def validate(self) -> None:
         _require(self.frequency_minutes in (5, 10), "streaming.frequency_minutes must be 5 or 10")
@@ -243,6 +252,15 @@ class StreamingConfig:
         )
         _require(0 < self.anomaly_threshold <= 100, "streaming.anomaly_threshold must be a severity in (0, 100]")
         _require(8 <= self.history_length <= 10000, "streaming.history_length must be 8..10000")
+        _require(
+            isinstance(self.alert_min_severity, int | float) and 0 < self.alert_min_severity <= 100,
+            f"streaming.alert_min_severity must be a severity in (0, 100], got {self.alert_min_severity!r}",
+        )
+        _require(
+            self.alert_lambda_arn is None or bool(_LAMBDA_FUNCTION_ARN.match(str(self.alert_lambda_arn))),
+            "streaming.alert_lambda_arn must be a Lambda function ARN "
+            f"(arn:aws:lambda:<region>:<account>:function:<name>), got {self.alert_lambda_arn!r}",
+        )
         self._validate_metric_set()
         self._validate_anomaly_target()
         self._validate_source()
@@ -474,10 +492,11 @@ def stack_name(env_name: str, purpose: str) -> str:
 
 
 def _require_stream_in_environment(streaming: StreamingConfig, *, region: str, account: str | None) -> None:
-    """An existing stream must be where the job runs: Glue reads it with the job role, in the job's region."""
+    """An existing stream (and the alert function) must be where the job (the detector) runs, with its role."""
     for setting, arn, pattern in (
         ("source_stream_arn", streaming.source_stream_arn, _KINESIS_STREAM_ARN),
         ("source_stream_kms_key_arn", streaming.source_stream_kms_key_arn, _KMS_KEY_ARN),
+        ("alert_lambda_arn", streaming.alert_lambda_arn, _LAMBDA_FUNCTION_ARN),
     ):
         match = pattern.match(arn) if arn else None
         if match is None:
@@ -489,7 +508,7 @@ def _require_stream_in_environment(streaming: StreamingConfig, *, region: str, a
         _require(
             account is None or match["account"] == account,
             f"streaming.{setting} is in account {match['account']}, but this environment deploys to {account} "
-            "(cross-account streams are not supported)",
+            "(cross-account streams, keys and alert functions are not supported)",
         )
 
 

@@ -2,13 +2,14 @@
 
     python -m backtest --detector streaming --series data/ --out out/backtest
     python -m backtest --detector streaming --series data/ --out out/backtest --labels labels.json
+    python -m backtest --detector streaming --series data/ --out out/backtest --feedback feedback.json
 
 PATH is one ``timestamp,value`` CSV with a header, or a folder searched recursively for ``*.csv``.
 For each input file a CSV lands at the same relative path under DIR with the columns
 ``timestamp,value,score,is_anomaly`` (score in [0, 1]; is_anomaly: the detector's own decision) and the
-detector's extra columns. With ``--labels`` (NAB's ``labels.json`` shape) the results are scored with
-NAB's standard profile. Exit status: 0 done, 1 some input could not be used, 2 bad usage or detector
-unavailable.
+detector's extra columns; with ``--feedback`` (``backtest.feedback_labels``) also ``feedback``. With
+``--labels`` (NAB's ``labels.json`` shape) the results are scored with NAB's standard profile.
+Exit status: 0 done, 1 some input could not be used, 2 bad usage or detector unavailable.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from backtest import detector_api
+from backtest.feedback_labels import load_feedback
 from backtest.nab_scoring import CorpusScore, load_labels
 from backtest.runner import (
     BacktestRun,
@@ -43,6 +45,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--series", required=True, type=Path, help="a timestamp,value CSV or a folder of them")
     parser.add_argument("--out", required=True, type=Path, help="folder for the result CSVs (same relative paths)")
     parser.add_argument("--labels", type=Path, help="NAB labels.json: score the results with NAB's standard profile")
+    parser.add_argument(
+        "--feedback",
+        type=Path,
+        help='JSON list of {"series", "start", "end", "verdict"}: adds a feedback column to the result CSVs',
+    )
     parser.add_argument("--workers", type=int, help="parallel processes (default: one per core)")
     parser.add_argument("--verbose", action="store_true", help="with --labels: one line per file")
     args = parser.parse_args(argv)
@@ -57,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_detector(args.detector)
         files = find_series_files(args.series)
         labels = load_labels(args.labels) if args.labels else None
+        feedback = load_feedback(args.feedback) if args.feedback else None
     except DetectorUnavailableError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -69,7 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
 
-    run = run_backtest(args.detector, files, args.out, args.workers)
+    if feedback is not None:
+        unknown = sorted(set(feedback) - {name for _, name in files})
+        if unknown:
+            print(f"error: --feedback names series not in --series: {', '.join(unknown)}", file=sys.stderr)
+            return 1
+    run = run_backtest(args.detector, files, args.out, args.workers, feedback)
     for failure in run.errors:
         print(f"error: {failure.message}", file=sys.stderr)
     print(

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from backtest import detector_api
+from backtest.feedback_labels import FEEDBACK_COLUMN, FeedbackRanges, feedback_column
 from backtest.nab_scoring import (
     CorpusScore,
     LabelledScores,
@@ -93,13 +94,22 @@ def check_detector(name: str) -> None:
 
 
 def run_backtest(
-    detector: str, files: Sequence[tuple[Path, str]], out: Path | None, workers: int | None = None
+    detector: str,
+    files: Sequence[tuple[Path, str]],
+    out: Path | None,
+    workers: int | None = None,
+    feedback: FeedbackRanges | None = None,
 ) -> BacktestRun:
-    """Replay every file through ``detector``; write ``out/<name>`` for each when ``out`` is given."""
+    """Replay every file through ``detector``; write ``out/<name>`` for each when ``out`` is given.
+
+    With ``feedback`` (``backtest.feedback_labels``) every result CSV gains a ``feedback`` column.
+    """
     check_detector(detector)
     workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
     started = time.perf_counter()
-    jobs = [(detector, path, name, out) for path, name in files]
+    jobs = [
+        (detector, path, name, out, None if feedback is None else tuple(feedback.get(name, ()))) for path, name in files
+    ]
     if workers == 1:
         results = [_run_file(*job) for job in jobs]
     else:
@@ -110,7 +120,13 @@ def run_backtest(
     return BacktestRun(detector, outcomes, errors, time.perf_counter() - started, workers)
 
 
-def _run_file(detector: str, path: Path, name: str, out: Path | None) -> FileOutcome | FileError:
+def _run_file(
+    detector: str,
+    path: Path,
+    name: str,
+    out: Path | None,
+    feedback: Sequence[tuple[datetime, datetime, str]] | None = None,
+) -> FileOutcome | FileError:
     try:
         series = read_series(path, name)
     except BacktestInputError as error:
@@ -125,7 +141,10 @@ def _run_file(detector: str, path: Path, name: str, out: Path | None) -> FileOut
     output = None
     if out is not None:
         output = out / name
-        write_result(output, series, detection.scores, detection.is_anomaly, detection.extra_columns)
+        extra_columns = dict(detection.extra_columns)
+        if feedback is not None:
+            extra_columns[FEEDBACK_COLUMN] = feedback_column(series.timestamps, feedback)
+        write_result(output, series, detection.scores, detection.is_anomaly, extra_columns)
     return FileOutcome(
         name=name,
         path=path,

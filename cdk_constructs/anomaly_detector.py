@@ -25,6 +25,8 @@ from cdk_constructs.streaming_etl_job import INTERVALS_PREFIX
 ANOMALIES_PREFIX = "metrics/anomalies/"
 STATE_PREFIX = "metrics/detector-state/"
 STATE_KEY = f"{STATE_PREFIX}history.json"
+# Feedback labels (`python -m streaming_cli feedback`), one object per group id; the detector only reads them.
+FEEDBACK_PREFIX = "metrics/feedback/"
 METRIC_NAMESPACE = "TaxiAnomaly/MetricsDetector"
 
 
@@ -70,11 +72,12 @@ class AnomalyDetector(Construct):
                     "DIMENSIONS": ",".join(streaming.dimensions),
                     "MEASURES": ",".join(f"{m.name}:{m.aggregation}" for m in streaming.measures),
                     "TIMESTAMP_COLUMN": streaming.timestamp_column,
-                    # streaming.alert_min_severity arrives with the alerts settings; 70 until then.
-                    "ALERT_MIN_SEVERITY": str(getattr(streaming, "alert_min_severity", 70.0)),
                     "FREQUENCY_MINUTES": str(streaming.frequency_minutes),
                     "ANOMALY_THRESHOLD": str(streaming.anomaly_threshold),
                     "HISTORY_LENGTH": str(streaming.history_length),
+                    "ALERT_MIN_SEVERITY": str(streaming.alert_min_severity),
+                    "FEEDBACK_PREFIX": FEEDBACK_PREFIX,
+                    **({"ALERT_LAMBDA_ARN": streaming.alert_lambda_arn} if streaming.alert_lambda_arn else {}),
                 },
                 timeout_seconds=120,
                 memory_size=1024,
@@ -88,7 +91,14 @@ class AnomalyDetector(Construct):
         grant_prefix_read(role, metrics_bucket, INTERVALS_PREFIX)
         grant_prefix_write(role, metrics_bucket, ANOMALIES_PREFIX)
         grant_prefix_write(role, metrics_bucket, STATE_PREFIX)
+        grant_prefix_read(role, metrics_bucket, FEEDBACK_PREFIX)
         self.alerts.grant_publish(role)
+        if streaming.alert_lambda_arn:
+            # Lambda's permissions reference: "Actions that operate on a function can be restricted to a specific
+            # function by function, version, or alias ARN" (arn:aws:lambda:<region>:<account>:function:<name>).
+            role.add_to_policy(
+                iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[streaming.alert_lambda_arn])
+            )
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricData"],
@@ -99,11 +109,12 @@ class AnomalyDetector(Construct):
         acknowledge(
             role,
             "AwsSolutions-IAM5",
-            "The detector reads interval files and writes anomaly records and its history under fixed prefixes of "
+            "The detector reads interval files and feedback labels and writes anomaly records and its history under "
+            "fixed prefixes of "
             "the metrics bucket (object names are per interval); PutMetricData has no resource ARN and is limited "
             "to the detector's namespace by condition.",
             [
-                matching(rf"^Resource::.*/({INTERVALS_PREFIX}|{ANOMALIES_PREFIX}|{STATE_PREFIX})\*$"),
+                matching(rf"^Resource::.*/({INTERVALS_PREFIX}|{ANOMALIES_PREFIX}|{STATE_PREFIX}|{FEEDBACK_PREFIX})\*$"),
                 matching(r"^Action::kms:.*\*$"),
             ],
         )

@@ -65,6 +65,7 @@ MALFORMED_RECORDS = (
 INTERVALS_PREFIX = "intervals/"
 ANOMALIES_PREFIX = "anomalies/"
 DETECTOR_STATE_KEY = "detector-state/history.json"
+FEEDBACK_FOLDER = "feedback"
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,7 @@ def views_per_record(config: StreamingConfig, records_per_minute: int) -> float:
 
 def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Progress) -> StreamOutcome:
     from anomaly_detector.config import DetectorSettings
+    from anomaly_detector.feedback import LocalFeedbackStore
     from anomaly_detector.logic import detect_interval
     from anomaly_detector.metric_set import Measure
     from anomaly_detector.stores import LocalDirStore
@@ -305,6 +307,8 @@ def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Pro
     stream_folder, intervals_folder = folder / "stream", folder / INTERVALS_PREFIX
     store = LocalDirStore(folder, INTERVALS_PREFIX, ANOMALIES_PREFIX, DETECTOR_STATE_KEY)
     publisher, metrics = CollectingPublisher(), CollectingMetricsSink()
+    # Labels from `python -m streaming_cli feedback ... --out <out>` (out/streaming/feedback/, as metrics/feedback/).
+    feedback = LocalFeedbackStore(folder / FEEDBACK_FOLDER)
     outcome = StreamOutcome(
         start,
         end,
@@ -373,6 +377,7 @@ def run_streaming(options: StreamOptions, config: StreamingConfig, progress: Pro
                 metrics=metrics,
                 interval_start=interval_start,
                 settings=detector_settings,
+                feedback=feedback,
             )
             outcome.record(report, publisher.published[published_before:])
             interval_start += interval

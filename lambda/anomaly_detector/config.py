@@ -63,6 +63,9 @@ class DetectorConfig:
     topic_arn: str
     metric_namespace: str
     settings: DetectorSettings
+    # Feedback labels (anomaly_detector.feedback) and the optional function alerted besides the topic.
+    feedback_prefix: str = "feedback/"
+    alert_lambda_arn: str | None = None
 
 
 def load_config(env: Mapping[str, str]) -> DetectorConfig:
@@ -88,6 +91,9 @@ def load_config(env: Mapping[str, str]) -> DetectorConfig:
     topic_arn = _required(env, "TOPIC_ARN")
     if not topic_arn.startswith("arn:"):
         raise ConfigError(f"TOPIC_ARN must be an ARN, got {topic_arn!r}")
+    alert_lambda_arn = env.get("ALERT_LAMBDA_ARN", "").strip() or None
+    if alert_lambda_arn is not None and not (alert_lambda_arn.startswith("arn:") and ":function:" in alert_lambda_arn):
+        raise ConfigError(f"ALERT_LAMBDA_ARN must be a Lambda function ARN, got {alert_lambda_arn!r}")
     return DetectorConfig(
         data_bucket=_required(env, "DATA_BUCKET"),
         intervals_prefix=_prefix(env, "INTERVALS_PREFIX"),
@@ -95,6 +101,8 @@ def load_config(env: Mapping[str, str]) -> DetectorConfig:
         state_key=_required(env, "STATE_KEY"),
         topic_arn=topic_arn,
         metric_namespace=_required(env, "METRIC_NAMESPACE"),
+        feedback_prefix=_prefix(env, "FEEDBACK_PREFIX"),
+        alert_lambda_arn=alert_lambda_arn,
         settings=DetectorSettings(
             dimensions=dimensions,
             timestamp_column=_required(env, "TIMESTAMP_COLUMN"),

@@ -7,7 +7,7 @@ The event's ``time`` is "now"; ``{"interval_start": "<ISO time>"}`` re-runs one 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,14 +15,10 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from anomaly_detector.alerts import AlertTarget, LambdaAlertTarget, SnsAlertTarget
 from anomaly_detector.config import DetectorConfig, load_config
-from anomaly_detector.logic import (
-    AlertPublisher,
-    CloudWatchMetricsSink,
-    MetricsSink,
-    SnsAlertPublisher,
-    detect_interval,
-)
+from anomaly_detector.feedback import FeedbackStore, S3FeedbackStore
+from anomaly_detector.logic import CloudWatchMetricsSink, MetricsSink, detect_interval
 from anomaly_detector.scoring import closed_interval_start, parse_time
 from anomaly_detector.stores import IntervalStore, S3IntervalStore
 
@@ -36,7 +32,11 @@ STORE = S3IntervalStore(
     anomalies_prefix=CONFIG.anomalies_prefix,
     state_key=CONFIG.state_key,
 )
-PUBLISHER = SnsAlertPublisher(boto3.client("sns"), CONFIG.topic_arn)
+# Every alert goes to the environment's topic, and to the user's function when streaming.alert_lambda_arn is set.
+TARGETS: list[AlertTarget] = [SnsAlertTarget(boto3.client("sns"), CONFIG.topic_arn)]
+if CONFIG.alert_lambda_arn:
+    TARGETS.append(LambdaAlertTarget(boto3.client("lambda"), CONFIG.alert_lambda_arn))
+FEEDBACK = S3FeedbackStore(boto3.client("s3"), CONFIG.data_bucket, CONFIG.feedback_prefix)
 METRICS = CloudWatchMetricsSink(boto3.client("cloudwatch"), CONFIG.metric_namespace)
 
 
@@ -53,16 +53,22 @@ def handle(
     *,
     config: DetectorConfig,
     store: IntervalStore,
-    publisher: AlertPublisher,
+    targets: Sequence[AlertTarget],
     metrics: MetricsSink,
+    feedback: FeedbackStore | None = None,
 ) -> dict[str, object]:
     interval_start = interval_for_event(event, config.settings.frequency_minutes)
     report = detect_interval(
-        store=store, publisher=publisher, metrics=metrics, interval_start=interval_start, settings=config.settings
+        store=store,
+        alert_targets=targets,
+        feedback=feedback,
+        metrics=metrics,
+        interval_start=interval_start,
+        settings=config.settings,
     )
     return report.summary()
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
-    return handle(event, config=CONFIG, store=STORE, publisher=PUBLISHER, metrics=METRICS)
+    return handle(event, config=CONFIG, store=STORE, targets=TARGETS, metrics=METRICS, feedback=FEEDBACK)

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger
 
+from anomaly_detector.alerts import AlertTarget, alert_message, alert_subject, groups_to_alert
 from anomaly_detector.config import DetectorSettings
-from anomaly_detector.groups import describe_group, form_groups
+from anomaly_detector.feedback import FeedbackLabel, FeedbackStore, apply_feedback
+from anomaly_detector.groups import form_groups
 from anomaly_detector.metric_set import (
     CsvFormatError,
     IntervalAggregate,
@@ -39,11 +41,9 @@ from anomaly_detector.stores import IntervalStore
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_cloudwatch.type_defs import MetricDatumTypeDef
-    from mypy_boto3_sns import SNSClient
 
 logger = Logger(child=True)
 
-_SUBJECT_LIMIT = 100  # SNS rejects longer subjects
 # "Each request is also limited to no more than 1000 different metrics." (CloudWatch API Reference,
 # PutMetricData); larger sets are split over several calls.
 MAX_METRICS_PER_CALL = 1000
@@ -67,15 +67,6 @@ class MetricsSink(Protocol):
         are counts.
         """
         ...
-
-
-@dataclass(frozen=True)
-class SnsAlertPublisher:
-    sns: SNSClient
-    topic_arn: str
-
-    def publish(self, subject: str, message: str) -> None:
-        self.sns.publish(TopicArn=self.topic_arn, Subject=subject, Message=message)
 
 
 @dataclass(frozen=True)
@@ -111,55 +102,15 @@ def _datum(name: str, value: float, timestamp: datetime, measure: str | None = N
     return datum
 
 
-# --- STAND-IN for anomaly_detector.alerts / feedback (helper i14-alerts owns them; the lead swaps these for
-# `from anomaly_detector.alerts import ...` when merging). Same signatures as the I14 contract. -------------
-
-
-class AlertTarget(Protocol):
-    def send(self, subject: str, message: str, group: Mapping[str, Any]) -> None: ...
-
-
 @dataclass(frozen=True)
 class PublisherAlertTarget:
-    """An :class:`AlertPublisher` (SNS topic, or a local collector) as an alert target."""
+    """An :class:`AlertPublisher` (a local collector, or anything with ``publish``) as an alert target."""
 
     publisher: AlertPublisher
 
     def send(self, subject: str, message: str, group: Mapping[str, Any]) -> None:
         del group
         self.publisher.publish(subject, message)
-
-
-def apply_feedback(groups: Sequence[Mapping[str, Any]], labels: Sequence[Any]) -> list[dict[str, Any]]:
-    """Stand-in: no labels are read yet, so every group keeps ``feedback: null``."""
-    del labels
-    return [dict(group) for group in groups]
-
-
-def groups_to_alert(
-    groups: Sequence[Mapping[str, Any]], *, min_severity: float, labels: Sequence[Any]
-) -> list[Mapping[str, Any]]:
-    """Stand-in: groups not alerted yet whose severity reaches ``min_severity`` (so an ongoing group never repeats)."""
-    del labels
-    return [group for group in groups if not group["alerted"] and float(group["severity"]) >= min_severity]
-
-
-def alert_subject(group: Mapping[str, Any]) -> str:
-    start, end = group["interval_start"][11:16], group["interval_end"][11:16]
-    where = describe_group(group).split(", ", 1)[-1].removeprefix("100% ")
-    subject = f"{group['measure']} {group['direction']} {where}, severity {float(group['severity']):.0f}, "
-    return (subject + f"{start}-{end} UTC")[:_SUBJECT_LIMIT]
-
-
-def alert_message(group: Mapping[str, Any]) -> str:
-    return (
-        f"Anomaly group {group['group_id']}: {describe_group(group)}; observed {group['observed']:g} vs "
-        f"expected {group['expected']:g} over the contributors, severity {float(group['severity']):.0f}, "
-        f"{group['interval_start']} to {group['interval_end']}.\n\n" + json.dumps(group, indent=2)
-    )
-
-
-# --- end of STAND-IN ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -226,6 +177,7 @@ def detect_interval(
     settings: DetectorSettings,
     params: ModelParams = DEFAULT_MODEL,
     alert_targets: Sequence[AlertTarget] = (),
+    feedback: FeedbackStore | None = None,
 ) -> IntervalReport:
     """Detect anomalies in the interval ``[interval_start, interval_start + frequency)``.
 
@@ -285,7 +237,8 @@ def detect_interval(
     groups, state.open_groups = form_groups(
         scores, metric_set, interval_start, interval_end, state.open_groups, member_min
     )
-    labels: list[Any] = []
+    # Labels are read only when there is a group to judge (most intervals have none: no S3 listing then).
+    labels: list[FeedbackLabel] = feedback.read_labels() if (feedback is not None and groups) else []
     groups = apply_feedback(groups, labels)
     alerts_sent = 0
     for group in groups_to_alert(groups, min_severity=settings.alert_min_severity, labels=labels):

@@ -82,3 +82,42 @@ def test_bad_streaming_settings_fail_with_a_message_naming_them(settings: dict[s
 def test_the_stream_account_is_checked_only_when_the_environment_knows_its_account() -> None:
     other_account = STREAM_ARN.replace("123456789012", "210987654321")
     assert streaming(account=None, **{**EXISTING_STREAM, "source_stream_arn": other_account}).source_stream_arn
+
+
+ALERT_FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:on-anomaly-group"
+
+
+def test_alert_settings_default_to_severity_70_and_no_lambda() -> None:
+    config = streaming()
+    assert (config.alert_min_severity, config.alert_lambda_arn) == (70.0, None)
+
+
+def test_an_alert_lambda_in_the_environment_is_accepted_with_or_without_a_qualifier() -> None:
+    assert streaming(alert_lambda_arn=ALERT_FUNCTION_ARN).alert_lambda_arn == ALERT_FUNCTION_ARN
+    assert streaming(alert_lambda_arn=f"{ALERT_FUNCTION_ARN}:live").alert_lambda_arn == f"{ALERT_FUNCTION_ARN}:live"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"alert_min_severity": 0}, r"streaming.alert_min_severity must be a severity in \(0, 100\], got 0"),
+        ({"alert_min_severity": 101}, r"streaming.alert_min_severity must be a severity in \(0, 100\], got 101"),
+        ({"alert_min_severity": "high"}, r"streaming.alert_min_severity must be a severity"),
+        ({"alert_lambda_arn": "on-anomaly-group"}, r"streaming.alert_lambda_arn must be a Lambda function ARN"),
+        (
+            {"alert_lambda_arn": "arn:aws:sns:us-east-1:123456789012:alerts"},
+            r"streaming.alert_lambda_arn must be a Lambda function ARN",
+        ),
+        (
+            {"alert_lambda_arn": ALERT_FUNCTION_ARN.replace("us-east-1", "eu-west-1")},
+            r"streaming.alert_lambda_arn is in region eu-west-1, but this environment deploys to us-east-1",
+        ),
+        (
+            {"alert_lambda_arn": ALERT_FUNCTION_ARN.replace("123456789012", "210987654321")},
+            r"streaming.alert_lambda_arn is in account 210987654321",
+        ),
+    ],
+)
+def test_bad_alert_settings_fail_naming_the_setting(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        streaming(**settings)

@@ -12,8 +12,10 @@ from typing import Any
 
 import boto3
 import pytest
+from anomaly_detector.alerts import SnsAlertTarget
 from anomaly_detector.config import ConfigError, load_config
-from anomaly_detector.logic import CloudWatchMetricsSink, SnsAlertPublisher
+from anomaly_detector.feedback import FeedbackLabel
+from anomaly_detector.logic import CloudWatchMetricsSink
 from anomaly_detector.scoring import DetectorState, score_interval
 from anomaly_detector.stores import S3IntervalStore
 from moto import mock_aws
@@ -33,6 +35,7 @@ ENV = {
     "FREQUENCY_MINUTES": "5",
     "ANOMALY_THRESHOLD": "48",
     "HISTORY_LENGTH": "288",
+    "FEEDBACK_PREFIX": "metrics/feedback/",
 }
 CSV = "marketplace,event_time,views\nus,2025-03-01 19:15:00,100\n"
 
@@ -93,7 +96,7 @@ def test_sns_and_cloudwatch_adapters_make_one_call_each(aws_env: None) -> None:
         sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
 
         # When an alert and metrics are sent
-        SnsAlertPublisher(sns, topic_arn).publish("subject", "body")
+        SnsAlertTarget(sns, topic_arn).send("subject", "body", {})
         CloudWatchMetricsSink(cloudwatch, "Streaming/Anomalies").put_metrics(
             {"AnomalyGroups": 2, "MaxGroupSeverity": 87.5}, START, by_measure={"views": {"MeasureTotal": 10.0}}
         )
@@ -148,11 +151,32 @@ def test_environment_is_parsed_into_settings() -> None:
         ("MEASURES", "views:avg"),
         ("DIMENSIONS", "platform,,marketplace"),
         ("ALERT_MIN_SEVERITY", "0"),
+        ("ALERT_LAMBDA_ARN", "on-call"),
+        ("FEEDBACK_PREFIX", ""),
     ],
 )
 def test_bad_environment_names_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         load_config({**ENV, name: value})
+
+
+def _bucket_with_a_day_of_state_and_a_spike_at_1915() -> Any:
+    """Given a bucket with a day of state, the topic, and a x4 spike in the 19:15 interval."""
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    boto3.client("sns").create_topic(Name="anomalies")
+    state = DetectorState(5, metric_set="marketplace|views:sum")
+    for i in range(288, 0, -1):
+        views = 1000.0 + (i % 7) * 10
+        totals = {"views|marketplace=us": views, "views|marketplace=*": views}
+        score_interval(state, START - i * timedelta(minutes=5), totals, 48.0, 288)
+    s3.put_object(Bucket=BUCKET, Key=ENV["STATE_KEY"], Body=state.to_json().encode())
+    s3.put_object(
+        Bucket=BUCKET,
+        Key="metrics/intervals/intvl_date=2025-03-01/intvl_hhmm=1915/part-00000.csv",
+        Body=b"marketplace,event_time,views\nus,2025-03-01 19:15:00,4000\n",
+    )
+    return s3
 
 
 def test_handler_detects_the_interval_closed_by_the_event_time(
@@ -161,21 +185,7 @@ def test_handler_detects_the_interval_closed_by_the_event_time(
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
-        # Given a bucket with a day of state, the topic, and a x4 spike in the 19:15 interval
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-        boto3.client("sns").create_topic(Name="anomalies")
-        state = DetectorState(5, metric_set="marketplace|views:sum")
-        for i in range(288, 0, -1):
-            views = 1000.0 + (i % 7) * 10
-            totals = {"views|marketplace=us": views, "views|marketplace=*": views}
-            score_interval(state, START - i * timedelta(minutes=5), totals, 48.0, 288)
-        s3.put_object(Bucket=BUCKET, Key=ENV["STATE_KEY"], Body=state.to_json().encode())
-        s3.put_object(
-            Bucket=BUCKET,
-            Key="metrics/intervals/intvl_date=2025-03-01/intvl_hhmm=1915/part-00000.csv",
-            Body=b"marketplace,event_time,views\nus,2025-03-01 19:15:00,4000\n",
-        )
+        s3 = _bucket_with_a_day_of_state_and_a_spike_at_1915()
         sys.modules.pop("anomaly_detector.handler", None)
         handler = importlib.import_module("anomaly_detector.handler")
 
@@ -216,3 +226,48 @@ def test_interval_can_be_chosen_explicitly_for_a_rerun(aws_env: None, monkeypatc
     assert handler.interval_for_event({}, 10, clock=datetime(2025, 3, 1, 10, 4, tzinfo=UTC)) == datetime(
         2025, 3, 1, 9, 50, tzinfo=UTC
     )
+
+
+def test_a_not_anomaly_label_keeps_the_same_pattern_quiet(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, lambda_context: Any
+) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        # Given the spike, and a person's "not an anomaly" on an earlier group of the same pattern and size
+        s3 = _bucket_with_a_day_of_state_and_a_spike_at_1915()
+        earlier = FeedbackLabel(
+            group_id="views-high-20250228T1915Z",
+            verdict="not_anomaly",
+            measure="views",
+            direction="high",
+            level="total",
+            series=("views|marketplace=*",),
+            severity=100.0,
+            observed=4100.0,
+            expected=1030.0,
+            recorded_at="2025-03-01T08:00:00Z",
+        )
+        s3.put_object(Bucket=BUCKET, Key=f"{ENV['FEEDBACK_PREFIX']}{earlier.group_id}.json", Body=earlier.to_json())
+        sys.modules.pop("anomaly_detector.handler", None)
+        handler = importlib.import_module("anomaly_detector.handler")
+
+        # When the 19:22 schedule fires
+        summary = handler.lambda_handler({"time": "2025-03-01T19:22:00Z"}, lambda_context)
+
+        # Then the group is recorded with the label in force, and nobody is alerted
+        assert summary["groups"] == 1 and summary["alerts_sent"] == 0
+        groups_key = "metrics/anomalies/intvl_date=2025-03-01/intvl_hhmm=1915/groups.jsonl"
+        group = json.loads(s3.get_object(Bucket=BUCKET, Key=groups_key)["Body"].read())
+        assert (group["level"], group["feedback"], group["alerted"]) == ("total", "not_anomaly", False)
+
+
+def test_the_alert_function_is_a_second_target_when_configured(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:on-call"
+    for name, value in {**ENV, "ALERT_LAMBDA_ARN": function_arn}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        sys.modules.pop("anomaly_detector.handler", None)
+        handler = importlib.import_module("anomaly_detector.handler")
+    assert [type(target).__name__ for target in handler.TARGETS] == ["SnsAlertTarget", "LambdaAlertTarget"]
+    assert handler.TARGETS[1].function_arn == function_arn
