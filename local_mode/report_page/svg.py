@@ -73,7 +73,7 @@ def time_chart(lines: Sequence[Line], spans: Sequence[Span], *, title: str, y_la
     values = [value for line in lines for _, value in line.points]
     header = (
         f'<svg class="chart" id="{escape(chart_id)}" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
-        f'role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">'
+        f'role="img" aria-label="{escape(title)}">'
         f"<title>{escape(title)}</title>"
     )
     if not times or not values:
