@@ -5,6 +5,7 @@ Plain markup, no script: the page's CSP allows none. Every text that reaches the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,25 +40,29 @@ def format_number(value: float) -> str:
 
 
 def _ticks(low: float, high: float, count: int = 4) -> list[float]:
+    """Round-numbered ticks (1, 2 or 5 times a power of ten apart) covering low..high."""
     if high <= low:
         return [low]
-    step = (high - low) / count
-    return [low + index * step for index in range(count + 1)]
+    raw = (high - low) / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(factor * magnitude for factor in (1, 2, 5, 10) if factor * magnitude >= raw)
+    first = math.ceil(low / step) * step
+    return [first + index * step for index in range(int((high - first) / step) + 1)]
+
+
+_TIME_STEPS_MINUTES = (5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 7 * 1440, 14 * 1440, 28 * 1440)
 
 
 def _time_ticks(first: datetime, last: datetime) -> list[datetime]:
+    """Ticks at round times (every 5 minutes .. 4 weeks), at most about 8 of them."""
     span = last - first
     if span <= timedelta(0):
         return [first]
-    for hours in (1, 2, 3, 6, 12, 24, 48, 24 * 7, 24 * 14, 24 * 28):
-        step = timedelta(hours=hours)
-        if span / step <= 10:
-            break
-    start = first.replace(minute=0, second=0, microsecond=0)
-    if step >= timedelta(days=1):
-        start = start.replace(hour=0)
+    minutes = next((m for m in _TIME_STEPS_MINUTES if span / timedelta(minutes=m) <= 8), _TIME_STEPS_MINUTES[-1])
+    step = timedelta(minutes=minutes)
+    midnight = first.replace(hour=0, minute=0, second=0, microsecond=0)
+    tick = midnight + step * ((first - midnight) // step) if minutes < 1440 else midnight
     ticks = []
-    tick = start
     while tick <= last:
         if tick >= first:
             ticks.append(tick)
