@@ -75,6 +75,7 @@ class RunResult:
     pipeline: PipelineOutcome | None = None
     streaming: StreamOutcome | None = None
     charts: list[Path] = field(default_factory=list)
+    report_page: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
     summary: str = ""
     error: str = ""
@@ -218,6 +219,7 @@ def run(args: LocalModeArgs, *, progress: Progress | None = None) -> RunResult:
     """Run the selected systems end to end; never raises for a failed pipeline (see exit_code)."""
     from local_mode import charts, report
     from local_mode.ml_system import PipelineOptions, build_definition, run_pipeline
+    from local_mode.report_page import build_report_page
 
     progress = progress or Progress(quiet=args.quiet)
     result = RunResult(exit_code=EXIT_OK, out=args.out)
@@ -302,8 +304,13 @@ def run(args: LocalModeArgs, *, progress: Progress | None = None) -> RunResult:
         started = time.monotonic()
         result.charts = charts.draw_all(result.pipeline, result.streaming, args.out / "charts")
         result.timings["charts"] = time.monotonic() - started
+    # out/report.html, from the out folder alone (as `python -m local_mode.report_page --out` rebuilds it).
+    started = time.monotonic()
+    result.report_page = build_report_page(args.out, config.streaming)
+    result.timings["report page"] = time.monotonic() - started
     result.timings["total"] = time.monotonic() - began
-    result.summary = report.summary(result.pipeline, result.streaming, result.charts, result.timings, args.out)
+    files = [*result.charts, result.report_page]
+    result.summary = report.summary(result.pipeline, result.streaming, files, result.timings, args.out)
     (args.out / "summary.txt").write_text(result.summary + "\n", encoding="utf-8")
     progress.always(result.summary)
     result.progress_lines = list(progress.lines)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 MARKER = ".local-mode-output"
 # Everything a run writes directly under --out; only these are removed before the next run.
-OUTPUT_ENTRIES = ("s3", "pipeline", "streaming", "charts", "logs", "approval", "summary.txt")
+OUTPUT_ENTRIES = ("s3", "pipeline", "streaming", "charts", "logs", "approval", "summary.txt", "report.html")
 _SUMMARY_SIGNATURE = "LOCAL MODE SUMMARY"
 
 

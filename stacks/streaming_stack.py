@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -16,6 +17,7 @@ from cdk_constructs.glue_security import GlueSecurity
 from cdk_constructs.metrics_generator import MetricsGenerator
 from cdk_constructs.metrics_stream import existing_stream
 from cdk_constructs.operations import Alarms
+from cdk_constructs.streaming_dashboard import StreamingDashboard
 from cdk_constructs.streaming_etl_job import StreamingEtlJob
 from cdk_constructs.streaming_job_supervisor import StreamingJobSupervisor
 
@@ -90,6 +92,18 @@ class StreamingStack(Stack):
             "EventBridge could not invoke the generator, the detector or the job's supervisor; inspect the DLQ.",
         )
         alarms.notify_on_glue_failures("streaming-job-failed", [self.etl_job.job_name])
+        # Last, so it shows every alarm the stack defines.
+        self.dashboard = StreamingDashboard(
+            self,
+            "Dashboard",
+            config=config,
+            detector_function=self.detector.function.function,
+            detector_namespace=self.detector.metric_namespace,
+            job=self.etl_job,
+            supervisor=self.supervisor,
+            alarms=[node for node in self.node.find_all() if isinstance(node, cloudwatch.Alarm)],
+        )
         CfnOutput(self, "StreamingJobName", value=self.etl_job.job_name)
         CfnOutput(self, "SourceStreamArn", value=self.stream.stream_arn)
         CfnOutput(self, "AnomalyAlertsTopicArn", value=self.detector.alerts.topic_arn)
+        CfnOutput(self, "DashboardName", value=self.dashboard.dashboard.dashboard_name)

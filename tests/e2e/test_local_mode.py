@@ -135,6 +135,17 @@ def test_streaming_anomaly_is_one_group_with_the_right_root_cause(full_run: RunR
     assert list(streaming.intervals_folder.glob("intvl_date=*/intvl_hhmm=*/batch_id=*/*.csv"))
 
 
+def test_the_run_writes_the_report_page_from_its_out_folder(full_run: RunResult) -> None:
+    # Then out/report.html has a drawn chart per configured measure the ETL wrote, and every pipeline event
+    page = full_run.report_page
+    assert page is not None and page == full_run.out / "report.html"
+    html = page.read_text(encoding="utf-8")
+    section = html.split('data-measure="views"', 1)[1].split("</section>", 1)[0]
+    assert "<polyline" in section
+    events = full_run.pipeline.evaluation.events if full_run.pipeline and full_run.pipeline.evaluation else ()
+    assert html.count('<tr class="event">') == len(events) > 0
+
+
 def test_charts_are_png_files(full_run: RunResult) -> None:
     assert {path.name for path in full_run.charts} == {"pipeline_scores.png", "streaming_marketplaces.png"}
     for chart in full_run.charts:
