@@ -169,21 +169,44 @@ def root_cause_text(group: Mapping[str, Any]) -> str:
 
 
 def where(group: Mapping[str, Any]) -> str:
-    """Where the group happened, at its most aggregated anomalous level.
+    """Where the group happened, as a person would act on it.
 
-    combination: the root-cause combinations ("web/de", or "web/de + app/fr"); roll-up: the most severe
-    roll-up series ("web (all marketplaces)"); total: "all platforms and marketplaces".
+    The most specific anomalous series that covers every root-cause combination: "web/de" when one
+    combination carries the deviation (even if the total is what moved most), "web (all marketplaces)"
+    when it is spread over one platform's combinations. Without such a series: the root-cause
+    combinations ("web/de + app/fr"), else the group's most severe series at its most aggregated level.
     """
-    level = group.get("level", "combination")
-    if level in ("rollup", "total"):
-        at_level = [series for series in group.get("anomalous_series", []) if series.get("level") == level]
-        if at_level:
-            top = max(at_level, key=lambda series: float(series.get("severity", 0.0)))
-            return combination_text(top["dimensions"])
     causes = root_cause(group)
-    if not causes:
-        return "no single combination"
-    return " + ".join(combination_text(contributor["dimensions"]) for contributor in causes)
+    if causes:
+        covering = [
+            series
+            for series in group.get("anomalous_series", [])
+            if all(_covers(series["dimensions"], cause["dimensions"]) for cause in causes)
+        ]
+        if covering:
+            best = min(
+                covering,
+                key=lambda series: (
+                    sum(value == ROLLED_UP for value in series["dimensions"].values()),
+                    -float(series.get("severity", 0.0)),
+                ),
+            )
+            return combination_text(best["dimensions"])
+        if len(causes) <= 2:
+            return " + ".join(combination_text(cause["dimensions"]) for cause in causes)
+    level = group.get("level", "combination")
+    at_level = [series for series in group.get("anomalous_series", []) if series.get("level") == level]
+    if at_level:
+        top = max(at_level, key=lambda series: float(series.get("severity", 0.0)))
+        return combination_text(top["dimensions"])
+    if causes:
+        return " + ".join(combination_text(cause["dimensions"]) for cause in causes)
+    return "no single combination"
+
+
+def _covers(series: Mapping[str, str], combination: Mapping[str, str]) -> bool:
+    """A series (values or roll-ups) covers a combination when each value it keeps is the combination's."""
+    return all(value == ROLLED_UP or combination.get(name) == value for name, value in series.items())
 
 
 def combination_text(dimensions: Mapping[str, str]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from alert_group_records import contributor, web_de_revenue_drop, web_rollup_drop
+from alert_group_records import contributor, series, web_de_revenue_drop, web_rollup_drop
 from anomaly_detector.alerts import (
     SUBJECT_MAX_CHARS,
     alert_message,
@@ -66,8 +66,24 @@ class TestSubject:
         )
 
     def test_total_level_subject(self) -> None:
-        group = web_rollup_drop(level="total")
+        # Given a group seen only in the total (no roll-up or combination of it is anomalous on its own)
+        only_total = [s for s in web_rollup_drop()["anomalous_series"] if s["level"] == "total"]
+        group = web_rollup_drop(level="total", anomalous_series=only_total)
         assert alert_subject(group).startswith("revenue low in all platforms and marketplaces, severity 87")
+
+    def test_a_concentrated_cause_is_named_even_when_the_total_moved_most(self) -> None:
+        # Given a spike carried by one combination, anomalous there, in its roll-up and in the total
+        group = web_rollup_drop(
+            level="total",
+            contributors=[contributor("revenue", 1.0, 90.0, 900.0, 300.0, platform="web", marketplace="de")],
+            anomalous_series=[
+                series("revenue", "combination", 90.0, 900.0, 300.0, platform="web", marketplace="de"),
+                series("revenue", "rollup", 80.0, 1500.0, 900.0, platform="web", marketplace="*"),
+                series("revenue", "total", 70.0, 3600.0, 3000.0, platform="*", marketplace="*"),
+            ],
+        )
+        # Then the subject says where to look: the combination, not "all platforms and marketplaces"
+        assert alert_subject(group).startswith("revenue low in web/de, severity 87")
 
     def test_subject_is_printable_ascii_within_the_sns_limit_whatever_the_values(self) -> None:
         # Given dimension values with accents, a line break and a very long name
