@@ -25,6 +25,8 @@ from cdk_constructs.streaming_etl_job import INTERVALS_PREFIX
 ANOMALIES_PREFIX = "metrics/anomalies/"
 STATE_PREFIX = "metrics/detector-state/"
 STATE_KEY = f"{STATE_PREFIX}history.json"
+# One compact totals.json per interval read, so a history rebuild reads one object per interval (issue 12).
+AGGREGATES_PREFIX = "metrics/detector-aggregates/"
 METRIC_NAMESPACE = "TaxiAnomaly/MetricsDetector"
 
 
@@ -64,6 +66,7 @@ class AnomalyDetector(Construct):
                     "INTERVALS_PREFIX": INTERVALS_PREFIX,
                     "ANOMALIES_PREFIX": ANOMALIES_PREFIX,
                     "STATE_KEY": STATE_KEY,
+                    "AGGREGATES_PREFIX": AGGREGATES_PREFIX,
                     "TOPIC_ARN": self.alerts.topic_arn,
                     "METRIC_NAMESPACE": METRIC_NAMESPACE,
                     "DIMENSION_COLUMN": streaming.dimension_column,
@@ -85,6 +88,7 @@ class AnomalyDetector(Construct):
         grant_prefix_read(role, metrics_bucket, INTERVALS_PREFIX)
         grant_prefix_write(role, metrics_bucket, ANOMALIES_PREFIX)
         grant_prefix_write(role, metrics_bucket, STATE_PREFIX)
+        grant_prefix_write(role, metrics_bucket, AGGREGATES_PREFIX)
         self.alerts.grant_publish(role)
         role.add_to_policy(
             iam.PolicyStatement(
@@ -96,11 +100,11 @@ class AnomalyDetector(Construct):
         acknowledge(
             role,
             "AwsSolutions-IAM5",
-            "The detector reads interval files and writes anomaly records and its history under fixed prefixes of "
+            "The detector reads interval files and writes anomaly records, per-interval aggregates and its history under fixed prefixes of "
             "the metrics bucket (object names are per interval); PutMetricData has no resource ARN and is limited "
             "to the detector's namespace by condition.",
             [
-                matching(rf"^Resource::.*/({INTERVALS_PREFIX}|{ANOMALIES_PREFIX}|{STATE_PREFIX})\*$"),
+                matching(rf"^Resource::.*/({INTERVALS_PREFIX}|{ANOMALIES_PREFIX}|{STATE_PREFIX}|{AGGREGATES_PREFIX})\*$"),
                 matching(r"^Action::kms:.*\*$"),
             ],
         )

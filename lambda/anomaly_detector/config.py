@@ -48,6 +48,8 @@ class DetectorConfig:
     topic_arn: str
     metric_namespace: str
     settings: DetectorSettings
+    # Where the detector keeps one compact aggregate per interval read (anomaly_detector.history); None: none kept.
+    aggregates_prefix: str | None = None
 
 
 def load_config(env: Mapping[str, str]) -> DetectorConfig:
@@ -71,6 +73,7 @@ def load_config(env: Mapping[str, str]) -> DetectorConfig:
         state_key=_required(env, "STATE_KEY"),
         topic_arn=topic_arn,
         metric_namespace=_required(env, "METRIC_NAMESPACE"),
+        aggregates_prefix=_prefix(env, "AGGREGATES_PREFIX") if env.get("AGGREGATES_PREFIX", "").strip() else None,
         settings=DetectorSettings(
             dimension_column=_required(env, "DIMENSION_COLUMN"),
             timestamp_column=_required(env, "TIMESTAMP_COLUMN"),

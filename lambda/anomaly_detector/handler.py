@@ -2,6 +2,8 @@
 
 Cold start parses the environment (see :mod:`anomaly_detector.config`) and creates the clients.
 The event's ``time`` is "now"; ``{"interval_start": "<ISO time>"}`` re-runs one interval by hand.
+A history rebuild (catch-up) stops ``history.DEFAULT_MARGIN_SECONDS`` before the invocation's timeout and
+continues in the next run.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from anomaly_detector.config import DetectorConfig, load_config
+from anomaly_detector.history import Deadline, IntervalSource, S3IntervalSource
 from anomaly_detector.logic import (
     AlertPublisher,
     CloudWatchMetricsSink,
@@ -29,12 +32,18 @@ from anomaly_detector.stores import IntervalStore, S3IntervalStore
 logger = Logger(service="anomaly-detector")
 
 CONFIG = load_config(os.environ)
+S3 = boto3.client("s3")  # shared by the history reader's threads (see anomaly_detector.history)
 STORE = S3IntervalStore(
-    s3=boto3.client("s3"),
+    s3=S3,
     bucket=CONFIG.data_bucket,
     intervals_prefix=CONFIG.intervals_prefix,
     anomalies_prefix=CONFIG.anomalies_prefix,
     state_key=CONFIG.state_key,
+)
+HISTORY = (
+    S3IntervalSource(S3, CONFIG.data_bucket, CONFIG.intervals_prefix, CONFIG.aggregates_prefix)
+    if CONFIG.aggregates_prefix
+    else None
 )
 PUBLISHER = SnsAlertPublisher(boto3.client("sns"), CONFIG.topic_arn)
 METRICS = CloudWatchMetricsSink(boto3.client("cloudwatch"), CONFIG.metric_namespace)
@@ -55,14 +64,30 @@ def handle(
     store: IntervalStore,
     publisher: AlertPublisher,
     metrics: MetricsSink,
+    history: IntervalSource | None = None,
+    deadline: Deadline | None = None,
 ) -> dict[str, object]:
     interval_start = interval_for_event(event, config.settings.frequency_minutes)
     report = detect_interval(
-        store=store, publisher=publisher, metrics=metrics, interval_start=interval_start, settings=config.settings
+        store=store,
+        publisher=publisher,
+        metrics=metrics,
+        interval_start=interval_start,
+        settings=config.settings,
+        history=history,
+        deadline=deadline,
     )
     return report.summary()
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
-    return handle(event, config=CONFIG, store=STORE, publisher=PUBLISHER, metrics=METRICS)
+    return handle(
+        event,
+        config=CONFIG,
+        store=STORE,
+        publisher=PUBLISHER,
+        metrics=METRICS,
+        history=HISTORY,
+        deadline=Deadline.for_lambda(context),
+    )

@@ -13,11 +13,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 from aws_lambda_powertools import Logger
 
 from anomaly_detector.config import DetectorSettings
+from anomaly_detector.history import Deadline, HistoryReader, IntervalSource, aggregation_signature
 from anomaly_detector.scoring import (
     DetectorState,
     DimensionScore,
@@ -90,7 +92,9 @@ class IntervalReport:
     anomalies_location: str | None = None
     # "already processed": the state had this interval already (a repeated delivery); nothing was done.
     # "rebuilt": an older interval, re-run by hand, scored on a history rebuilt from the stored files.
+    # "rebuilding": the catch-up ran out of time; what was learnt is saved, nothing was judged (see history.py).
     mode: str = "live"
+    intervals_left: int = 0  # "rebuilding": stored intervals still to learn before the next judged one
 
     @property
     def is_empty(self) -> bool:
@@ -124,6 +128,8 @@ class IntervalReport:
             "max_severity": round(self.max_severity, 1),
             "anomalies_location": self.anomalies_location,
             "mode": self.mode,
+            "caught_up_intervals": self.caught_up_intervals,
+            "intervals_left": self.intervals_left,
         }
 
 
@@ -135,6 +141,8 @@ def detect_interval(
     interval_start: datetime,
     settings: DetectorSettings,
     params: ModelParams = DEFAULT_MODEL,
+    history: IntervalSource | None = None,
+    deadline: Deadline | None = None,
 ) -> IntervalReport:
     """Detect anomalies in the interval ``[interval_start, interval_start + frequency)``.
 
@@ -149,6 +157,11 @@ def detect_interval(
     Running the interval the state has already taken in again (a repeated delivery) does nothing.
     Running an *older* interval by hand scores it against a history rebuilt from the stored files
     (``history_length`` intervals before it) and leaves the saved state alone.
+
+    ``history`` (optional) holds the per-interval aggregates: intervals are then read from them when
+    unchanged, in parallel, and every interval read from CSVs gets one. ``deadline`` bounds the catch-up of a
+    live run: when it passes, what was learnt is saved and the run reports mode "rebuilding" without judging
+    (the next run continues). See :mod:`anomaly_detector.history`.
     """
     interval_start = _aligned_utc(interval_start, settings.frequency_minutes)
     interval_end = interval_start + timedelta(minutes=settings.frequency_minutes)
@@ -165,13 +178,23 @@ def detect_interval(
         mode = "rebuilt"
         state = DetectorState(frequency_minutes=settings.frequency_minutes)
     catch_up = intervals_to_catch_up(state, interval_start, settings.frequency_minutes, settings.history_length)
+    reader = HistoryReader(
+        store, partial(_aggregate_texts, settings=settings), aggregation_signature(settings), history
+    )
     if catch_up:
         logger.info("Catching up from stored intervals", extra={"intervals": len(catch_up), "mode": mode})
-    for missed_start in catch_up:
-        missed = _read_aggregate(store, missed_start, settings)
+    # A hand-run older interval never saves its state, so it cannot continue later: no time limit for it.
+    budget = deadline if deadline is not None and mode == "live" else Deadline.never()
+    learnt = 0
+    for missed_start, missed in reader.read_in_order(catch_up, budget):
         state.learn_interval(missed_start, missed.totals, settings.history_length, params)
+        learnt += 1
+        if budget.expired():
+            break
+    if learnt < len(catch_up):
+        return _save_partial_rebuild(store, state, interval_start, interval_end, learnt, len(catch_up) - learnt)
 
-    aggregate = _read_aggregate(store, interval_start, settings)
+    aggregate = reader.read(interval_start)
     if not aggregate.totals:
         # No data at all is a pipeline problem (alarmed on via the metric), not a business anomaly.
         logger.warning("Interval has no data", extra={"interval_start": format_time(interval_start)})
@@ -217,9 +240,22 @@ def detect_interval(
     return report
 
 
-def _read_aggregate(store: IntervalStore, interval_start: datetime, settings: DetectorSettings) -> IntervalAggregate:
+def _save_partial_rebuild(
+    store: IntervalStore, state: DetectorState, interval_start: datetime, interval_end: datetime, learnt: int, left: int
+) -> IntervalReport:
+    """The catch-up ran out of time: keep what was learnt (the state's clock is the last learnt interval)."""
+    if learnt:
+        store.write_state(state.to_json())
+    logger.warning(
+        "History rebuild continues in the next run; this interval is learnt then, not judged",
+        extra={"interval_start": format_time(interval_start), "learnt": learnt, "intervals_left": left},
+    )
+    return IntervalReport(interval_start, interval_end, 0, 0, learnt, mode="rebuilding", intervals_left=left)
+
+
+def _aggregate_texts(csv_texts: list[str], settings: DetectorSettings) -> IntervalAggregate:
     return aggregate_csv(
-        store.read_interval_csvs(interval_start),
+        csv_texts,
         dimension_column=settings.dimension_column,
         measure_column=settings.measure_column,
         timestamp_column=settings.timestamp_column,
