@@ -100,11 +100,13 @@ class AnomalyDetector(Construct):
         acknowledge(
             role,
             "AwsSolutions-IAM5",
-            "The detector reads interval files and writes anomaly records, per-interval aggregates and its history under fixed prefixes of "
-            "the metrics bucket (object names are per interval); PutMetricData has no resource ARN and is limited "
-            "to the detector's namespace by condition.",
+            "The detector reads interval files and writes anomaly records, per-interval aggregates and its history "
+            "under fixed prefixes of the metrics bucket (object names are per interval); PutMetricData has no "
+            "resource ARN and is limited to the detector's namespace by condition.",
             [
-                matching(rf"^Resource::.*/({INTERVALS_PREFIX}|{ANOMALIES_PREFIX}|{STATE_PREFIX}|{AGGREGATES_PREFIX})\*$"),
+                matching(
+                    rf"^Resource::.*/({INTERVALS_PREFIX}|{ANOMALIES_PREFIX}|{STATE_PREFIX}|{AGGREGATES_PREFIX})\*$"
+                ),
                 matching(r"^Action::kms:.*\*$"),
             ],
         )
