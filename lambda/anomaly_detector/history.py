@@ -17,7 +17,7 @@ is 1,008 intervals of about 10 micro-batch CSVs each. Three things keep that wit
   SSE-KMS have ETags that are not an MD5 of their data), which only costs one re-read. The aggregate also
   records a ``signature`` of the aggregation settings (metric set, timestamp column, frequency, format): an
   aggregate computed under other settings is never used.
-- **Parallel, bounded reads.** Intervals are read by a bounded thread pool, at most ``workers`` at a time,
+- **Parallel, bounded reads.** Intervals are read by a bounded thread pool, at most ``read_workers`` at once,
   and handed back in interval order; no new read starts once the :class:`Deadline` has passed. One S3 client,
   created at cold start, is shared by the pool's threads. boto3's maintainers (boto/boto3#1592): "once
   you've created a client or resource, we guarantee that those calls are thread safe"; botocore#2991: "The
@@ -174,6 +174,11 @@ def aggregation_signature(settings: Any) -> str:
 class IntervalSource(Protocol):
     """Interval CSVs with their versions, and the per-interval aggregates (see the module docstring)."""
 
+    @property
+    def read_workers(self) -> int:
+        """How many intervals may be read at once (1: one after the other)."""
+        ...
+
     def list_data_files(self, interval_start: datetime) -> list[DataFile]: ...
 
     def read_data_files(self, interval_start: datetime, files: Sequence[DataFile]) -> list[str]: ...
@@ -189,6 +194,7 @@ class S3IntervalSource:
     bucket: str
     intervals_prefix: str
     aggregates_prefix: str
+    read_workers: int = DEFAULT_READ_WORKERS
 
     def list_data_files(self, interval_start: datetime) -> list[DataFile]:
         prefix = partition_path(self.intervals_prefix, interval_start)
@@ -233,6 +239,7 @@ class LocalIntervalSource:
     root: Path
     intervals_prefix: str
     aggregates_prefix: str
+    read_workers: int = 4
 
     def list_data_files(self, interval_start: datetime) -> list[DataFile]:
         folder = self.root / partition_path(self.intervals_prefix, interval_start)
@@ -284,7 +291,6 @@ class HistoryReader:
     aggregate: Aggregator
     signature: str
     source: IntervalSource | None = None
-    workers: int = DEFAULT_READ_WORKERS
 
     def read(self, interval_start: datetime) -> IntervalAggregate:
         if self.source is None:
@@ -308,10 +314,11 @@ class HistoryReader:
     ) -> Iterator[tuple[datetime, IntervalAggregate]]:
         """Each interval's aggregate, oldest first, until ``deadline``: no read starts after it has passed.
 
-        At most ``workers`` reads run at once (none waits in a queue, so stopping is prompt: the reads already
-        running finish and are handed back). The caller may stop iterating at any time.
+        At most ``source.read_workers`` reads run at once (none waits in a queue, so stopping is prompt: the
+        reads already running finish and are handed back). The caller may stop iterating at any time.
         """
-        if self.source is None or self.workers <= 1:
+        workers = self.source.read_workers if self.source is not None else 1
+        if workers <= 1:
             for start in interval_starts:
                 if deadline.expired():
                     return
@@ -319,10 +326,10 @@ class HistoryReader:
             return
         pending: deque[tuple[datetime, Future[IntervalAggregate]]] = deque()
         upcoming = iter(interval_starts)
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="history-read") as pool:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="history-read") as pool:
             try:
                 while True:
-                    while len(pending) < self.workers and not deadline.expired():
+                    while len(pending) < workers and not deadline.expired():
                         next_start = next(upcoming, None)
                         if next_start is None:
                             break
