@@ -186,11 +186,10 @@ def detect_interval(
     # A hand-run older interval never saves its state, so it cannot continue later: no time limit for it.
     budget = deadline if deadline is not None and mode == "live" else Deadline.never()
     learnt = 0
+    # No read starts after the deadline; the few already running (at most the source's read_workers) are learnt.
     for missed_start, missed in reader.read_in_order(catch_up, budget):
         state.learn_interval(missed_start, missed.totals, settings.history_length, params)
         learnt += 1
-        if budget.expired():
-            break
     if learnt < len(catch_up):
         return _save_partial_rebuild(store, state, interval_start, interval_end, learnt, len(catch_up) - learnt)
 

@@ -187,9 +187,9 @@ class BudgetedSource(CountingSource):
         super().__init__(root, read_workers=1)  # one after the other: the budget is deterministic
         object.__setattr__(self, "clock", clock)
 
-    def list_data_files(self, interval_start: datetime) -> list[DataFile]:
+    def read_aggregate(self, interval_start: datetime) -> str | None:
         self.clock.now += 1  # type: ignore[attr-defined]
-        return super().list_data_files(interval_start)
+        return super().read_aggregate(interval_start)
 
 
 def test_a_rebuild_continues_over_runs_to_the_state_of_an_uninterrupted_one(store: LocalDirStore) -> None:
