@@ -76,8 +76,8 @@ class AnomalyDetector(Construct):
                     "ANOMALY_THRESHOLD": str(streaming.anomaly_threshold),
                     "HISTORY_LENGTH": str(streaming.history_length),
                 },
-                timeout_seconds=120,
-                memory_size=1024,
+                timeout_seconds=streaming.detector_timeout_seconds,
+                memory_size=streaming.detector_memory_mb,
                 # Runs are ordered by interval; two at once would race on the history state.
                 reserved_concurrency=1,
             ),

@@ -82,3 +82,20 @@ def test_bad_streaming_settings_fail_with_a_message_naming_them(settings: dict[s
 def test_the_stream_account_is_checked_only_when_the_environment_knows_its_account() -> None:
     other_account = STREAM_ARN.replace("123456789012", "210987654321")
     assert streaming(account=None, **{**EXISTING_STREAM, "source_stream_arn": other_account}).source_stream_arn
+
+
+def test_detector_size_and_partitions_default_and_are_checked() -> None:
+    config = load_environment(
+        json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["environments"], "prod"
+    ).streaming
+    assert (config.detector_memory_mb, config.detector_timeout_seconds, config.detector_partitions) == (1024, 120, 1)
+    for settings, message in [
+        ({"detector_partitions": 0}, "streaming.detector_partitions must be 1..64"),
+        ({"detector_partitions": 65}, "streaming.detector_partitions must be 1..64"),
+        ({"detector_memory_mb": 64}, "streaming.detector_memory_mb must be 128..10240"),
+        ({"detector_timeout_seconds": 301}, "streaming.detector_timeout_seconds must be 1..900 and at most one"),
+    ]:
+        raw = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["environments"]
+        raw["dev"]["streaming"].update(settings)
+        with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+            load_environment(raw, "dev")
