@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from bench.reporting import BenchReport, Target
 from bench.runtime import Say
@@ -137,10 +138,6 @@ def count_s3_requests_per_interval() -> Counter[str]:
     from anomaly_detector.stores import S3IntervalStore, partition_path
     from moto import mock_aws
 
-    os.environ.update(
-        {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "eu-west-1"}
-    )
-    os.environ.pop("AWS_PROFILE", None)
     settings = DetectorSettings(frequency_minutes=FREQUENCY_MINUTES, history_length=HISTORY_LENGTH)
     bucket, state_key = "bench-scale-bucket", "metrics/detector-state/history.json"
 
@@ -151,7 +148,13 @@ def count_s3_requests_per_interval() -> Counter[str]:
         def put_metrics(self, values: Any, timestamp: datetime) -> None:
             del values, timestamp
 
-    with mock_aws():
+    fake_credentials = {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+    with patch.dict(os.environ, fake_credentials), mock_aws():
+        os.environ.pop("AWS_PROFILE", None)
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
         folder = partition_path("metrics/intervals/", INTERVAL_START)
