@@ -231,6 +231,11 @@ class StreamingConfig:
     # Alerts: a group alerts once, when its severity (0-100) first reaches this; optionally also to a Lambda.
     alert_min_severity: float = 70.0
     alert_lambda_arn: str | None = None
+    # The detector Lambda's size, and the hash partitions its series are split into (1: all in one state file;
+    # see lambda/anomaly_detector/partitions.py and the README's "Scale").
+    detector_memory_mb: int = 1024
+    detector_timeout_seconds: int = 120
+    detector_partitions: int = 1
 
     def validate(self) -> None:
         _require(self.frequency_minutes in (5, 10), "streaming.frequency_minutes must be 5 or 10")
@@ -265,6 +270,23 @@ class StreamingConfig:
         self._validate_anomaly_target()
         self._validate_source()
         self._validate_job_control()
+        self._validate_detector_scale()
+
+    def _validate_detector_scale(self) -> None:
+        # Lambda's limits: 128 MB to 10,240 MB of memory, a timeout of up to 900 seconds.
+        _require(128 <= self.detector_memory_mb <= 10240, "streaming.detector_memory_mb must be 128..10240")
+        _require(
+            1 <= self.detector_timeout_seconds <= min(900, 60 * self.frequency_minutes),
+            "streaming.detector_timeout_seconds must be 1..900 and at most one interval (frequency_minutes x 60): "
+            "runs are one at a time, so a longer run would delay the next interval's",
+        )
+        _require(1 <= self.detector_partitions <= 64, "streaming.detector_partitions must be 1..64")
+        # The partition functions exist (anomaly_detector.partitions); the fan-out that would use them does not yet.
+        _require(
+            self.detector_partitions == 1,
+            "streaming.detector_partitions > 1 needs the partitioned fan-out, which is designed (README 'Scale') "
+            "but not built yet; one invocation holds about 11,000 series at 1024 MB (raise detector_memory_mb)",
+        )
 
     def _validate_metric_set(self) -> None:
         _require(

@@ -2,7 +2,8 @@
 
 python -m bench                      # everything, default runs (about 10 minutes on 2 cores)
 python -m bench --quick              # smaller inputs, one run each: checks the bench itself works
-python -m bench --only prep,stream   # some sections (prep, stream, sizing, detector, quality, callback, devloop)
+python -m bench --only prep,stream   # some sections (prep, stream, sizing, detector, scale, quality, callback,
+                                     # devloop)
 python -m bench --runs 5             # more runs per figure (the largest CSV case gets one fewer)
 python -m bench --include-suite      # also time the whole test suite (minutes) in the developer loop
 python -m bench --benchmark-data DIR # the labelled series for the detection-quality section (default
@@ -39,13 +40,14 @@ from bench import (  # noqa: E402 - needs the path above
     detector,
     devloop,
     prep,
+    scale,
     stream,
     stream_sizing,
 )
 from bench.reporting import RESULTS_JSON, RESULTS_MARKDOWN, BenchReport, write_results  # noqa: E402
 from bench.runtime import Progress, start_spark  # noqa: E402
 
-SECTIONS = ("prep", "stream", "sizing", "detector", "quality", "callback", "devloop")
+SECTIONS = ("prep", "stream", "sizing", "detector", "scale", "quality", "callback", "devloop")
 SPARK_SECTIONS = {"prep", "stream", "sizing", "callback"}
 
 
@@ -58,6 +60,8 @@ class BenchPlan:
     stream_runs: dict[int, int]
     detector_dimensions: tuple[int, ...]
     detector_runs: dict[int, int]
+    scale_series: tuple[int, ...]
+    scale_runs: dict[int, int]
     callback_runs: dict[str, int]
     include_suite: bool
     include_local_run: bool
@@ -75,12 +79,14 @@ def make_plan(args: argparse.Namespace) -> BenchPlan:
     prep_sizes: tuple[int, ...]
     stream_sizes: tuple[int, ...]
     dimensions: tuple[int, ...]
+    scale_series: tuple[int, ...]
     if args.quick:
         runs = args.runs or 1
         prep_sizes, stream_sizes, dimensions = (200_000, 1_000_000), (10_000, 100_000), (10, 100)
         prep_runs = {(rows, fmt): runs for rows in prep_sizes for fmt in prep.FORMATS}
         stream_runs = dict.fromkeys(stream_sizes, runs)
         detector_runs = dict.fromkeys(dimensions, runs)
+        scale_series, scale_runs = (10, 1_000), {10: runs, 1_000: runs}
         callback_runs = {"events": runs, "poll": runs}
     else:
         runs = args.runs or 3
@@ -91,6 +97,8 @@ def make_plan(args: argparse.Namespace) -> BenchPlan:
         stream_runs = dict.fromkeys(stream_sizes, runs)
         stream_runs[1_000_000] = max(1, runs - 1)
         detector_runs = {10: runs + 2, 100: runs, 1_000: runs}
+        # 10,000 series: one fresh process of a few tens of seconds per run
+        scale_series, scale_runs = (10, 1_000, 10_000), {10: runs, 1_000: runs, 10_000: max(1, runs - 1)}
         callback_runs = {"events": runs, "poll": runs}
     return BenchPlan(
         sections=sections,
@@ -100,6 +108,8 @@ def make_plan(args: argparse.Namespace) -> BenchPlan:
         stream_runs=stream_runs,
         detector_dimensions=dimensions,
         detector_runs=detector_runs,
+        scale_series=scale_series,
+        scale_runs=scale_runs,
         callback_runs=callback_runs,
         include_suite=args.include_suite,
         include_local_run=not args.quick,
@@ -226,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "detector" in plan.sections:
         say("== detector")
         detector.run(report, say, plan.detector_dimensions, plan.detector_runs)
+    if "scale" in plan.sections:
+        say("== detector scale (10 / 1,000 / 10,000 series)")
+        scale.run(report, say, plan.scale_series, plan.scale_runs)
     if "quality" in plan.sections:
         say("== detection quality (NAB)")
         detection_quality.run(report, say, quick=plan.quick, benchmark=plan.benchmark_data)

@@ -27,6 +27,8 @@ STATE_PREFIX = "metrics/detector-state/"
 STATE_KEY = f"{STATE_PREFIX}history.json"
 # Feedback labels (`python -m streaming_cli feedback`), one object per group id; the detector only reads them.
 FEEDBACK_PREFIX = "metrics/feedback/"
+# One compact totals.json per interval read, so a history rebuild reads one object per interval (issue 12).
+AGGREGATES_PREFIX = "metrics/detector-aggregates/"
 METRIC_NAMESPACE = "TaxiAnomaly/MetricsDetector"
 
 
@@ -66,6 +68,7 @@ class AnomalyDetector(Construct):
                     "INTERVALS_PREFIX": INTERVALS_PREFIX,
                     "ANOMALIES_PREFIX": ANOMALIES_PREFIX,
                     "STATE_KEY": STATE_KEY,
+                    "AGGREGATES_PREFIX": AGGREGATES_PREFIX,
                     "TOPIC_ARN": self.alerts.topic_arn,
                     "METRIC_NAMESPACE": METRIC_NAMESPACE,
                     # The metric set (anomaly_detector.metric_set): every measure by every combination and roll-up.
@@ -79,8 +82,8 @@ class AnomalyDetector(Construct):
                     "FEEDBACK_PREFIX": FEEDBACK_PREFIX,
                     **({"ALERT_LAMBDA_ARN": streaming.alert_lambda_arn} if streaming.alert_lambda_arn else {}),
                 },
-                timeout_seconds=120,
-                memory_size=1024,
+                timeout_seconds=streaming.detector_timeout_seconds,
+                memory_size=streaming.detector_memory_mb,
                 # Runs are ordered by interval; two at once would race on the history state.
                 reserved_concurrency=1,
             ),
@@ -92,6 +95,7 @@ class AnomalyDetector(Construct):
         grant_prefix_write(role, metrics_bucket, ANOMALIES_PREFIX)
         grant_prefix_write(role, metrics_bucket, STATE_PREFIX)
         grant_prefix_read(role, metrics_bucket, FEEDBACK_PREFIX)
+        grant_prefix_write(role, metrics_bucket, AGGREGATES_PREFIX)
         self.alerts.grant_publish(role)
         if streaming.alert_lambda_arn:
             # Lambda's permissions reference: "Actions that operate on a function can be restricted to a specific
@@ -109,12 +113,14 @@ class AnomalyDetector(Construct):
         acknowledge(
             role,
             "AwsSolutions-IAM5",
-            "The detector reads interval files and feedback labels and writes anomaly records and its history under "
-            "fixed prefixes of "
-            "the metrics bucket (object names are per interval); PutMetricData has no resource ARN and is limited "
-            "to the detector's namespace by condition.",
+            "The detector reads interval files and feedback labels and writes anomaly records, per-interval "
+            "aggregates and its history under fixed prefixes of the metrics bucket (object names are per interval); "
+            "PutMetricData has no resource ARN and is limited to the detector's namespace by condition.",
             [
-                matching(rf"^Resource::.*/({INTERVALS_PREFIX}|{ANOMALIES_PREFIX}|{STATE_PREFIX}|{FEEDBACK_PREFIX})\*$"),
+                matching(
+                    rf"^Resource::.*/({INTERVALS_PREFIX}|{ANOMALIES_PREFIX}|{STATE_PREFIX}|{FEEDBACK_PREFIX}"
+                    rf"|{AGGREGATES_PREFIX})\*$"
+                ),
                 matching(r"^Action::kms:.*\*$"),
             ],
         )

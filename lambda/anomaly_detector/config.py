@@ -66,6 +66,8 @@ class DetectorConfig:
     # Feedback labels (anomaly_detector.feedback) and the optional function alerted besides the topic.
     feedback_prefix: str = "feedback/"
     alert_lambda_arn: str | None = None
+    # Where the detector keeps one compact aggregate per interval read (anomaly_detector.history); None: none kept.
+    aggregates_prefix: str | None = None
 
 
 def load_config(env: Mapping[str, str]) -> DetectorConfig:
@@ -103,6 +105,7 @@ def load_config(env: Mapping[str, str]) -> DetectorConfig:
         metric_namespace=_required(env, "METRIC_NAMESPACE"),
         feedback_prefix=_prefix(env, "FEEDBACK_PREFIX"),
         alert_lambda_arn=alert_lambda_arn,
+        aggregates_prefix=_prefix(env, "AGGREGATES_PREFIX") if env.get("AGGREGATES_PREFIX", "").strip() else None,
         settings=DetectorSettings(
             dimensions=dimensions,
             timestamp_column=_required(env, "TIMESTAMP_COLUMN"),

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger
@@ -21,6 +22,7 @@ from anomaly_detector.alerts import AlertTarget, alert_message, alert_subject, g
 from anomaly_detector.config import DetectorSettings
 from anomaly_detector.feedback import FeedbackLabel, FeedbackStore, apply_feedback
 from anomaly_detector.groups import form_groups
+from anomaly_detector.history import Deadline, HistoryReader, IntervalSource, aggregation_signature
 from anomaly_detector.metric_set import (
     CsvFormatError,
     IntervalAggregate,
@@ -128,7 +130,9 @@ class IntervalReport:
     measure_totals: dict[str, float] = field(default_factory=dict)
     # "already processed": the state had this interval already (a repeated delivery); nothing was done.
     # "rebuilt": an older interval, re-run by hand, scored on a history rebuilt from the stored files.
+    # "rebuilding": the catch-up ran out of time; what was learnt is saved, nothing was judged (see history.py).
     mode: str = "live"
+    intervals_left: int = 0  # "rebuilding": stored intervals still to learn before the next judged one
 
     @property
     def is_empty(self) -> bool:
@@ -165,6 +169,8 @@ class IntervalReport:
             "max_severity": round(self.max_severity, 1),
             "anomalies_location": self.anomalies_location,
             "mode": self.mode,
+            "caught_up_intervals": self.caught_up_intervals,
+            "intervals_left": self.intervals_left,
         }
 
 
@@ -178,6 +184,8 @@ def detect_interval(
     params: ModelParams = DEFAULT_MODEL,
     alert_targets: Sequence[AlertTarget] = (),
     feedback: FeedbackStore | None = None,
+    history: IntervalSource | None = None,
+    deadline: Deadline | None = None,
 ) -> IntervalReport:
     """Detect anomalies in the interval ``[interval_start, interval_start + frequency)``.
 
@@ -193,6 +201,11 @@ def detect_interval(
     state. Running the interval the state has already taken in again (a repeated delivery) does nothing.
     Running an *older* interval by hand scores it against a history rebuilt from the stored files
     (``history_length`` intervals before it) and leaves the saved state alone.
+
+    ``history`` (optional) holds the per-interval aggregates: intervals are then read from them when
+    unchanged, in parallel, and every interval read from CSVs gets one. ``deadline`` bounds the catch-up of a
+    live run: when it passes, what was learnt is saved and the run reports mode "rebuilding" without judging
+    (the next run continues). See :mod:`anomaly_detector.history`.
     """
     interval_start = _aligned_utc(interval_start, settings.frequency_minutes)
     interval_end = interval_start + timedelta(minutes=settings.frequency_minutes)
@@ -211,22 +224,25 @@ def detect_interval(
         mode = "rebuilt"
         state = DetectorState(frequency_minutes=settings.frequency_minutes, metric_set=metric_set.signature)
     catch_up = intervals_to_catch_up(state, interval_start, settings.frequency_minutes, settings.history_length)
+    signature = aggregation_signature(settings)
+    # Stored intervals that lack the metric set's columns (written before it changed) teach nothing; the
+    # interval being judged must have them (a clear error otherwise).
+    reader = HistoryReader(store, partial(_aggregate_stored_texts, settings=settings), signature, history)
+    current_reader = HistoryReader(store, partial(_aggregate_texts, settings=settings), signature, history)
     if catch_up:
         logger.info("Catching up from stored intervals", extra={"intervals": len(catch_up), "mode": mode})
         state.open_groups = {}
-    for missed_start in catch_up:
-        try:
-            missed = _read_aggregate(store, missed_start, settings)
-        except CsvFormatError as error:
-            # Files written before the metric set changed cannot teach the new series: learn nothing from them.
-            logger.warning(
-                "Stored interval skipped in the catch-up",
-                extra={"interval": format_time(missed_start), "error": str(error)},
-            )
-            missed = IntervalAggregate({}, 0, 0)
+    # A hand-run older interval never saves its state, so it cannot continue later: no time limit for it.
+    budget = deadline if deadline is not None and mode == "live" else Deadline.never()
+    learnt = 0
+    # No read starts after the deadline; the few already running (at most the source's read_workers) are learnt.
+    for missed_start, missed in reader.read_in_order(catch_up, budget):
         state.learn_interval(missed_start, missed.totals, settings.history_length, params)
+        learnt += 1
+    if learnt < len(catch_up):
+        return _save_partial_rebuild(store, state, interval_start, interval_end, learnt, len(catch_up) - learnt)
 
-    aggregate = _read_aggregate(store, interval_start, settings)
+    aggregate = current_reader.read(interval_start)
     if not aggregate.totals:
         # No data at all is a pipeline problem (alarmed on via the metric), not a business anomaly.
         logger.warning("Interval has no data", extra={"interval_start": format_time(interval_start)})
@@ -303,10 +319,30 @@ def detect_interval(
     return report
 
 
-def _read_aggregate(store: IntervalStore, interval_start: datetime, settings: DetectorSettings) -> IntervalAggregate:
-    return aggregate_intervals(
-        store.read_interval_csvs(interval_start), settings.metric_set, timestamp_column=settings.timestamp_column
+def _save_partial_rebuild(
+    store: IntervalStore, state: DetectorState, interval_start: datetime, interval_end: datetime, learnt: int, left: int
+) -> IntervalReport:
+    """The catch-up ran out of time: keep what was learnt (the state's clock is the last learnt interval)."""
+    if learnt:
+        store.write_state(state.to_json())
+    logger.warning(
+        "History rebuild continues in the next run; this interval is learnt then, not judged",
+        extra={"interval_start": format_time(interval_start), "learnt": learnt, "intervals_left": left},
     )
+    return IntervalReport(interval_start, interval_end, 0, 0, learnt, mode="rebuilding", intervals_left=left)
+
+
+def _aggregate_texts(csv_texts: list[str], settings: DetectorSettings) -> IntervalAggregate:
+    return aggregate_intervals(csv_texts, settings.metric_set, timestamp_column=settings.timestamp_column)
+
+
+def _aggregate_stored_texts(csv_texts: list[str], settings: DetectorSettings) -> IntervalAggregate:
+    try:
+        return _aggregate_texts(csv_texts, settings)
+    except CsvFormatError as error:
+        # Files written before the metric set changed cannot teach the new series: learn nothing from them.
+        logger.warning("Stored interval skipped in the catch-up", extra={"error": str(error)})
+        return IntervalAggregate({}, 0, 0)
 
 
 def _aligned_utc(moment: datetime, frequency_minutes: int) -> datetime:

@@ -121,3 +121,21 @@ def test_an_alert_lambda_in_the_environment_is_accepted_with_or_without_a_qualif
 def test_bad_alert_settings_fail_naming_the_setting(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         streaming(**settings)
+
+
+def test_detector_size_and_partitions_default_and_are_checked() -> None:
+    config = load_environment(
+        json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["environments"], "prod"
+    ).streaming
+    assert (config.detector_memory_mb, config.detector_timeout_seconds, config.detector_partitions) == (1024, 120, 1)
+    for settings, message in [
+        ({"detector_partitions": 0}, "streaming.detector_partitions must be 1..64"),
+        ({"detector_partitions": 65}, "streaming.detector_partitions must be 1..64"),
+        ({"detector_partitions": 4}, "streaming.detector_partitions > 1 needs the partitioned fan-out"),
+        ({"detector_memory_mb": 64}, "streaming.detector_memory_mb must be 128..10240"),
+        ({"detector_timeout_seconds": 301}, "streaming.detector_timeout_seconds must be 1..900 and at most one"),
+    ]:
+        raw = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["environments"]
+        raw["dev"]["streaming"].update(settings)
+        with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+            load_environment(raw, "dev")
