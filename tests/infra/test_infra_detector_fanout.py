@@ -63,7 +63,7 @@ def test_the_state_machine_resolves_the_interval_maps_over_4_partitions_then_for
     mapped = states["ScorePartitions"]
     assert (mapped["Type"], mapped["MaxConcurrency"], mapped["ItemsPath"]) == ("Map", 4, "$.run.partition_list")
     assert mapped["ItemSelector"]["partition.$"] == "$$.Map.Item.Value" and mapped["Next"] == "FormGroups"
-    assert states["FormGroups"]["Parameters"]["Payload"]["form_groups"] is True and states["FormGroups"]["End"]
+    assert states["FormGroups"]["Parameters"]["form_groups"] is True and states["FormGroups"]["End"]
     for task in (states["ResolveInterval"], mapped["ItemProcessor"]["States"]["ScorePartition"], states["FormGroups"]):
         [retry] = task["Retry"]
         assert set(retry["ErrorEquals"]) == set(SERVICE_ERRORS)
@@ -89,13 +89,15 @@ def test_the_schedule_starts_the_state_machine_and_only_it() -> None:
     ]
     [target] = rule["Properties"]["Targets"]
     assert "StateMachine" in json.dumps(target["Arn"]) and "RoleArn" in target
-    starts = {(a, r) for a, r in role_grants(template, "EventsRole") if a.startswith("states:")}
+    starts = {
+        (a, r) for a, r in role_grants(template, "DetectorFanoutStateMachineEventsRole") if a.startswith("states:")
+    }
     assert len(starts) == 1 and next(iter(starts))[0] == "states:StartExecution"
     assert "Fanout" in next(iter(starts))[1]
 
 
 def test_the_state_machine_invokes_only_the_two_detector_functions() -> None:
-    grants = {(a, r) for a, r in role_grants(_template(), "FanoutStateMachineRole") if a.startswith("lambda:")}
+    grants = {(a, r) for a, r in role_grants(_template(), "DetectorFanoutStateMachineRole9") if a.startswith("lambda:")}
     assert grants and {action for action, _ in grants} == {"lambda:InvokeFunction"}
     assert all(
         "Detector" in resource
@@ -106,7 +108,7 @@ def test_the_state_machine_invokes_only_the_two_detector_functions() -> None:
 
 
 def test_the_partition_scorer_writes_only_its_prefixes_and_cannot_alert() -> None:
-    grants = role_grants(_template(), "PartitionScorerRole")
+    grants = role_grants(_template(), "DetectorPartitionScorerRole")
     writes = {resource for action, resource in grants if action == "s3:PutObject"}
     assert any(f"/{SCORES_PREFIX}*" in r for r in writes) and not any("/metrics/anomalies/" in r for r in writes)
     assert not any(action.startswith(("sns:", "cloudwatch:")) for action, _ in grants)
