@@ -25,7 +25,7 @@ from anomaly_detector.metric_set import Measure
 from anomaly_detector.partitions import merge_partition_scores, partition_of, split_totals
 from anomaly_detector.scoring import DetectorState, score_interval
 from anomaly_detector.stores import LocalDirStore, LocalDocumentStore, partition_path
-from conftest import CollectingMetrics, CollectingPublisher
+from detector_fakes import CollectingMetrics, CollectingPublisher
 
 SETTINGS = DetectorSettings(
     dimensions=("platform", "marketplace"),
