@@ -200,9 +200,7 @@ class StreamingConfig:
     glue_number_of_workers: int = 2
     window_size_seconds: int = 60
     frequency_minutes: int = 5
-    dimension_column: str = "marketplace"
     timestamp_column: str = "event_time"
-    measure_column: str = "views"
     # The metric set (Lookout for Metrics' terms): every measure is watched for every combination of
     # dimension values, and for each dimension's roll-up. Defaults: the reference schema
     # platform, marketplace, event_time, views, revenue.
@@ -543,6 +541,12 @@ def _section(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
         raise ConfigError(
             f"{where}: {', '.join(replaced)} replaced by anomaly_target, e.g. "
             '{"measure": "views", "dimensions": {"marketplace": "de"}, "factor": 4.0}'
+        )
+    metric_set_columns = sorted({"dimension_column", "measure_column"} & set(unknown))
+    if cls is StreamingConfig and metric_set_columns:
+        raise ConfigError(
+            f"{where}: {', '.join(metric_set_columns)} replaced by the metric set: dimensions (a list of columns) "
+            'and measures, e.g. "dimensions": ["marketplace"], "measures": [{"name": "views", "aggregation": "sum"}]'
         )
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")

@@ -56,3 +56,8 @@ def test_a_count_measure_and_five_dimensions_are_accepted() -> None:
 def test_a_bad_metric_set_names_the_setting(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("|", r"\|")):
         streaming(**settings)
+
+
+def test_the_old_one_column_settings_point_to_the_metric_set() -> None:
+    with pytest.raises(ConfigError, match="dimension_column replaced by the metric set: dimensions"):
+        streaming(dimension_column="marketplace")
