@@ -18,9 +18,10 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,16 +45,17 @@ def halves(names: Sequence[str]) -> tuple[list[str], list[str]]:
     return ordered[0::2], ordered[1::2]
 
 
-def _run(path: Path, name: str, overrides: dict[str, float]) -> tuple[str, list[float]]:
+def _run(path: Path, name: str, overrides: dict[str, str]) -> tuple[str, list[float]]:
     series = read_series(path, name)
     params = _params(overrides)
     detection = detect_series(series.timestamps, series.values, params=params)
     return name, list(detection.scores)
 
 
-def _params(overrides: dict[str, float]) -> _ModelParams:
+def _params(overrides: dict[str, str]) -> _ModelParams:
     kinds = {f.name: f.type for f in dataclasses.fields(_ModelParams)}
-    return _ModelParams(**{key: (int(v) if kinds[key] in ("int", int) else float(v)) for key, v in overrides.items()})
+    typed: dict[str, Any] = {key: int(v) if kinds[key] in ("int", int) else float(v) for key, v in overrides.items()}
+    return _ModelParams(**typed)
 
 
 def _score_at(files: Sequence[Scored], threshold: float, params: _ModelParams) -> float:
@@ -106,10 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"best {full_best:.1f} at severity {100 * full_threshold:.1f}"
     )
     print(
-        f"half A ({len(half_a)}): own {_score_at(half_a, own, params):.1f}, best {a_best:.1f} at {100 * a_threshold:.1f}"
+        f"half A ({len(half_a)}): own {_score_at(half_a, own, params):.1f}, "
+        f"best {a_best:.1f} at {100 * a_threshold:.1f}"
     )
     print(
-        f"half B ({len(half_b)}): own {_score_at(half_b, own, params):.1f}, best {b_best:.1f} at {100 * b_threshold:.1f}"
+        f"half B ({len(half_b)}): own {_score_at(half_b, own, params):.1f}, "
+        f"best {b_best:.1f} at {100 * b_threshold:.1f}"
     )
     a_to_b, b_to_a = _score_at(half_b, a_threshold, params), _score_at(half_a, b_threshold, params)
     print(f"held out: tuned on A -> B {a_to_b:.1f}; tuned on B -> A {b_to_a:.1f}; mean {(a_to_b + b_to_a) / 2:.1f}")
