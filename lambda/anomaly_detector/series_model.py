@@ -43,11 +43,13 @@ How a value is judged
    once, not every interval (``ongoing`` marks the intervals of an open anomaly).
 
 Changes: a level that stays away from the slow baseline for ``rebase_points`` values is accepted as the
-new normal (the baseline jumps to the recent level; the one before is kept for ``return_memory_days``);
-the recent-level forecaster follows a change by itself after half its window. A value back within
-``return_sigmas`` usual errors of a normal the model knows (the slow baseline, or the baseline before the
-last accepted change while kept), and closer to it than to the forecast, is judged against that normal:
-the return after a lasting drop or rise is not news. The model still learns the forecast's distances.
+new normal (the baseline jumps to the recent level); the recent-level forecaster follows a change by
+itself after half its window. So that the return to normal after a lasting drop or rise is not news, the
+recent level at the first unusual value of a run (surprise at least ``rebase_surprise``) is kept as the
+*level before*, for ``return_memory_days`` after the run's last unusual value: a value back within
+``return_sigmas`` usual errors of it (plus the current profile), and closer to it than to the forecast,
+is judged against it. The model still learns the forecast's distances, and none of this depends on the
+threshold (``decide_alerts`` stays exact).
 After a gap longer than ``level_window`` intervals the recent values are
 dropped, and the next ``rewarm_points`` values rebuild them and are learnt, not judged.
 
@@ -355,8 +357,8 @@ class SeriesState:
     daily_maxima: DailyMaxima = field(default_factory=DailyMaxima)
     rewarm: int = 0  # values still to learn, not judge, after a long gap
     rebase_run: int = 0
-    previous_level: list[float] = field(default_factory=list)  # the baseline before the last rebase, while kept
-    previous_left: int = 0  # values it is still kept for
+    level_before: list[float] = field(default_factory=list)  # per forecaster: recent level before an unusual run
+    level_before_left: int = 0  # values it is still kept for
     seen_negative: bool = False
     open_anomaly: bool = False
     open_for: int = 0  # intervals since the open anomaly started
@@ -371,8 +373,8 @@ class SeriesState:
             profile_level=self.profile_level,
             profile_ready=self.profile_ready,
             rebase_run=self.rebase_run,
-            previous_level=list(self.previous_level),
-            previous_left=self.previous_left,
+            level_before=list(self.level_before),
+            level_before_left=self.level_before_left,
             seen_negative=self.seen_negative,
             open_anomaly=self.open_anomaly,
             open_for=self.open_for,
@@ -420,7 +422,7 @@ class SeriesState:
             "dday": self.daily_maxima.day,
             "rw": self.rewarm,
             "rb": self.rebase_run,
-            "prev": [self.previous_level, self.previous_left],
+            "before": [self.level_before, self.level_before_left],
             "neg": int(self.seen_negative),
             "open": [int(self.open_anomaly), self.open_for, self.quiet_for],
         }
@@ -456,8 +458,8 @@ class SeriesState:
                 ),
                 rewarm=int(document["rw"]),
                 rebase_run=int(document["rb"]),
-                previous_level=[float(x) for x in document["prev"][0]],
-                previous_left=int(document["prev"][1]),
+                level_before=[float(x) for x in document["before"][0]],
+                level_before_left=int(document["before"][1]),
                 seen_negative=bool(document["neg"]),
                 open_anomaly=bool(open_flag),
                 open_for=open_for,
@@ -568,15 +570,12 @@ def update(
     del new.shift_window[: -params.shift_window]
     shift_deviation = sum(new.shift_window) / len(new.shift_window)
     # What the model learns from: the distances above. What it judges: the same, unless the value is back
-    # within the usual range of a normal it knows (the slow baseline, or the baseline before the last
-    # accepted change while it is kept) that is closer than the forecast. Then the return to normal after
-    # a lasting drop or rise is judged as such, although the recent level had followed the change.
+    # within the usual range of the level before an unusual run, closer than the forecast. Then the return
+    # to normal after a lasting drop or rise is judged as such, although the recent level followed it.
     learnt_point, learnt_shift = abs(point_deviation), abs(shift_deviation)
     usual = params.return_sigmas * 1.2533 * new.typical_error[chosen]  # mean |error| -> sigma
-    normals = [baseline]
-    if new.previous_level and new.previous_left > 0:
-        normals.append(new.previous_level[chosen] + offsets[chosen])
-    for normal in normals:
+    if new.level_before and new.level_before_left > 0:
+        normal = new.level_before[chosen] + offsets[chosen]
         if abs(value - normal) <= usual and abs(value - normal) < abs(point_deviation):
             expected, point_deviation = normal, value - normal
             # The last values' mean shift, measured from that normal.
@@ -613,13 +612,15 @@ def update(
     if not new.seen_negative:
         low = max(low, 0.0)  # a series that was never negative is not expected to go below zero
 
+    if scored:
+        learnt_shift_surprise = -math.log10(max(shift_view.probability_at_least(learnt_shift, params), 1e-300))
+        _remember_level_before(new, max(point_surprise, learnt_shift_surprise), forecasts, offsets, params)
     new.rewarm = max(0, new.rewarm - 1)
     _learn(new, now, value, forecasts, offsets, daily_bin, weekly_bin, learnt_point, learnt_shift, chosen, params)
     if scored:
         # A change is accepted on the evidence against the current baseline, so a return to an earlier
         # normal is accepted as well, in time.
-        shift_against_baseline = -math.log10(max(shift_view.probability_at_least(learnt_shift, params), 1e-300))
-        _maybe_rebase(new, shift_against_baseline, abs(baseline_deviation) > learnt_point, params)
+        _maybe_rebase(new, learnt_shift_surprise, abs(baseline_deviation) > learnt_point, params)
     result = SeriesResult(
         status="scored" if scored else "warming_up",
         severity=severity,
@@ -860,17 +861,30 @@ def _visit_rate(rate_per_period: float, bin_seconds: float, spacing: float | Non
     return rate_per_period if visits <= 1.0 else 1.0 - (1.0 - rate_per_period) ** (1.0 / visits)
 
 
+def _remember_level_before(
+    state: SeriesState,
+    surprise: float,
+    forecasts: list[float],
+    offsets: tuple[float, float, float],
+    params: ModelParams,
+) -> None:
+    """Keep the recent level from before a run of unusual values, until ``return_memory_days`` after it."""
+    if surprise >= params.rebase_surprise:
+        if state.level_before_left <= 0:  # the run starts: the forecasts have not learnt from it yet
+            state.level_before = [forecast - offset for forecast, offset in zip(forecasts, offsets, strict=True)]
+        per_day = SECONDS_PER_DAY / (state.spacing or 300.0)
+        state.level_before_left = max(1, round(params.return_memory_days * per_day))
+    else:
+        state.level_before_left = max(0, state.level_before_left - 1)
+
+
 def _maybe_rebase(state: SeriesState, shift_surprise: float, baseline_is_worse: bool, params: ModelParams) -> None:
     """Accept a lasting change: after ``rebase_points`` unusual shifts in a row, the baseline jumps to it."""
     if shift_surprise >= params.rebase_surprise and baseline_is_worse:
         state.rebase_run += 1
     else:
         state.rebase_run = 0
-    state.previous_left = max(0, state.previous_left - 1)
     if state.rebase_run >= params.rebase_points:
-        per_day = SECONDS_PER_DAY / (state.spacing or 300.0)
-        state.previous_level = list(state.slow_level)
-        state.previous_left = round(params.return_memory_days * per_day)
         state.slow_level = [
             statistics.median(recent) if recent else level
             for recent, level in zip(state.recent, state.slow_level, strict=True)
