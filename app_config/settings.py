@@ -281,12 +281,7 @@ class StreamingConfig:
             "runs are one at a time, so a longer run would delay the next interval's",
         )
         _require(1 <= self.detector_partitions <= 64, "streaming.detector_partitions must be 1..64")
-        # The partition functions exist (anomaly_detector.partitions); the fan-out that would use them does not yet.
-        _require(
-            self.detector_partitions == 1,
-            "streaming.detector_partitions > 1 needs the partitioned fan-out, which is designed (README 'Scale') "
-            "but not built yet; one invocation holds about 11,000 series at 1024 MB (raise detector_memory_mb)",
-        )
+        # > 1: a Step Functions fan-out over the partitions (cdk_constructs/detector_fanout.py, README 'Scale').
 
     def _validate_metric_set(self) -> None:
         _require(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_s3 as s3
@@ -86,6 +86,13 @@ class StreamingStack(Stack):
             self.detector.function.function,
             "The anomaly detector failed to score an interval.",
         )
+        if self.detector.fanout is not None:
+            alarms.alarm_above_zero(
+                "anomaly-detector-fanout-failed",
+                self.detector.fanout.state_machine.metric_failed(period=Duration.minutes(5), statistic="Sum"),
+                "A detector fan-out execution failed, timed out or was aborted (its partitions or final step); "
+                "see the state machine's execution history and log group.",
+            )
         alarms.alarm_on_dead_letters(
             "streaming-event-target-dead-letters",
             alarms.event_dead_letter_queue,

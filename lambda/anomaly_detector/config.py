@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from anomaly_detector.metric_set import Measure, MetricSet, MetricSetError, parse_dimensions, parse_measures
+from anomaly_detector.partitions import MAX_PARTITIONS
 
 # Chosen on the development set (see the README's "Streaming detector"): the best single threshold.
 DEFAULT_SEVERITY_THRESHOLD = 47.6
@@ -68,6 +69,9 @@ class DetectorConfig:
     alert_lambda_arn: str | None = None
     # Where the detector keeps one compact aggregate per interval read (anomaly_detector.history); None: none kept.
     aggregates_prefix: str | None = None
+    # The partitioned fan-out (anomaly_detector.fanout): hash partitions, and where their verdict files go.
+    partitions: int = 1
+    scores_prefix: str | None = None
 
 
 def load_config(env: Mapping[str, str]) -> DetectorConfig:
@@ -96,7 +100,14 @@ def load_config(env: Mapping[str, str]) -> DetectorConfig:
     alert_lambda_arn = env.get("ALERT_LAMBDA_ARN", "").strip() or None
     if alert_lambda_arn is not None and not (alert_lambda_arn.startswith("arn:") and ":function:" in alert_lambda_arn):
         raise ConfigError(f"ALERT_LAMBDA_ARN must be a Lambda function ARN, got {alert_lambda_arn!r}")
+    partitions = _int(env, "PARTITIONS") if env.get("PARTITIONS", "").strip() else 1
+    if not 1 <= partitions <= MAX_PARTITIONS:
+        raise ConfigError(f"PARTITIONS must be 1..{MAX_PARTITIONS}, got {partitions}")
+    if partitions > 1 and not env.get("SCORES_PREFIX", "").strip():
+        raise ConfigError("environment variable SCORES_PREFIX is required when PARTITIONS > 1")
     return DetectorConfig(
+        partitions=partitions,
+        scores_prefix=_prefix(env, "SCORES_PREFIX") if env.get("SCORES_PREFIX", "").strip() else None,
         data_bucket=_required(env, "DATA_BUCKET"),
         intervals_prefix=_prefix(env, "INTERVALS_PREFIX"),
         anomalies_prefix=_prefix(env, "ANOMALIES_PREFIX"),

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import TypeVar
 
 MAX_PARTITIONS = 64
 ScoreT = TypeVar("ScoreT")
 
 
+# A partition run looks its series up in every interval it learns (hundreds of intervals x thousands of keys).
+@lru_cache(maxsize=1 << 17)
 def partition_of(series_key: str, partitions: int) -> int:
     """The partition (0..partitions-1) that scores ``series_key``; the same on every run and machine."""
     _check(partitions)

@@ -189,10 +189,19 @@ class DetectorState:
         totals: Mapping[str, float],
         history_length: int,
         params: ModelParams = DEFAULT_MODEL,
+        *,
+        has_data: bool | None = None,
     ) -> None:
         """Take in an interval without judging it (catching up missed intervals, rebuilding a lost state)."""
         score_interval(
-            self, interval_start, totals, threshold=100.0, history_length=history_length, params=params, judge=False
+            self,
+            interval_start,
+            totals,
+            threshold=100.0,
+            history_length=history_length,
+            params=params,
+            judge=False,
+            has_data=has_data,
         )
 
 
@@ -228,15 +237,20 @@ def score_interval(
     params: ModelParams = DEFAULT_MODEL,
     *,
     judge: bool = True,
+    has_data: bool | None = None,
 ) -> list[DimensionScore]:
     """Score every dimension value of the interval, plus known values missing now (as 0), and learn them.
 
     ``state`` is updated in place (its series and ``last_interval_start``). ``threshold`` is the
     severity at which an anomaly opens. With ``judge=False`` nothing is decided (catch-up). An empty
     ``totals`` (no data at all) scores and learns nothing but moves the clock.
+
+    ``has_data`` says whether the *interval* had data when ``totals`` is only a part of it (one hash partition's
+    series, see :mod:`anomaly_detector.partitions`): a partition whose series are all absent from an interval that
+    has data scores its known series as 0, as scoring the whole interval at once would. None: ``bool(totals)``.
     """
     state.last_interval_start = interval_start
-    if not totals:
+    if not (bool(totals) if has_data is None else has_data):
         return []
     results = []
     for dimension_value in sorted(set(totals) | set(state.series)):

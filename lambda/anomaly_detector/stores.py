@@ -146,3 +146,50 @@ class LocalDirStore:
         temporary = path.with_name(path.name + ".tmp")
         temporary.write_text(body, encoding="utf-8")
         temporary.replace(path)
+
+
+class DocumentStore(Protocol):
+    """Small JSON documents by key in the data bucket (or a folder): the partitioned fan-out's states and verdicts."""
+
+    def read_document(self, key: str) -> str | None:
+        """The document's text, or None when there is none."""
+        ...
+
+    def write_document(self, key: str, body: str) -> str:
+        """Write (replace) the document; returns where it went."""
+        ...
+
+
+@dataclass(frozen=True)
+class S3DocumentStore:
+    s3: S3Client
+    bucket: str
+
+    def read_document(self, key: str) -> str | None:
+        try:
+            response = self.s3.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        return response["Body"].read().decode("utf-8")
+
+    def write_document(self, key: str, body: str) -> str:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/json")
+        return f"s3://{self.bucket}/{key}"
+
+
+@dataclass(frozen=True)
+class LocalDocumentStore:
+    """The same keys under a folder: ``root / <key>`` (tests and local runs)."""
+
+    root: Path
+
+    def read_document(self, key: str) -> str | None:
+        path = self.root / key
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+    def write_document(self, key: str, body: str) -> str:
+        path = self.root / key
+        LocalDirStore._write(path, body)
+        return str(path)

@@ -131,7 +131,6 @@ def test_detector_size_and_partitions_default_and_are_checked() -> None:
     for settings, message in [
         ({"detector_partitions": 0}, "streaming.detector_partitions must be 1..64"),
         ({"detector_partitions": 65}, "streaming.detector_partitions must be 1..64"),
-        ({"detector_partitions": 4}, "streaming.detector_partitions > 1 needs the partitioned fan-out"),
         ({"detector_memory_mb": 64}, "streaming.detector_memory_mb must be 128..10240"),
         ({"detector_timeout_seconds": 301}, "streaming.detector_timeout_seconds must be 1..900 and at most one"),
     ]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 
 import pytest
+from detector_fakes import CollectingMetrics, CollectingPublisher
 
 
 @pytest.fixture
@@ -37,30 +36,6 @@ class FakeLambdaContext:
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
-
-
-@dataclass
-class CollectingPublisher:
-    messages: list[tuple[str, str]] = field(default_factory=list)
-
-    def publish(self, subject: str, message: str) -> None:
-        self.messages.append((subject, message))
-
-
-@dataclass
-class CollectingMetrics:
-    calls: list[tuple[dict[str, float], datetime]] = field(default_factory=list)
-    by_measure: list[dict[str, dict[str, float]]] = field(default_factory=list)
-
-    def put_metrics(
-        self,
-        values: Mapping[str, float],
-        timestamp: datetime,
-        *,
-        by_measure: Mapping[str, Mapping[str, float]] | None = None,
-    ) -> None:
-        self.calls.append((dict(values), timestamp))
-        self.by_measure.append({measure: dict(v) for measure, v in (by_measure or {}).items()})
 
 
 @pytest.fixture
