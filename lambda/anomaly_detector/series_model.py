@@ -44,7 +44,13 @@ How a value is judged
 
 Changes: a level that stays away from the slow baseline for ``rebase_points`` values is accepted as the
 new normal (the baseline jumps to the recent level); the recent-level forecaster follows a change by
-itself after half its window. After a gap longer than ``level_window`` intervals the recent values are
+itself after half its window. So that the return to normal after a lasting drop or rise is not news, the
+recent level at the first unusual value of a run (surprise at least ``rebase_surprise``) is kept as the
+*level before*, for ``return_memory_days`` after the run's last unusual value: a value back within
+``return_sigmas`` usual errors of it (plus the current profile), and closer to it than to the forecast,
+is judged against it. The model still learns the forecast's distances, and none of this depends on the
+threshold (``decide_alerts`` stays exact).
+After a gap longer than ``level_window`` intervals the recent values are
 dropped, and the next ``rewarm_points`` values rebuild them and are learnt, not judged.
 
 The first ``warmup_points`` values are learnt from but not judged (status ``warming_up``).
@@ -69,7 +75,7 @@ from typing import Any, Literal
 
 SECONDS_PER_DAY = 86_400
 SECONDS_PER_WEEK = 7 * SECONDS_PER_DAY
-STATE_FORMAT = 1  # of SeriesState.to_dict; bump when the meaning of a field changes
+STATE_FORMAT = 2  # of SeriesState.to_dict; bump when the meaning of a field changes
 _ZERO_BUCKET = -32768  # histogram bucket of exact zeros
 _LN_LN_2 = math.log(math.log(2.0))
 _GUMBEL_MAD = 0.767  # median absolute deviation of a standard Gumbel variable
@@ -101,6 +107,8 @@ class ModelParams:
     rebase_points: int = 12
     rewarm_points: int = 6
     rebase_surprise: float = 2.0
+    return_memory_days: float = 0.25
+    return_sigmas: float = 2.0
     severity_per_decade: float = 25.0
     episode_clear_fraction: float = 0.5
     episode_quiet_points: int = 6
@@ -349,6 +357,8 @@ class SeriesState:
     daily_maxima: DailyMaxima = field(default_factory=DailyMaxima)
     rewarm: int = 0  # values still to learn, not judge, after a long gap
     rebase_run: int = 0
+    level_before: list[float] = field(default_factory=list)  # per forecaster: recent level before an unusual run
+    level_before_left: int = 0  # values it is still kept for
     seen_negative: bool = False
     open_anomaly: bool = False
     open_for: int = 0  # intervals since the open anomaly started
@@ -363,6 +373,8 @@ class SeriesState:
             profile_level=self.profile_level,
             profile_ready=self.profile_ready,
             rebase_run=self.rebase_run,
+            level_before=list(self.level_before),
+            level_before_left=self.level_before_left,
             seen_negative=self.seen_negative,
             open_anomaly=self.open_anomaly,
             open_for=self.open_for,
@@ -410,6 +422,7 @@ class SeriesState:
             "dday": self.daily_maxima.day,
             "rw": self.rewarm,
             "rb": self.rebase_run,
+            "before": [self.level_before, self.level_before_left],
             "neg": int(self.seen_negative),
             "open": [int(self.open_anomaly), self.open_for, self.quiet_for],
         }
@@ -445,6 +458,8 @@ class SeriesState:
                 ),
                 rewarm=int(document["rw"]),
                 rebase_run=int(document["rb"]),
+                level_before=[float(x) for x in document["before"][0]],
+                level_before_left=int(document["before"][1]),
                 seen_negative=bool(document["neg"]),
                 open_anomaly=bool(open_flag),
                 open_for=open_for,
@@ -549,13 +564,26 @@ def update(
         new.slow_level = [value, value, value]
     expected = forecasts[chosen]
     point_deviation = value - expected
-    baseline_deviation = value - (new.slow_level[chosen] + offsets[chosen])
+    baseline = new.slow_level[chosen] + offsets[chosen]
+    baseline_deviation = value - baseline
     new.shift_window.append(baseline_deviation)
     del new.shift_window[: -params.shift_window]
     shift_deviation = sum(new.shift_window) / len(new.shift_window)
+    # What the model learns from: the distances above. What it judges: the same, unless the value is back
+    # within the usual range of the level before an unusual run, closer than the forecast. Then the return
+    # to normal after a lasting drop or rise is judged as such, although the recent level followed it.
+    learnt_point, learnt_shift = abs(point_deviation), abs(shift_deviation)
+    usual = params.return_sigmas * 1.2533 * new.typical_error[chosen]  # mean |error| -> sigma
+    if new.level_before and new.level_before_left > 0:
+        normal = new.level_before[chosen] + offsets[chosen]
+        if abs(value - normal) <= usual and abs(value - normal) < abs(point_deviation):
+            expected, point_deviation = normal, value - normal
+            # The last values' mean shift, measured from that normal.
+            from_normal = shift_deviation - (normal - baseline)
+            shift_deviation = min(shift_deviation, from_normal, key=abs)
 
     scored = new.count > params.warmup_points and new.rewarm == 0
-    point_distance, shift_distance = abs(point_deviation), abs(shift_deviation)
+    point_distance, shift_distance = abs(point_deviation), abs(shift_deviation)  # as judged
     point_surprise = shift_surprise = 0.0
     threshold_surprise = surprise_for_severity(threshold, params) + math.log10(2.0)
     low, high = -math.inf, math.inf
@@ -584,10 +612,15 @@ def update(
     if not new.seen_negative:
         low = max(low, 0.0)  # a series that was never negative is not expected to go below zero
 
-    new.rewarm = max(0, new.rewarm - 1)
-    _learn(new, now, value, forecasts, offsets, daily_bin, weekly_bin, point_distance, shift_distance, chosen, params)
     if scored:
-        _maybe_rebase(new, shift_surprise, abs(baseline_deviation) > point_distance, params)
+        learnt_shift_surprise = -math.log10(max(shift_view.probability_at_least(learnt_shift, params), 1e-300))
+        _remember_level_before(new, max(point_surprise, learnt_shift_surprise), forecasts, offsets, params)
+    new.rewarm = max(0, new.rewarm - 1)
+    _learn(new, now, value, forecasts, offsets, daily_bin, weekly_bin, learnt_point, learnt_shift, chosen, params)
+    if scored:
+        # A change is accepted on the evidence against the current baseline, so a return to an earlier
+        # normal is accepted as well, in time.
+        _maybe_rebase(new, learnt_shift_surprise, abs(baseline_deviation) > learnt_point, params)
     result = SeriesResult(
         status="scored" if scored else "warming_up",
         severity=severity,
@@ -826,6 +859,23 @@ def _visit_rate(rate_per_period: float, bin_seconds: float, spacing: float | Non
     """The learning rate per value that gives ``rate_per_period`` per cycle when a bin gets several values a cycle."""
     visits = max(1.0, bin_seconds / (spacing or bin_seconds))
     return rate_per_period if visits <= 1.0 else 1.0 - (1.0 - rate_per_period) ** (1.0 / visits)
+
+
+def _remember_level_before(
+    state: SeriesState,
+    surprise: float,
+    forecasts: list[float],
+    offsets: tuple[float, float, float],
+    params: ModelParams,
+) -> None:
+    """Keep the recent level from before a run of unusual values, until ``return_memory_days`` after it."""
+    if surprise >= params.rebase_surprise:
+        if state.level_before_left <= 0:  # the run starts: the forecasts have not learnt from it yet
+            state.level_before = [forecast - offset for forecast, offset in zip(forecasts, offsets, strict=True)]
+        per_day = SECONDS_PER_DAY / (state.spacing or 300.0)
+        state.level_before_left = max(1, round(params.return_memory_days * per_day))
+    else:
+        state.level_before_left = max(0, state.level_before_left - 1)
 
 
 def _maybe_rebase(state: SeriesState, shift_surprise: float, baseline_is_worse: bool, params: ModelParams) -> None:

@@ -16,6 +16,7 @@ from anomaly_detector.scoring import (
     intervals_to_catch_up,
     score_interval,
 )
+from anomaly_detector.series_model import STATE_FORMAT
 
 T0 = datetime(2025, 3, 1, 0, 0, tzinfo=UTC)
 
@@ -76,7 +77,7 @@ def test_state_round_trips_and_rejects_what_it_cannot_use() -> None:
     assert set(again.series) == {"us", "de"}
     assert DetectorState.from_json(text, 10) == DetectorState(10)
     assert DetectorState.from_json("{not json", 5) == DetectorState(5)
-    assert DetectorState.from_json(text.replace('"f":1', '"f":99', 1), 5) == DetectorState(5)
+    assert DetectorState.from_json(text.replace(f'"f":{STATE_FORMAT}', '"f":99', 1), 5) == DetectorState(5)
     assert DetectorState.from_json(None, 5) == DetectorState(5)
 
 

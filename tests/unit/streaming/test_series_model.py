@@ -244,3 +244,30 @@ def test_the_state_stays_small_however_long_the_series() -> None:
     document = json.dumps(state.to_dict())
     assert len(state.daily) == 288 and len(state.weekly) == 168
     assert len(document) < 12_000
+
+
+@pytest.mark.parametrize(
+    "series",
+    [lambda: noisy(5 * 288, seed=11, level=1000.0, sigma=20.0), lambda: daily_cycle(5 * 288, seed=12)],
+    ids=["flat", "daily"],
+)
+def test_the_return_to_normal_after_a_one_hour_drop_is_not_an_anomaly(series: Callable[[], list[float]]) -> None:
+    # Given four and a half days of a series, then the values drop by 30 % for one hour (12 intervals)
+    values = series()
+    drop = 4 * 288 + 144
+    for index in range(drop, drop + 12):
+        values[index] *= 0.7
+
+    # When replayed
+    results, _ = replay(values)
+
+    # Then the drop opens an anomaly, low, within its first intervals
+    opened = alerts(results[drop - 12 : drop + 12])
+    assert len(opened) == 1 and 12 <= opened[0] < 15
+    assert results[drop - 12 + opened[0]].direction == "low"
+    # And the return to the usual level (the recent level had followed the drop) is not judged high
+    after = results[drop + 12 : drop + 36]
+    assert all(r.severity < THRESHOLD for r in after if r.direction == "high"), [
+        (i, round(r.severity), r.evidence) for i, r in enumerate(after) if r.direction == "high"
+    ]
+    assert not any(r.is_anomaly for r in after)
