@@ -45,16 +45,19 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from anomaly_detector.alerts import AlertTarget, alert_message, alert_subject, groups_to_alert
+from anomaly_detector.alerts import AlertTarget
 from anomaly_detector.config import DetectorSettings
-from anomaly_detector.feedback import FeedbackLabel, FeedbackStore, apply_feedback
-from anomaly_detector.groups import OpenGroup, form_groups, open_group_key
+from anomaly_detector.feedback import FeedbackStore
+from anomaly_detector.groups import OpenGroup, form_groups
 from anomaly_detector.history import Deadline, HistoryReader, IntervalSource, aggregation_signature
 from anomaly_detector.logic import (
     MetricsSink,
     _aggregate_stored_texts,
     _aggregate_texts,
     _aligned_utc,
+    announce_groups,
+    put_interval_metrics,
+    write_groups,
 )
 from anomaly_detector.metric_set import parse_series_key, totals_by_measure
 from anomaly_detector.partitions import merge_partition_scores, partition_of, partition_state_key
@@ -440,26 +443,10 @@ def form_interval_groups(
 
     member_min = params.episode_clear_fraction * settings.anomaly_threshold
     groups, still_open = form_groups(scores, metric_set, interval_start, interval_end, open_groups, member_min)
-    labels: list[FeedbackLabel] = feedback.read_labels() if (feedback is not None and groups) else []
-    groups = apply_feedback(groups, labels)
-    alerts_sent = 0
-    for group in groups_to_alert(groups, min_severity=settings.alert_min_severity, labels=labels):
-        subject, message = alert_subject(group), alert_message(group)
-        for target in alert_targets:
-            target.send(subject, message, group)
-        alerts_sent += 1
-        for record in groups:
-            if record["group_id"] == group["group_id"]:
-                record["alerted"] = True
-        key = open_group_key(str(group["measure"]), str(group["direction"]))
-        if key in still_open:
-            still_open[key] = replace(still_open[key], alerted=True)
-
-    anomalies_location = None
-    if groups:
-        anomalies_location = store.write_groups(
-            interval_start, "".join(json.dumps(group, separators=(",", ":")) + "\n" for group in groups)
-        )
+    groups, still_open, alerts_sent = announce_groups(
+        groups, still_open, feedback=feedback, targets=alert_targets, min_severity=settings.alert_min_severity
+    )
+    anomalies_location = write_groups(store, interval_start, groups)
     report = GroupsReport(
         interval_start=interval_start,
         interval_end=interval_end,
@@ -478,30 +465,18 @@ def form_interval_groups(
         max_severity=max(part.max_severity for part in parts),
         ongoing=sum(part.ongoing for part in parts),
     )
-    # The same metrics, names and values as detect_interval's.
-    metrics.put_metrics(
-        {
-            "SeriesScored": report.series_scored,
-            "SeriesWarmingUp": report.series_warming_up,
-            "AnomalyGroups": len(groups),
-            "NewAnomalyGroups": sum(group["status"] == "new" for group in groups),
-            "MaxGroupSeverity": max((float(group["severity"]) for group in groups), default=0.0),
-            "AlertsSent": alerts_sent,
-            "RowsRead": report.rows,
-            "SkippedRows": report.skipped_rows,
-            "EmptyInterval": 1 if report.rows == 0 else 0,
-        },
-        timestamp=interval_start,
-        by_measure={
-            measure.name: {
-                "MeasureTotal": report.measure_totals.get(measure.name, 0.0),
-                "AnomalyGroups": sum(group["measure"] == measure.name for group in groups),
-                "MaxGroupSeverity": max(
-                    (float(group["severity"]) for group in groups if group["measure"] == measure.name), default=0.0
-                ),
-            }
-            for measure in metric_set.measures
-        },
+    # The same metrics, names and values as detect_interval's (one function serves both).
+    put_interval_metrics(
+        metrics,
+        interval_start=interval_start,
+        metric_set=metric_set,
+        groups=groups,
+        alerts_sent=alerts_sent,
+        series_scored=report.series_scored,
+        series_warming_up=report.series_warming_up,
+        rows=report.rows,
+        skipped_rows=report.skipped_rows,
+        measure_totals=report.measure_totals,
     )
     if mode == LIVE:
         state.last_interval_start = interval_start

@@ -21,11 +21,12 @@ from aws_lambda_powertools import Logger
 from anomaly_detector.alerts import AlertTarget, alert_message, alert_subject, groups_to_alert
 from anomaly_detector.config import DetectorSettings
 from anomaly_detector.feedback import FeedbackLabel, FeedbackStore, apply_feedback
-from anomaly_detector.groups import form_groups
+from anomaly_detector.groups import OpenGroup, form_groups, open_group_key
 from anomaly_detector.history import Deadline, HistoryReader, IntervalSource, aggregation_signature
 from anomaly_detector.metric_set import (
     CsvFormatError,
     IntervalAggregate,
+    MetricSet,
     aggregate_intervals,
     parse_series_key,
     totals_by_measure,
@@ -253,27 +254,10 @@ def detect_interval(
     groups, state.open_groups = form_groups(
         scores, metric_set, interval_start, interval_end, state.open_groups, member_min
     )
-    # Labels are read only when there is a group to judge (most intervals have none: no S3 listing then).
-    labels: list[FeedbackLabel] = feedback.read_labels() if (feedback is not None and groups) else []
-    groups = apply_feedback(groups, labels)
-    alerts_sent = 0
-    for group in groups_to_alert(groups, min_severity=settings.alert_min_severity, labels=labels):
-        subject, message = alert_subject(group), alert_message(group)
-        for target in targets:
-            target.send(subject, message, group)
-        alerts_sent += 1
-        for record in groups:
-            if record["group_id"] == group["group_id"]:
-                record["alerted"] = True
-        key = f"{group['measure']}|{group['direction']}"
-        if key in state.open_groups:
-            state.open_groups[key] = replace(state.open_groups[key], alerted=True)
-
-    anomalies_location = None
-    if groups:
-        anomalies_location = store.write_groups(
-            interval_start, "".join(json.dumps(group, separators=(",", ":")) + "\n" for group in groups)
-        )
+    groups, state.open_groups, alerts_sent = announce_groups(
+        groups, state.open_groups, feedback=feedback, targets=targets, min_severity=settings.alert_min_severity
+    )
+    anomalies_location = write_groups(store, interval_start, groups)
 
     report = IntervalReport(
         interval_start=interval_start,
@@ -289,22 +273,94 @@ def detect_interval(
         alerts_sent=alerts_sent,
         measure_totals=totals_by_measure(aggregate.totals, metric_set),
     )
+    put_interval_metrics(
+        metrics,
+        interval_start=interval_start,
+        metric_set=metric_set,
+        groups=groups,
+        alerts_sent=alerts_sent,
+        series_scored=len(report.scored),
+        series_warming_up=len(report.warming_up),
+        rows=aggregate.rows,
+        skipped_rows=aggregate.skipped_rows,
+        measure_totals=report.measure_totals,
+    )
+    if mode == "live":
+        store.write_state(state.to_json())
+    logger.info("Interval processed", extra=report.summary())
+    return report
+
+
+def announce_groups(
+    groups: list[dict[str, Any]],
+    open_groups: dict[str, OpenGroup],
+    *,
+    feedback: FeedbackStore | None,
+    targets: Sequence[AlertTarget],
+    min_severity: float,
+) -> tuple[list[dict[str, Any]], dict[str, OpenGroup], int]:
+    """Feedback, then one alert per group to announce (to every target), marked in its record and open group.
+
+    Shared by the single detector and the fan-out's final step, so both announce exactly alike. Labels are
+    read only when there is a group to judge (most intervals have none: no S3 listing then).
+    """
+    labels: list[FeedbackLabel] = feedback.read_labels() if (feedback is not None and groups) else []
+    groups = apply_feedback(groups, labels)
+    open_groups = dict(open_groups)
+    alerts_sent = 0
+    for group in groups_to_alert(groups, min_severity=min_severity, labels=labels):
+        subject, message = alert_subject(group), alert_message(group)
+        for target in targets:
+            target.send(subject, message, group)
+        alerts_sent += 1
+        for record in groups:
+            if record["group_id"] == group["group_id"]:
+                record["alerted"] = True
+        key = open_group_key(str(group["measure"]), str(group["direction"]))
+        if key in open_groups:
+            open_groups[key] = replace(open_groups[key], alerted=True)
+    return groups, open_groups, alerts_sent
+
+
+def write_groups(store: IntervalStore, interval_start: datetime, groups: Sequence[Mapping[str, Any]]) -> str | None:
+    """The interval's ``groups.jsonl`` (only when there are groups); where it went."""
+    if not groups:
+        return None
+    return store.write_groups(
+        interval_start, "".join(json.dumps(group, separators=(",", ":")) + "\n" for group in groups)
+    )
+
+
+def put_interval_metrics(
+    metrics: MetricsSink,
+    *,
+    interval_start: datetime,
+    metric_set: MetricSet,
+    groups: Sequence[Mapping[str, Any]],
+    alerts_sent: int,
+    series_scored: int,
+    series_warming_up: int,
+    rows: int,
+    skipped_rows: int,
+    measure_totals: Mapping[str, float],
+) -> None:
+    """One interval's metrics (README "Anomaly group record"), overall and per measure."""
     metrics.put_metrics(
         {
-            "SeriesScored": len(report.scored),
-            "SeriesWarmingUp": len(report.warming_up),
+            "SeriesScored": series_scored,
+            "SeriesWarmingUp": series_warming_up,
             "AnomalyGroups": len(groups),
             "NewAnomalyGroups": sum(group["status"] == "new" for group in groups),
             "MaxGroupSeverity": max((float(group["severity"]) for group in groups), default=0.0),
             "AlertsSent": alerts_sent,
-            "RowsRead": aggregate.rows,
-            "SkippedRows": aggregate.skipped_rows,
-            "EmptyInterval": 1 if report.is_empty else 0,
+            "RowsRead": rows,
+            "SkippedRows": skipped_rows,
+            "EmptyInterval": 1 if rows == 0 else 0,
         },
         timestamp=interval_start,
         by_measure={
             measure.name: {
-                "MeasureTotal": report.measure_totals[measure.name],
+                "MeasureTotal": measure_totals.get(measure.name, 0.0),
                 "AnomalyGroups": sum(group["measure"] == measure.name for group in groups),
                 "MaxGroupSeverity": max(
                     (float(group["severity"]) for group in groups if group["measure"] == measure.name), default=0.0
@@ -313,10 +369,6 @@ def detect_interval(
             for measure in metric_set.measures
         },
     )
-    if mode == "live":
-        store.write_state(state.to_json())
-    logger.info("Interval processed", extra=report.summary())
-    return report
 
 
 def _save_partial_rebuild(
