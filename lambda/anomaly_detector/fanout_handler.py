@@ -18,19 +18,18 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from anomaly_detector.alerts import AlertTarget, LambdaAlertTarget, SnsAlertTarget
+from anomaly_detector.alerts import AlertTarget
 from anomaly_detector.config import ConfigError, DetectorConfig, load_config
 from anomaly_detector.fanout import form_interval_groups, score_partition
-from anomaly_detector.feedback import FeedbackStore, S3FeedbackStore
-from anomaly_detector.handler import interval_for_event
-from anomaly_detector.history import Deadline, IntervalSource, S3IntervalSource
-from anomaly_detector.logic import CloudWatchMetricsSink, MetricsSink
-from anomaly_detector.scoring import format_time, parse_time
-from anomaly_detector.stores import DocumentStore, IntervalStore, S3DocumentStore, S3IntervalStore
+from anomaly_detector.feedback import FeedbackStore
+from anomaly_detector.history import Deadline, IntervalSource
+from anomaly_detector.logic import MetricsSink
+from anomaly_detector.scoring import format_time, interval_for_event, parse_time
+from anomaly_detector.stores import DocumentStore, IntervalStore, S3DocumentStore
+from anomaly_detector.wiring import wire
 
 logger = Logger(service="anomaly-detector")
 
@@ -99,25 +98,9 @@ def _int_field(event: Mapping[str, Any], name: str) -> int:
 CONFIG = load_config(os.environ)
 if CONFIG.partitions < 2 or CONFIG.scores_prefix is None:
     raise ConfigError("the fan-out handler needs PARTITIONS > 1 and SCORES_PREFIX")
-S3 = boto3.client("s3")
-STORE = S3IntervalStore(
-    s3=S3,
-    bucket=CONFIG.data_bucket,
-    intervals_prefix=CONFIG.intervals_prefix,
-    anomalies_prefix=CONFIG.anomalies_prefix,
-    state_key=CONFIG.state_key,
-)
-DOCUMENTS = S3DocumentStore(S3, CONFIG.data_bucket)
-TARGETS: list[AlertTarget] = [SnsAlertTarget(boto3.client("sns"), CONFIG.topic_arn)]
-if CONFIG.alert_lambda_arn:
-    TARGETS.append(LambdaAlertTarget(boto3.client("lambda"), CONFIG.alert_lambda_arn))
-FEEDBACK = S3FeedbackStore(S3, CONFIG.data_bucket, CONFIG.feedback_prefix)
-HISTORY = (
-    S3IntervalSource(S3, CONFIG.data_bucket, CONFIG.intervals_prefix, CONFIG.aggregates_prefix)
-    if CONFIG.aggregates_prefix
-    else None
-)
-METRICS = CloudWatchMetricsSink(boto3.client("cloudwatch"), CONFIG.metric_namespace)
+AWS = wire(CONFIG)
+DOCUMENTS = S3DocumentStore(AWS.s3, CONFIG.data_bucket)
+STORE, TARGETS, FEEDBACK, HISTORY, METRICS = AWS.store, AWS.targets, AWS.feedback, AWS.history, AWS.metrics
 
 
 @logger.inject_lambda_context

@@ -10,51 +10,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from anomaly_detector.alerts import AlertTarget, LambdaAlertTarget, SnsAlertTarget
+from anomaly_detector.alerts import AlertTarget
 from anomaly_detector.config import DetectorConfig, load_config
-from anomaly_detector.feedback import FeedbackStore, S3FeedbackStore
-from anomaly_detector.history import Deadline, IntervalSource, S3IntervalSource
-from anomaly_detector.logic import CloudWatchMetricsSink, MetricsSink, detect_interval
-from anomaly_detector.scoring import closed_interval_start, parse_time
-from anomaly_detector.stores import IntervalStore, S3IntervalStore
+from anomaly_detector.feedback import FeedbackStore
+from anomaly_detector.history import Deadline, IntervalSource
+from anomaly_detector.logic import MetricsSink, detect_interval
+from anomaly_detector.scoring import interval_for_event
+from anomaly_detector.stores import IntervalStore
+from anomaly_detector.wiring import wire
+
+__all__ = ["handle", "interval_for_event", "lambda_handler"]
 
 logger = Logger(service="anomaly-detector")
 
 CONFIG = load_config(os.environ)
-S3 = boto3.client("s3")  # shared by the history reader's threads (see anomaly_detector.history)
-STORE = S3IntervalStore(
-    s3=S3,
-    bucket=CONFIG.data_bucket,
-    intervals_prefix=CONFIG.intervals_prefix,
-    anomalies_prefix=CONFIG.anomalies_prefix,
-    state_key=CONFIG.state_key,
-)
-# Every alert goes to the environment's topic, and to the user's function when streaming.alert_lambda_arn is set.
-TARGETS: list[AlertTarget] = [SnsAlertTarget(boto3.client("sns"), CONFIG.topic_arn)]
-if CONFIG.alert_lambda_arn:
-    TARGETS.append(LambdaAlertTarget(boto3.client("lambda"), CONFIG.alert_lambda_arn))
-FEEDBACK = S3FeedbackStore(S3, CONFIG.data_bucket, CONFIG.feedback_prefix)
-HISTORY = (
-    S3IntervalSource(S3, CONFIG.data_bucket, CONFIG.intervals_prefix, CONFIG.aggregates_prefix)
-    if CONFIG.aggregates_prefix
-    else None
-)
-METRICS = CloudWatchMetricsSink(boto3.client("cloudwatch"), CONFIG.metric_namespace)
-
-
-def interval_for_event(event: Mapping[str, Any], frequency_minutes: int, clock: datetime | None = None) -> datetime:
-    """The interval to process: an explicit ``interval_start``, else the one closed by the event's ``time``."""
-    if event.get("interval_start"):
-        return parse_time(str(event["interval_start"]))
-    now = parse_time(str(event["time"])) if event.get("time") else (clock or datetime.now(UTC))
-    return closed_interval_start(now, frequency_minutes)
+AWS = wire(CONFIG)
+# Module names the tests and operators know (one wiring for both handlers: anomaly_detector.wiring).
+STORE, TARGETS, FEEDBACK, HISTORY, METRICS = AWS.store, AWS.targets, AWS.feedback, AWS.history, AWS.metrics
 
 
 def handle(

@@ -32,7 +32,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from anomaly_detector.groups import OpenGroup
 from anomaly_detector.metric_set import CsvFormatError, IntervalAggregate
@@ -295,3 +295,11 @@ def closed_interval_start(now: datetime, frequency_minutes: int) -> datetime:
         minutes=minutes_into_day - minutes_into_day % frequency_minutes
     )
     return boundary - timedelta(minutes=frequency_minutes)
+
+
+def interval_for_event(event: Mapping[str, Any], frequency_minutes: int, clock: datetime | None = None) -> datetime:
+    """The interval to process: an explicit ``interval_start``, else the one closed by the event's ``time``."""
+    if event.get("interval_start"):
+        return parse_time(str(event["interval_start"]))
+    now = parse_time(str(event["time"])) if event.get("time") else (clock or datetime.now(UTC))
+    return closed_interval_start(now, frequency_minutes)
