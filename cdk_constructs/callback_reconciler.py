@@ -11,7 +11,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from app_config import EnvironmentConfig
-from cdk_constructs.callback_permissions import grant_send_callbacks
+from cdk_constructs.callback_permissions import grant_end_glue_runs, grant_send_callbacks
 from cdk_constructs.callback_table import CallbackTokenTable
 from cdk_constructs.checker_skips import skip_on_invoke_permissions
 from cdk_constructs.nag import acknowledge, matching
@@ -65,11 +65,7 @@ class CallbackReconciler(Construct):
         role = self.function.role
         grant_send_callbacks(role, config.pipeline_name)
         table.grant_record_access(role)
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"], resources=[glue_job_arn]
-            )
-        )
+        grant_end_glue_runs(role, glue_job_arn)
         if task is not None:
             role.add_to_principal_policy(
                 iam.PolicyStatement(

@@ -5,13 +5,12 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from app_config import EnvironmentConfig
-from cdk_constructs.callback_permissions import grant_send_callbacks
+from cdk_constructs.callback_permissions import grant_end_glue_runs, grant_send_callbacks
 from cdk_constructs.callback_table import CallbackTokenTable
 from cdk_constructs.checker_skips import ASYNC_DESTINATION_NOT_MATCHED, skip_on_invoke_permissions
 from cdk_constructs.prep_task import CONTAINER_NAME, PrepTask
@@ -56,11 +55,7 @@ class TaskWatchdog(Construct):
         role = self.function.role
         grant_send_callbacks(role, config.pipeline_name)
         table.grant_record_access(role)
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"], resources=[glue_job_arn]
-            )
-        )
+        grant_end_glue_runs(role, glue_job_arn)
         # EventBridge invokes asynchronously: after Lambda's own retries a failed event goes to this
         # queue (alarmed) instead of being discarded, and the reconciler covers the step meanwhile.
         self.function.function.configure_async_invoke(
