@@ -108,7 +108,9 @@ class ModelParams:
     tod_guard: int = 1
     tod_window_hours: int = 1
     tod_global_weight: float = 0.125
+    tod_point: int = 1
     tod_shift: int = 1
+    tod_shift_margin: float = 1.0
     rebase_points: int = 12
     rewarm_points: int = 6
     rebase_surprise: float = 2.0
@@ -671,7 +673,7 @@ def update(
     low, high = -math.inf, math.inf
     if scored:
         point_view = new.point_tail.view(params)
-        if params.tod_guard:
+        if params.tod_guard and params.tod_point:
             global_weight = params.tod_global_weight
             point_near = new.hourly_maxima.near(new.hourly_maxima.point, params)
         else:
@@ -686,7 +688,14 @@ def update(
         shift_probability = shift_view.probability_at_least(shift_distance, params)
         if params.tod_guard and params.tod_shift:
             shift_near = new.hourly_maxima.near(new.hourly_maxima.shift, params)
-            shift_probability = max(shift_probability, _probability_of_reaching(shift_near, shift_distance, params))
+            if params.tod_shift == 1:
+                shift_guard = _probability_of_reaching(shift_near, shift_distance, params)
+            elif len(shift_near) < params.guard_min_days:
+                shift_guard = 0.0
+            else:
+                usual = statistics.median(shift_near) if params.tod_shift == 2 else max(shift_near)
+                shift_guard = 0.5 if shift_distance <= usual * params.tod_shift_margin else 0.0
+            shift_probability = max(shift_probability, shift_guard)
         shift_surprise = -math.log10(max(shift_probability, 1e-300))
         # The range of values whose point evidence stays below the threshold.
         band_probability = 10.0 ** (-threshold_surprise)
