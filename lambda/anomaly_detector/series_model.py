@@ -77,7 +77,7 @@ SECONDS_PER_DAY = 86_400
 SECONDS_PER_WEEK = 7 * SECONDS_PER_DAY
 STATE_FORMAT = 3  # of SeriesState.to_dict; bump when the meaning of a field changes
 _ZERO_BUCKET = -32768  # histogram bucket of exact zeros
-_NO_VALUE = -32767  # an hour without a value (HourlyMaxima)
+_NO_VALUE = -32767  # an hour without a judged value (HourlyShiftMaxima)
 _LN_LN_2 = math.log(math.log(2.0))
 _GUMBEL_MAD = 0.767  # median absolute deviation of a standard Gumbel variable
 _NONE, _DAILY, _WEEKLY = 0, 1, 2
@@ -105,12 +105,8 @@ class ModelParams:
     guard_min_days: int = 2
     guard_min_spread: float = 0.2
     guard_prior_spread: float = 0.25
-    tod_guard: int = 1
     tod_window_hours: int = 1
-    tod_global_weight: float = 0.125
-    tod_point: int = 1
-    tod_shift: int = 1
-    tod_shift_margin: float = 1.0
+    tod_shift_margin: float = 1.5
     rebase_points: int = 12
     rewarm_points: int = 6
     rebase_surprise: float = 2.0
@@ -299,63 +295,55 @@ class DailyMaxima:
         self.current = max(self.current, value)
 
     def probability_of_day_reaching(self, value: float, params: ModelParams) -> float:
-        return _probability_of_reaching(self.maxima, value, params)
+        """How likely a day's maximum reaches ``value``: a Gumbel law for the log maxima, fitted robustly.
+
+        0 (no objection) until ``guard_min_days`` days have been seen.
+        """
+        if len(self.maxima) < params.guard_min_days:
+            return 0.0
+        if value <= 0:
+            return 1.0
+        logs = [math.log(m) for m in self.maxima if m > 0]
+        if not logs:
+            return 1e-12  # every past day was flat: any change is new
+        location, spread = self._fit(logs, params)
+        reduced = (math.log(value) - location) / spread
+        if reduced > 700:
+            return 1e-300
+        if reduced < -50:
+            return 1.0
+        return max(-math.expm1(-math.exp(-reduced)), 1e-300)
 
     def value_at_probability(self, probability: float, params: ModelParams) -> float:
-        return _value_at_probability(self.maxima, probability, params)
+        logs = [math.log(m) for m in self.maxima if m > 0]
+        if len(self.maxima) < params.guard_min_days or not logs:
+            return 0.0
+        location, spread = self._fit(logs, params)
+        reduced = -math.log(-math.log1p(-min(max(probability, 1e-300), 1 - 1e-12)))
+        return math.exp(min(location + spread * reduced, 700.0))
 
-
-def _probability_of_reaching(maxima: list[float], value: float, params: ModelParams) -> float:
-    """How likely a day's maximum reaches ``value``: a Gumbel law for the log maxima, fitted robustly.
-
-    0 (no objection) until ``guard_min_days`` days have been seen.
-    """
-    if len(maxima) < params.guard_min_days:
-        return 0.0
-    if value <= 0:
-        return 1.0
-    logs = [math.log(m) for m in maxima if m > 0]
-    if not logs:
-        return 1e-12  # every past day was flat: any change is new
-    location, spread = _fit_gumbel(logs, params)
-    reduced = (math.log(value) - location) / spread
-    if reduced > 700:
-        return 1e-300
-    if reduced < -50:
-        return 1.0
-    return max(-math.expm1(-math.exp(-reduced)), 1e-300)
-
-
-def _value_at_probability(maxima: list[float], probability: float, params: ModelParams) -> float:
-    logs = [math.log(m) for m in maxima if m > 0]
-    if len(maxima) < params.guard_min_days or not logs:
-        return 0.0
-    location, spread = _fit_gumbel(logs, params)
-    reduced = -math.log(-math.log1p(-min(max(probability, 1e-300), 1 - 1e-12)))
-    return math.exp(min(location + spread * reduced, 700.0))
-
-
-def _fit_gumbel(logs: list[float], params: ModelParams) -> tuple[float, float]:
-    middle = statistics.median(logs)
-    if len(logs) >= 3:
-        spread = max(statistics.median(abs(x - middle) for x in logs) / _GUMBEL_MAD, params.guard_min_spread)
-    else:
-        spread = params.guard_prior_spread
-    return middle + spread * _LN_LN_2, spread  # a Gumbel's median is location - spread * ln(ln 2)
+    @staticmethod
+    def _fit(logs: list[float], params: ModelParams) -> tuple[float, float]:
+        middle = statistics.median(logs)
+        if len(logs) >= 3:
+            spread = max(statistics.median(abs(x - middle) for x in logs) / _GUMBEL_MAD, params.guard_min_spread)
+        else:
+            spread = params.guard_prior_spread
+        return middle + spread * _LN_LN_2, spread  # a Gumbel's median is location - spread * ln(ln 2)
 
 
 @dataclass
-class HourlyMaxima:
-    """The largest point and shift distance of each clock hour of the last ``guard_days`` days (a ring).
+class HourlyShiftMaxima:
+    """The largest shift distance of each clock hour of the last ``guard_days`` days, in a ring.
 
     Slot ``hour % size`` holds absolute hour ``hour`` (epoch seconds // 3600) as a histogram bucket (10 %
-    resolution, two bytes); ``_NO_VALUE`` marks an hour without a judged value. ``near(h)`` gives, for each of the last ``guard_days`` days, the largest distance within
-    ``tod_window_hours`` of the same time of day: what this time of day usually reaches.
+    resolution, two bytes); ``_NO_VALUE`` marks an hour without a judged value. ``usual()`` is what this
+    time of day usually reaches: the median, over the last ``guard_days`` days, of each day's largest
+    shift distance within ``tod_window_hours`` of the same time of day.
     """
 
-    point: list[int] = field(default_factory=list)
-    shift: list[int] = field(default_factory=list)
-    hour: int = -1  # the newest slot's absolute hour (-1: none yet)
+    buckets: list[int] = field(default_factory=list)
+    hour: int = -1  # the newest slot's absolute hour
 
     @staticmethod
     def size(params: ModelParams) -> int:
@@ -363,32 +351,32 @@ class HourlyMaxima:
 
     def advance_to(self, hour: int, params: ModelParams) -> None:
         size = self.size(params)
-        if not self.point:
-            self.point, self.shift = [_NO_VALUE] * size, [_NO_VALUE] * size
-            self.hour = hour
+        if not self.buckets:
+            self.buckets, self.hour = [_NO_VALUE] * size, hour
             return
         for step in range(self.hour + 1, min(hour, self.hour + size) + 1):
-            self.point[step % size] = self.shift[step % size] = _NO_VALUE
+            self.buckets[step % size] = _NO_VALUE
         self.hour = max(self.hour, hour)
 
-    def add(self, point: float, shift: float, params: ModelParams) -> None:
+    def add(self, distance: float, params: ModelParams) -> None:
         slot = self.hour % self.size(params)
-        for values, distance in ((self.point, point), (self.shift, shift)):
-            bucket = _bucket(distance, params)
-            values[slot] = bucket if values[slot] == _NO_VALUE else max(values[slot], bucket)
+        bucket = _bucket(distance, params)
+        previous = self.buckets[slot]
+        self.buckets[slot] = bucket if previous == _NO_VALUE else max(previous, bucket)
 
-    def near(self, values: list[int], params: ModelParams) -> list[float]:
-        if not values:
-            return []
+    def usual(self, params: ModelParams) -> float | None:
+        """None until ``guard_min_days`` earlier days had values near this time of day."""
+        if not self.buckets:
+            return None
         size, width = self.size(params), params.tod_window_hours
         maxima = []
         for days_back in range(1, params.guard_days + 1):
             centre = self.hour - 24 * days_back
-            near = [values[(centre + offset) % size] for offset in range(-width, width + 1)]
+            near = [self.buckets[(centre + offset) % size] for offset in range(-width, width + 1)]
             seen = [bucket for bucket in near if bucket != _NO_VALUE]
             if seen:
                 maxima.append(_bucket_value(max(seen), params))
-        return maxima
+        return statistics.median(maxima) if len(maxima) >= params.guard_min_days else None
 
 
 # --- State --------------------------------------------------------------------------------------------
@@ -417,7 +405,7 @@ class SeriesState:
     point_tail: TailHistogram = field(default_factory=TailHistogram)
     shift_tail: TailHistogram = field(default_factory=TailHistogram)
     daily_maxima: DailyMaxima = field(default_factory=DailyMaxima)
-    hourly_maxima: HourlyMaxima = field(default_factory=HourlyMaxima)
+    hourly_shift: HourlyShiftMaxima = field(default_factory=HourlyShiftMaxima)
     rewarm: int = 0  # values still to learn, not judge, after a long gap
     rebase_run: int = 0
     level_before: list[float] = field(default_factory=list)  # per forecaster: recent level before an unusual run
@@ -455,9 +443,7 @@ class SeriesState:
             point_tail=self.point_tail.copy(),
             shift_tail=self.shift_tail.copy(),
             daily_maxima=DailyMaxima(list(self.daily_maxima.maxima), self.daily_maxima.current, self.daily_maxima.day),
-            hourly_maxima=HourlyMaxima(
-                list(self.hourly_maxima.point), list(self.hourly_maxima.shift), self.hourly_maxima.hour
-            ),
+            hourly_shift=HourlyShiftMaxima(list(self.hourly_shift.buckets), self.hourly_shift.hour),
             rewarm=self.rewarm,
         )
 
@@ -486,11 +472,7 @@ class SeriesState:
             "dmax": _pack_floats(self.daily_maxima.maxima),
             "dcur": self.daily_maxima.current,
             "dday": self.daily_maxima.day,
-            "hmax": [
-                _pack_buckets(self.hourly_maxima.point),
-                _pack_buckets(self.hourly_maxima.shift),
-                self.hourly_maxima.hour,
-            ],
+            "hshift": [_pack_buckets(self.hourly_shift.buckets), self.hourly_shift.hour],
             "rw": self.rewarm,
             "rb": self.rebase_run,
             "before": [self.level_before, self.level_before_left],
@@ -527,9 +509,7 @@ class SeriesState:
                 daily_maxima=DailyMaxima(
                     _unpack_floats(document["dmax"]), float(document["dcur"]), int(document["dday"])
                 ),
-                hourly_maxima=HourlyMaxima(
-                    _unpack_buckets(document["hmax"][0]), _unpack_buckets(document["hmax"][1]), int(document["hmax"][2])
-                ),
+                hourly_shift=HourlyShiftMaxima(_unpack_buckets(document["hshift"][0]), int(document["hshift"][1])),
                 rewarm=int(document["rw"]),
                 rebase_run=int(document["rb"]),
                 level_before=[float(x) for x in document["before"][0]],
@@ -673,38 +653,23 @@ def update(
     low, high = -math.inf, math.inf
     if scored:
         point_view = new.point_tail.view(params)
-        if params.tod_guard and params.tod_point:
-            global_weight = params.tod_global_weight
-            point_near = new.hourly_maxima.near(new.hourly_maxima.point, params)
-        else:
-            global_weight, point_near = 1.0, []
         point_probability = max(
             point_view.probability_at_least(point_distance, params),
-            global_weight * new.daily_maxima.probability_of_day_reaching(point_distance, params),
-            _probability_of_reaching(point_near, point_distance, params),
+            new.daily_maxima.probability_of_day_reaching(point_distance, params),
         )
         point_surprise = -math.log10(max(point_probability, 1e-300))
         shift_view = new.shift_tail.view(params)
         shift_probability = shift_view.probability_at_least(shift_distance, params)
-        if params.tod_guard and params.tod_shift:
-            shift_near = new.hourly_maxima.near(new.hourly_maxima.shift, params)
-            if params.tod_shift == 1:
-                shift_guard = _probability_of_reaching(shift_near, shift_distance, params)
-            elif len(shift_near) < params.guard_min_days:
-                shift_guard = 0.0
-            else:
-                usual = statistics.median(shift_near) if params.tod_shift == 2 else max(shift_near)
-                shift_guard = 0.5 if shift_distance <= usual * params.tod_shift_margin else 0.0
-            shift_probability = max(shift_probability, shift_guard)
+        usual_shift = new.hourly_shift.usual(params)
+        if usual_shift is not None and shift_distance <= params.tod_shift_margin * usual_shift:
+            # What this time of day reaches on most days (the echo of a job's spike at its usual hour).
+            shift_probability = max(shift_probability, 0.5)
         shift_surprise = -math.log10(max(shift_probability, 1e-300))
         # The range of values whose point evidence stays below the threshold.
         band_probability = 10.0 ** (-threshold_surprise)
         band = max(
             point_view.value_at_probability(band_probability, params),
-            _value_at_probability(point_near, band_probability, params),
-            new.daily_maxima.value_at_probability(min(1.0, band_probability / global_weight), params)
-            if global_weight > 0
-            else 0.0,
+            new.daily_maxima.value_at_probability(band_probability, params),
         )
         low, high = expected - band, expected + band
     surprise = max(point_surprise, shift_surprise)
@@ -810,7 +775,7 @@ def _observe_time(state: SeriesState, now: float, params: ModelParams) -> None:
             state.rewarm = params.rewarm_points
     state.last_time = now
     state.daily_maxima.advance_to(int((now - state.first_time) // SECONDS_PER_DAY), params)
-    state.hourly_maxima.advance_to(math.floor(now / 3600.0), params)
+    state.hourly_shift.advance_to(math.floor(now / 3600.0), params)
 
 
 def _allocate_profiles(state: SeriesState, params: ModelParams) -> None:
@@ -878,7 +843,7 @@ def _learn(
     if state.count > params.warmup_points:
         # Only judged values: the warm-up's errors say more about the young model than about the series' days.
         state.daily_maxima.add(point_distance)
-        state.hourly_maxima.add(point_distance, shift_distance, params)
+        state.hourly_shift.add(shift_distance, params)
     limits = []
     for index in range(3):
         error = abs(value - forecasts[index])
