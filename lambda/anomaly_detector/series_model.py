@@ -32,7 +32,13 @@ How a value is judged
    exponent ``tail_exponent`` from the last trusted point, so one or two past extremes do not hide a new
    one. The point evidence is also checked against the series' *daily maxima* of the last
    ``guard_days`` days (once there are ``guard_min_days``): a value no larger than what most days reach
-   (a nightly batch job's spike) is not rare, however rare per interval.
+   (a nightly batch job's spike) is not rare, however rare per interval. The shift evidence has a guard
+   of its own that knows the time of day: each clock hour's largest shift distance is kept for
+   ``tod_days`` days, and a shift distance no larger than ``tod_shift_margin`` times what the same time
+   of day (within ``tod_window_hours``, as jobs drift) reached on most earlier days (their median, once
+   there are ``guard_min_days``) is not rare either. So the echo of a recurring job's spike in the shift
+   evidence (one spike lifts the mean of ``shift_window`` values) is ordinary from its third day, while
+   the same shift at an hour where it never happens is still judged by the shift tail.
 4. **Severity** = ``severity_per_decade`` x (-log10 p), capped at 100, where p is the smaller of the two
    probabilities times two (there are two looks). 25 points per factor of ten: severity 50 is "1 in
    ~200", 75 "1 in ~2,000", 100 "1 in 20,000 or rarer".
@@ -58,8 +64,9 @@ The first ``warmup_points`` values are learnt from but not judged (status ``warm
 State size (bounded, independent of how long the series runs): about 60 numbers, the daily profile
 (at most ``max_bins_per_day`` bins, 288 for 5-minute data) and weekly correction (at most
 ``weekly_bins``, 168), two histograms of at most ``max_buckets`` buckets each (typically 40-120 in use),
-and ``guard_days`` daily maxima. As JSON (``to_dict``, lossless float64), about 9 KB per series for
-5-minute data, less for hourly. A state read back judges exactly as the one written.
+``guard_days`` daily maxima, and the hourly shift maxima (``24 * tod_days + tod_window_hours + 1``
+slots, 170, kept as two-byte histogram buckets). As JSON (``to_dict``, lossless float64), about 9 KB per
+series for 5-minute data, less for hourly. A state read back judges exactly as the one written.
 """
 
 from __future__ import annotations
@@ -105,6 +112,7 @@ class ModelParams:
     guard_min_days: int = 2
     guard_min_spread: float = 0.2
     guard_prior_spread: float = 0.25
+    tod_days: int = 7
     tod_window_hours: int = 1
     tod_shift_margin: float = 1.5
     rebase_points: int = 12
@@ -128,6 +136,8 @@ class ModelParams:
             raise ValueError("tail_memory >= 10, tail_trust > 0, tail_exponent > 0 and bucket_ratio > 1 are required")
         if self.guard_days < 1 or self.severity_per_decade <= 0 or not 0 < self.episode_clear_fraction <= 1:
             raise ValueError("guard_days >= 1, severity_per_decade > 0, episode_clear_fraction in (0, 1] required")
+        if self.tod_days < 1 or self.tod_window_hours < 0 or self.tod_shift_margin < 0:
+            raise ValueError("tod_days >= 1, tod_window_hours >= 0 and tod_shift_margin >= 0 are required")
 
     @property
     def tail_decay(self) -> float:
@@ -334,11 +344,11 @@ class DailyMaxima:
 
 @dataclass
 class HourlyShiftMaxima:
-    """The largest shift distance of each clock hour of the last ``guard_days`` days, in a ring.
+    """The largest shift distance of each clock hour of the last ``tod_days`` days, in a ring.
 
     Slot ``hour % size`` holds absolute hour ``hour`` (epoch seconds // 3600) as a histogram bucket (10 %
     resolution, two bytes); ``_NO_VALUE`` marks an hour without a judged value. ``usual()`` is what this
-    time of day usually reaches: the median, over the last ``guard_days`` days, of each day's largest
+    time of day usually reaches: the median, over the last ``tod_days`` days, of each day's largest
     shift distance within ``tod_window_hours`` of the same time of day.
     """
 
@@ -347,7 +357,7 @@ class HourlyShiftMaxima:
 
     @staticmethod
     def size(params: ModelParams) -> int:
-        return 24 * params.guard_days + params.tod_window_hours + 1
+        return 24 * params.tod_days + params.tod_window_hours + 1
 
     def advance_to(self, hour: int, params: ModelParams) -> None:
         size = self.size(params)
@@ -370,7 +380,7 @@ class HourlyShiftMaxima:
             return None
         size, width = self.size(params), params.tod_window_hours
         maxima = []
-        for days_back in range(1, params.guard_days + 1):
+        for days_back in range(1, params.tod_days + 1):
             centre = self.hour - 24 * days_back
             near = [self.buckets[(centre + offset) % size] for offset in range(-width, width + 1)]
             seen = [bucket for bucket in near if bucket != _NO_VALUE]

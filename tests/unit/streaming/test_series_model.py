@@ -271,3 +271,25 @@ def test_the_return_to_normal_after_a_one_hour_drop_is_not_an_anomaly(series: Ca
         (i, round(r.severity), r.evidence) for i, r in enumerate(after) if r.direction == "high"
     ]
     assert not any(r.is_anomaly for r in after)
+
+
+def test_a_nightly_job_at_its_usual_hour_is_ordinary_from_its_third_day_but_not_at_another_hour() -> None:
+    # Given a quiet series with a nightly job: one spike a day around 09:00, drifting by a few minutes
+    per_day = 288
+    values = noisy(7 * per_day, seed=5)
+    rng = random.Random(6)
+    spikes = [day * per_day + 108 + rng.randint(-3, 3) for day in range(7)]
+    for index in spikes:
+        values[index] = 400.0 + rng.gauss(0, 20)
+    # ... and, on the last day, a larger spike in the evening, when the job never runs
+    off_hour = 6 * per_day + 250
+    values[off_hour] = 800.0
+
+    # When the series is replayed
+    results, _ = replay(values)
+
+    # Then the job is not alerted from its third day on (neither its spike nor its echo in the shift
+    # evidence), and the evening spike is
+    found = alerts(results)
+    assert [index for index in found if index >= spikes[2] - 1 and index != off_hour] == []
+    assert off_hour in found
