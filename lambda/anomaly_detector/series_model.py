@@ -115,6 +115,10 @@ class ModelParams:
     episode_min_points: int = 12
     max_bins_per_day: int = 288
     weekly_bins: int = 168
+    nearer_judge: int = 0  # experimental
+    nearer_learn: int = 0
+    nearer_agree: float = math.inf  # take the nearer only when |forecast - baseline| <= this many usual errors
+    nearer_level_only: int = 0
 
     def __post_init__(self) -> None:
         if self.level_window < 3 or self.shift_window < 1 or self.warmup_points < self.level_window:
@@ -573,6 +577,13 @@ def update(
     # within the usual range of the level before an unusual run, closer than the forecast. Then the return
     # to normal after a lasting drop or rise is judged as such, although the recent level followed it.
     learnt_point, learnt_shift = abs(point_deviation), abs(shift_deviation)
+    if (params.nearer_judge or params.nearer_learn) and abs(baseline_deviation) < abs(point_deviation):
+        agree = abs(expected - baseline) <= params.nearer_agree * 1.2533 * new.typical_error[chosen]
+        if agree and (not params.nearer_level_only or chosen == _NONE):
+            if params.nearer_learn:
+                learnt_point = abs(baseline_deviation)
+            if params.nearer_judge:
+                expected, point_deviation = baseline, baseline_deviation
     usual = params.return_sigmas * 1.2533 * new.typical_error[chosen]  # mean |error| -> sigma
     if new.level_before and new.level_before_left > 0:
         normal = new.level_before[chosen] + offsets[chosen]
