@@ -27,10 +27,15 @@ How a value is judged
      level or of the daily shape that lasts, density changes of spikes).
 3. **How unusual is that distance for this series?** Each kind keeps a decaying histogram of its past
    distances (log-spaced buckets, memory about ``tail_memory`` values: heavy tails and a series' usual
-   spikes are learnt, not assumed). Where the histogram has at least ``tail_trust`` values at or beyond
-   the distance, the probability is read from it; further out, the tail is extended as a power law of
-   exponent ``tail_exponent`` from the last trusted point, so one or two past extremes do not hide a new
-   one. The point evidence is also checked against the series' *daily maxima* of the last
+   spikes are learnt, not assumed). While the recent level is the forecaster in use, the point distance
+   *learnt* is the one from the nearer of that forecast and the slow baseline: the median of a few values
+   wanders with the noise and lags a slow swing, and its own errors would widen the learnt tail. The
+   distance *judged* is always the one from the forecast (the nearer of two forecasts understates an
+   anomaly whenever the other one is wrong in the same direction), and with a daily or weekly cycle the
+   forecast's own distance is learnt as well. Where the histogram has at least ``tail_trust`` values at
+   or beyond the distance, the probability is read from it; further out, the tail is extended as a power
+   law of exponent ``tail_exponent`` from the last trusted point, so one or two past extremes do not hide
+   a new one. The point evidence is also checked against the series' *daily maxima* of the last
    ``guard_days`` days (once there are ``guard_min_days``): a value no larger than what most days reach
    (a nightly batch job's spike) is not rare, however rare per interval.
 4. **Severity** = ``severity_per_decade`` x (-log10 p), capped at 100, where p is the smaller of the two
@@ -48,7 +53,7 @@ itself after half its window. So that the return to normal after a lasting drop 
 recent level at the first unusual value of a run (surprise at least ``rebase_surprise``) is kept as the
 *level before*, for ``return_memory_days`` after the run's last unusual value: a value back within
 ``return_sigmas`` usual errors of it (plus the current profile), and closer to it than to the forecast,
-is judged against it. The model still learns the forecast's distances, and none of this depends on the
+is judged against it. The model still learns the distances of point 3, and none of this depends on the
 threshold (``decide_alerts`` stays exact).
 After a gap longer than ``level_window`` intervals the recent values are
 dropped, and the next ``rewarm_points`` values rebuild them and are learnt, not judged.
@@ -75,7 +80,7 @@ from typing import Any, Literal
 
 SECONDS_PER_DAY = 86_400
 SECONDS_PER_WEEK = 7 * SECONDS_PER_DAY
-STATE_FORMAT = 2  # of SeriesState.to_dict; bump when the meaning of a field changes
+STATE_FORMAT = 3  # of SeriesState.to_dict; bump when the meaning of a field changes
 _ZERO_BUCKET = -32768  # histogram bucket of exact zeros
 _LN_LN_2 = math.log(math.log(2.0))
 _GUMBEL_MAD = 0.767  # median absolute deviation of a standard Gumbel variable
@@ -115,10 +120,8 @@ class ModelParams:
     episode_min_points: int = 12
     max_bins_per_day: int = 288
     weekly_bins: int = 168
-    nearer_judge: int = 0  # experimental
-    nearer_learn: int = 0
-    nearer_agree: float = math.inf  # take the nearer only when |forecast - baseline| <= this many usual errors
-    nearer_level_only: int = 0
+    nearer_weight: float = 1.0
+    nearer_gap: float = 0.0
 
     def __post_init__(self) -> None:
         if self.level_window < 3 or self.shift_window < 1 or self.warmup_points < self.level_window:
@@ -573,17 +576,14 @@ def update(
     new.shift_window.append(baseline_deviation)
     del new.shift_window[: -params.shift_window]
     shift_deviation = sum(new.shift_window) / len(new.shift_window)
-    # What the model learns from: the distances above. What it judges: the same, unless the value is back
-    # within the usual range of the level before an unusual run, closer than the forecast. Then the return
-    # to normal after a lasting drop or rise is judged as such, although the recent level followed it.
+    # What the model learns from: the distances above (for the level forecaster, the point distance from the
+    # nearer of forecast and baseline: see the module docstring). What it judges: the forecast's distance,
+    # unless the value is back within the usual range of the level before an unusual run, closer than the
+    # forecast. Then the return to normal after a lasting drop or rise is judged as such, although the
+    # recent level followed it.
     learnt_point, learnt_shift = abs(point_deviation), abs(shift_deviation)
-    if (params.nearer_judge or params.nearer_learn) and abs(baseline_deviation) < abs(point_deviation):
-        agree = abs(expected - baseline) <= params.nearer_agree * 1.2533 * new.typical_error[chosen]
-        if agree and (not params.nearer_level_only or chosen == _NONE):
-            if params.nearer_learn:
-                learnt_point = abs(baseline_deviation)
-            if params.nearer_judge:
-                expected, point_deviation = baseline, baseline_deviation
+    if chosen == _NONE and abs(expected - baseline) >= params.nearer_gap * 1.2533 * new.typical_error[chosen]:
+        learnt_point -= params.nearer_weight * max(0.0, learnt_point - abs(baseline_deviation))
     usual = params.return_sigmas * 1.2533 * new.typical_error[chosen]  # mean |error| -> sigma
     if new.level_before and new.level_before_left > 0:
         normal = new.level_before[chosen] + offsets[chosen]
