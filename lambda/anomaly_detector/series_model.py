@@ -27,10 +27,16 @@ How a value is judged
      level or of the daily shape that lasts, density changes of spikes).
 3. **How unusual is that distance for this series?** Each kind keeps a decaying histogram of its past
    distances (log-spaced buckets, memory about ``tail_memory`` values: heavy tails and a series' usual
-   spikes are learnt, not assumed). Where the histogram has at least ``tail_trust`` values at or beyond
-   the distance, the probability is read from it; further out, the tail is extended as a power law of
-   exponent ``tail_exponent`` from the last trusted point, so one or two past extremes do not hide a new
-   one. The point evidence is also checked against the series' *daily maxima* of the last
+   spikes are learnt, not assumed). While the recent level is the forecaster in use and it is more than
+   ``lag_sigmas`` usual errors away from the slow baseline, the point distance *learnt* is the one from
+   the nearer of the two: the median of a few values lags a swing or a burst, and those errors of its own
+   would widen the learnt tail and hide later anomalies. (On steady noise the two agree, and nothing
+   changes.) The distance *judged* is always the one from the forecast (the nearer of two forecasts
+   understates an anomaly whenever the other one is wrong in the same direction), and with a daily or
+   weekly cycle the forecast's own distance is learnt. Where the histogram has at least ``tail_trust``
+   values at or beyond the distance, the probability is read from it; further out, the tail is extended
+   as a power law of exponent ``tail_exponent`` from the last trusted point, so one or two past extremes
+   do not hide a new one. The point evidence is also checked against the series' *daily maxima* of the last
    ``guard_days`` days (once there are ``guard_min_days``): a value no larger than what most days reach
    (a nightly batch job's spike) is not rare, however rare per interval. The shift evidence has a guard
    of its own that knows the time of day: each clock hour's largest shift distance is kept for
@@ -54,7 +60,7 @@ itself after half its window. So that the return to normal after a lasting drop 
 recent level at the first unusual value of a run (surprise at least ``rebase_surprise``) is kept as the
 *level before*, for ``return_memory_days`` after the run's last unusual value: a value back within
 ``return_sigmas`` usual errors of it (plus the current profile), and closer to it than to the forecast,
-is judged against it. The model still learns the forecast's distances, and none of this depends on the
+is judged against it. The model still learns the distances of point 3, and none of this depends on the
 threshold (``decide_alerts`` stays exact).
 After a gap longer than ``level_window`` intervals the recent values are
 dropped, and the next ``rewarm_points`` values rebuild them and are learnt, not judged.
@@ -120,6 +126,7 @@ class ModelParams:
     rebase_surprise: float = 2.0
     return_memory_days: float = 0.25
     return_sigmas: float = 2.0
+    lag_sigmas: float = 2.0
     severity_per_decade: float = 25.0
     episode_clear_fraction: float = 0.5
     episode_quiet_points: int = 6
@@ -643,10 +650,15 @@ def update(
     new.shift_window.append(baseline_deviation)
     del new.shift_window[: -params.shift_window]
     shift_deviation = sum(new.shift_window) / len(new.shift_window)
-    # What the model learns from: the distances above. What it judges: the same, unless the value is back
-    # within the usual range of the level before an unusual run, closer than the forecast. Then the return
-    # to normal after a lasting drop or rise is judged as such, although the recent level followed it.
+    # What the model learns from: the distances above (for the level forecaster away from the baseline, the
+    # point distance from the nearer of the two: see the module docstring). What it judges: the forecast's
+    # distance, unless the value is back within the usual range of the level before an unusual run, closer
+    # than the forecast. Then the return to normal after a lasting drop or rise is judged as such, although
+    # the recent level followed it.
     learnt_point, learnt_shift = abs(point_deviation), abs(shift_deviation)
+    lagging = abs(expected - baseline) >= params.lag_sigmas * 1.2533 * new.typical_error[chosen]
+    if chosen == _NONE and lagging:
+        learnt_point = min(learnt_point, abs(baseline_deviation))
     usual = params.return_sigmas * 1.2533 * new.typical_error[chosen]  # mean |error| -> sigma
     if new.level_before and new.level_before_left > 0:
         normal = new.level_before[chosen] + offsets[chosen]
