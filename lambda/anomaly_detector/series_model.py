@@ -342,10 +342,10 @@ class DailyMaxima:
     @staticmethod
     def _fit(logs: list[float], params: ModelParams) -> tuple[float, float]:
         middle = statistics.median(logs)
-        if len(logs) >= 3:
-            spread = max(statistics.median(abs(x - middle) for x in logs) / _GUMBEL_MAD, params.guard_min_spread)
-        else:
-            spread = params.guard_prior_spread
+        # Two days that disagree (a quiet first day, then a day with a large job) leave open what most days
+        # reach, so their spread counts as well; the prior is only a floor.
+        floor = params.guard_min_spread if len(logs) >= 3 else params.guard_prior_spread
+        spread = max(statistics.median(abs(x - middle) for x in logs) / _GUMBEL_MAD, floor)
         return middle + spread * _LN_LN_2, spread  # a Gumbel's median is location - spread * ln(ln 2)
 
 
