@@ -18,6 +18,11 @@ How a value is judged
    a more complex one only when it is ``selection_margin`` better, so flat series stay simple and a
    daily/weekly cycle is used where a series has one (it needs two days / two weeks to be learnt; the
    first day's bins hold raw means, turned into offsets from that day's mean once it is complete).
+   A cycle that has been in use for ``switch_after_days`` is dropped for a simpler forecaster only once
+   that one has been preferred for ``switch_days`` in a row (more than a day, so every time of day has
+   had its say): an anomaly of a few hours to a day (a flat spell, a missed peak) makes the recent level
+   look better while it lasts, and without the hold the recent level would be in use when the cycle
+   comes back, flagging the cycle's own first rise. A cycle that is gone for good is dropped after it.
    Profiles learn from values clipped to ``clip_sigmas`` robust standard deviations of the usual error,
    so an anomaly barely moves them. A *slow baseline* (the level over ``slow_memory_days``, plus the
    same profile) is kept as well.
@@ -71,8 +76,9 @@ State size (bounded, independent of how long the series runs): about 60 numbers,
 (at most ``max_bins_per_day`` bins, 288 for 5-minute data) and weekly correction (at most
 ``weekly_bins``, 168), two histograms of at most ``max_buckets`` buckets each (typically 40-120 in use),
 ``guard_days`` daily maxima, and the hourly shift maxima (``24 * tod_days + tod_window_hours + 1``
-slots, 170, kept as two-byte histogram buckets). As JSON (``to_dict``, lossless float64), about 9 KB per
-series for 5-minute data, less for hourly. A state read back judges exactly as the one written.
+slots, 170, kept as two-byte histogram buckets), and three counters for the forecaster in use (which,
+for how long, and how long a simpler one has been preferred). As JSON (``to_dict``, lossless float64),
+about 9 KB per series for 5-minute data, less for hourly. A state read back judges exactly as the one written.
 """
 
 from __future__ import annotations
@@ -88,7 +94,7 @@ from typing import Any, Literal
 
 SECONDS_PER_DAY = 86_400
 SECONDS_PER_WEEK = 7 * SECONDS_PER_DAY
-STATE_FORMAT = 3  # of SeriesState.to_dict; bump when the meaning of a field changes
+STATE_FORMAT = 4  # of SeriesState.to_dict; bump when the meaning of a field changes
 _ZERO_BUCKET = -32768  # histogram bucket of exact zeros
 _NO_VALUE = -32767  # an hour without a judged value (HourlyShiftMaxima)
 _LN_LN_2 = math.log(math.log(2.0))
@@ -109,6 +115,8 @@ class ModelParams:
     clip_sigmas: float = 4.0
     selection_rate: float = 0.01
     selection_margin: float = 0.9
+    switch_days: float = 1.25
+    switch_after_days: float = 2.0
     tail_memory: float = 1000.0
     tail_trust: float = 8.0
     tail_exponent: float = 5.0
@@ -145,6 +153,8 @@ class ModelParams:
             raise ValueError("guard_days >= 1, severity_per_decade > 0, episode_clear_fraction in (0, 1] required")
         if self.tod_days < 1 or self.tod_window_hours < 0 or self.tod_shift_margin < 0:
             raise ValueError("tod_days >= 1, tod_window_hours >= 0 and tod_shift_margin >= 0 are required")
+        if self.switch_days < 0 or self.switch_after_days < 0:
+            raise ValueError("switch_days >= 0 and switch_after_days >= 0 are required (switch_days 0: no hold)")
 
     @property
     def tail_decay(self) -> float:
@@ -425,6 +435,9 @@ class SeriesState:
     hourly_shift: HourlyShiftMaxima = field(default_factory=HourlyShiftMaxima)
     rewarm: int = 0  # values still to learn, not judge, after a long gap
     rebase_run: int = 0
+    forecaster: int = 0  # the forecaster used last
+    switch_run: int = 0  # consecutive values a simpler forecaster than that one was preferred
+    used_for: int = 0  # consecutive values that forecaster has been in use
     level_before: list[float] = field(default_factory=list)  # per forecaster: recent level before an unusual run
     level_before_left: int = 0  # values it is still kept for
     seen_negative: bool = False
@@ -441,6 +454,9 @@ class SeriesState:
             profile_level=self.profile_level,
             profile_ready=self.profile_ready,
             rebase_run=self.rebase_run,
+            forecaster=self.forecaster,
+            switch_run=self.switch_run,
+            used_for=self.used_for,
             level_before=list(self.level_before),
             level_before_left=self.level_before_left,
             seen_negative=self.seen_negative,
@@ -492,6 +508,7 @@ class SeriesState:
             "hshift": [_pack_buckets(self.hourly_shift.buckets), self.hourly_shift.hour],
             "rw": self.rewarm,
             "rb": self.rebase_run,
+            "fc": [self.forecaster, self.switch_run, self.used_for],
             "before": [self.level_before, self.level_before_left],
             "neg": int(self.seen_negative),
             "open": [int(self.open_anomaly), self.open_for, self.quiet_for],
@@ -529,6 +546,9 @@ class SeriesState:
                 hourly_shift=HourlyShiftMaxima(_unpack_buckets(document["hshift"][0]), int(document["hshift"][1])),
                 rewarm=int(document["rw"]),
                 rebase_run=int(document["rb"]),
+                forecaster=int(document["fc"][0]),
+                switch_run=int(document["fc"][1]),
+                used_for=int(document["fc"][2]),
                 level_before=[float(x) for x in document["before"][0]],
                 level_before_left=int(document["before"][1]),
                 seen_negative=bool(document["neg"]),
@@ -635,7 +655,8 @@ def update(
     )
     weekly_offset = new.weekly[weekly_bin] if weekly_bin is not None and _weekly_established(new) else 0.0
     offsets = (0.0, daily_offset, daily_offset + weekly_offset)
-    chosen = _choose_forecaster(new, daily_bin, weekly_bin, params)
+    preferred = _choose_forecaster(new, daily_bin, weekly_bin, params)
+    chosen = _hold_forecaster(new, preferred, daily_bin, weekly_bin, params)
     forecasts = [
         (statistics.median(recent) if recent else new.slow_level[index]) + offsets[index]
         for index, recent in enumerate(new.recent)
@@ -822,21 +843,45 @@ def _choose_forecaster(state: SeriesState, daily_bin: int | None, weekly_bin: in
         return _NONE
     errors = state.mean_error
     chosen = _NONE
-    if (
-        daily_bin is not None
-        and state.profile_ready
-        and state.daily_seen[daily_bin] >= 2
-        and errors[_DAILY] < params.selection_margin * errors[_NONE]
-    ):
+    if _available(state, _DAILY, daily_bin, weekly_bin) and errors[_DAILY] < params.selection_margin * errors[_NONE]:
         chosen = _DAILY
-    if (
-        weekly_bin is not None
-        and daily_bin is not None
-        and state.weekly_seen[weekly_bin]
-        and _weekly_established(state)
-        and errors[_WEEKLY] < params.selection_margin * errors[chosen]
-    ):
+    if _available(state, _WEEKLY, daily_bin, weekly_bin) and errors[_WEEKLY] < params.selection_margin * errors[chosen]:
         chosen = _WEEKLY
+    return chosen
+
+
+def _available(state: SeriesState, forecaster: int, daily_bin: int | None, weekly_bin: int | None) -> bool:
+    """Whether a forecaster can be used for this bin: a daily bin seen twice, a weekly bin once the weeks are known."""
+    if forecaster == _DAILY:
+        return daily_bin is not None and state.profile_ready and state.daily_seen[daily_bin] >= 2
+    if forecaster == _WEEKLY:
+        return (
+            daily_bin is not None
+            and weekly_bin is not None
+            and bool(state.weekly_seen[weekly_bin])
+            and _weekly_established(state)
+        )
+    return True
+
+
+def _hold_forecaster(
+    state: SeriesState, chosen: int, daily_bin: int | None, weekly_bin: int | None, params: ModelParams
+) -> int:
+    """A cycle in use for ``switch_after_days`` is kept until a simpler one was preferred ``switch_days`` in a row."""
+    previous = state.forecaster
+    per_day = SECONDS_PER_DAY / (state.spacing or 300.0)
+    if (
+        chosen < previous
+        and params.switch_days > 0
+        and state.used_for >= params.switch_after_days * per_day
+        and _available(state, previous, daily_bin, weekly_bin)
+    ):
+        state.switch_run += 1
+        if state.switch_run < params.switch_days * per_day:
+            return previous
+    state.switch_run = 0
+    state.used_for = min(state.used_for + 1, 1 << 30) if chosen == previous else 1
+    state.forecaster = chosen
     return chosen
 
 

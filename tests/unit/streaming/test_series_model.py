@@ -139,6 +139,26 @@ def test_a_daily_cycle_is_learnt_and_a_missing_evening_stands_out() -> None:
     assert results[4 * 288 + 5].severity < THRESHOLD
 
 
+@pytest.mark.parametrize("seed", [1, 3])
+def test_a_day_that_stays_at_night_level_is_found_as_the_daily_cycle_is_kept(seed: int) -> None:
+    # Given five days of a daily cycle, then a dead day: from midnight the series stays at its night level
+    # for 20 hours (its flat start looks like any night, and the recent level forecasts a flat line better
+    # than the daily profile while it lasts)
+    values = daily_cycle(7 * 288, seed=seed)
+    dead = 5 * 288
+    for index in range(dead, dead + 240):
+        values[index] = 250.0
+
+    # When replayed
+    results, _ = replay(values)
+
+    # Then the daily forecaster stays in use through the dead day, and the missing day opens an anomaly
+    assert all(results[index].forecaster == "daily" for index in range(dead, dead + 241))
+    found = [index for index in alerts(results) if index >= 3 * 288]
+    assert found and dead <= found[0] < dead + 240
+    assert results[found[0]].direction == "low"
+
+
 def test_a_weekly_cycle_is_learnt_and_a_weekday_that_looks_like_a_sunday_stands_out() -> None:
     # Given ten weeks of hourly values: busy weekdays, quiet weekends, each with a daily shape, 3 % noise
     # (the errors of the first weeks, before the weekly cycle was known, weigh on the error histogram for
