@@ -7,10 +7,10 @@ keys. Every series has a worst-case model state: two weeks of 5-minute values wi
 so the daily profile (288 bins) and the weekly correction (168 bins) are both in use.
 
 Each case runs in a fresh Python process (``python -m bench.scale --measure ...``), which reports its CPU time,
-wall time and peak RSS (``ru_maxrss``: the interpreter, the imports and the state at its largest, which is
-what Lambda's "Max Memory Used" counts). S3 requests per interval are counted once on moto through
-``detect_interval`` with the prod layout (10 micro-batch CSVs); they do not depend on the series count
-(the state is one object, a single PUT up to 5 GB).
+wall time and peak RSS (``VmHWM``, the process's own high-water mark: the interpreter, the imports and the
+state at its largest, which is what Lambda's "Max Memory Used" counts). S3 requests per interval are
+counted once on moto through ``detect_interval`` with the prod layout (10 micro-batch CSVs); they do not
+depend on the series count (the state is one object, a single PUT up to 5 GB).
 
 Targets, with the Lambda's memory and timeout from config (``streaming.detector_memory_mb``,
 ``detector_timeout_seconds``): the 10,000-series interval's estimated Lambda duration within the timeout, and
@@ -104,7 +104,7 @@ def measure_interval(state_path: Path, totals_path: Path) -> dict[str, float]:
     written = state.to_json().encode("utf-8")  # what the S3 PUT sends
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     scored = sum(1 for score in scores if score.status == "scored")
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    peak_kib = _own_peak_rss_kib()
     return {
         "cpu_s": cpu,
         "wall_s": wall,
@@ -112,6 +112,22 @@ def measure_interval(state_path: Path, totals_path: Path) -> dict[str, float]:
         "peak_rss_mib": peak_kib / 1024,
         "scored": scored,
     }
+
+
+def _own_peak_rss_kib() -> float:
+    """This process's own peak RSS in KiB.
+
+    Linux carries ``ru_maxrss`` over from the parent across fork and exec (the parent's size at the fork
+    counts), so a child of a large bench process would report the parent's size. ``VmHWM`` in
+    /proc/self/status is the high-water mark of this process's own address space, which exec starts anew.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1])  # "VmHWM:   123456 kB"
+    except OSError:
+        pass
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux, bytes on macOS
 
 
 def _run_child(state_path: Path, totals_path: Path) -> dict[str, float]:
