@@ -78,7 +78,7 @@ State size (bounded, independent of how long the series runs): about 60 numbers,
 ``guard_days`` daily maxima, and the hourly shift maxima (``24 * tod_days + tod_window_hours + 1``
 slots, 170, kept as two-byte histogram buckets), and three counters for the forecaster in use (which,
 for how long, and how long a simpler one has been preferred). As JSON (``to_dict``, lossless float64),
-about 9 KB per series for 5-minute data, less for hourly. A state read back judges exactly as the one written.
+about 9.5 KB per series for 5-minute data, less for hourly. A state read back judges exactly as the one written.
 """
 
 from __future__ import annotations
@@ -703,10 +703,11 @@ def update(
         point_surprise = -math.log10(max(point_probability, 1e-300))
         shift_view = new.shift_tail.view(params)
         shift_probability = shift_view.probability_at_least(shift_distance, params)
-        usual_shift = new.hourly_shift.usual(params)
+        # What this time of day reaches on most days (the echo of a job's spike at its usual hour) is
+        # ordinary; looked up only when the tail alone would call the shift unusual.
+        usual_shift = new.hourly_shift.usual(params) if shift_probability < 0.5 else None
         if usual_shift is not None and shift_distance <= params.tod_shift_margin * usual_shift:
-            # What this time of day reaches on most days (the echo of a job's spike at its usual hour).
-            shift_probability = max(shift_probability, 0.5)
+            shift_probability = 0.5
         shift_surprise = -math.log10(max(shift_probability, 1e-300))
         # The range of values whose point evidence stays below the threshold.
         band_probability = 10.0 ** (-threshold_surprise)
