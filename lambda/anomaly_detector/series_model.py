@@ -568,15 +568,24 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _pack_array(typecode: str, values: list[Any]) -> str:
+    """``typecode`` ``d``: float64, so a state read back judges exactly as the one written (float32 would
+    change verdicts slightly); ``h``: two-byte histogram buckets."""
+    return _b64encode(array(typecode, values).tobytes()).decode("ascii")
+
+
+def _unpack_array(typecode: str, text: str) -> list[Any]:
+    packed = array(typecode)
+    packed.frombytes(binascii.a2b_base64(text))
+    return packed.tolist()
+
+
 def _pack_floats(values: list[float]) -> str:
-    # float64: a state read back judges exactly as the one written (float32 would change verdicts slightly).
-    return _b64encode(array("d", values).tobytes()).decode("ascii")
+    return _pack_array("d", values)
 
 
 def _unpack_floats(text: str) -> list[float]:
-    packed = array("d")
-    packed.frombytes(binascii.a2b_base64(text))
-    return packed.tolist()
+    return _unpack_array("d", text)
 
 
 def _pack_counts(values: list[int]) -> str:
@@ -588,29 +597,22 @@ def _unpack_counts(text: str) -> list[int]:
 
 
 def _pack_buckets(values: list[int]) -> str:
-    return _b64encode(array("h", values).tobytes()).decode("ascii")
+    return _pack_array("h", values)
 
 
 def _unpack_buckets(text: str) -> list[int]:
-    packed = array("h")
-    packed.frombytes(binascii.a2b_base64(text))
-    return packed.tolist()
+    return _unpack_array("h", text)
 
 
 def _pack_histogram(histogram: TailHistogram) -> list[str]:
-    return [
-        _b64encode(array("h", list(histogram.counts)).tobytes()).decode("ascii"),
-        _b64encode(array("d", list(histogram.counts.values())).tobytes()).decode("ascii"),
-    ]
+    return [_pack_buckets(list(histogram.counts)), _pack_floats(list(histogram.counts.values()))]
 
 
 def _unpack_histogram(packed: list[str]) -> TailHistogram:
-    buckets, counts = array("h"), array("d")
-    buckets.frombytes(binascii.a2b_base64(packed[0]))
-    counts.frombytes(binascii.a2b_base64(packed[1]))
+    buckets, counts = _unpack_buckets(packed[0]), _unpack_floats(packed[1])
     if len(buckets) != len(counts):
         raise ValueError("histogram buckets and counts differ in length")
-    return TailHistogram(dict(zip(buckets.tolist(), counts.tolist(), strict=True)))
+    return TailHistogram(dict(zip(buckets, counts, strict=True)))
 
 
 # --- The model ------------------------------------------------------------------------------------------
