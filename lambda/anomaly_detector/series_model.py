@@ -679,10 +679,10 @@ def update(
     # than the forecast. Then the return to normal after a lasting drop or rise is judged as such, although
     # the recent level followed it.
     learnt_point, learnt_shift = abs(point_deviation), abs(shift_deviation)
-    lagging = abs(expected - baseline) >= params.lag_sigmas * 1.2533 * new.typical_error[chosen]
-    if chosen == _NONE and lagging:
+    sigma = 1.2533 * new.typical_error[chosen]  # mean |error| -> sigma
+    if chosen == _NONE and abs(expected - baseline) >= params.lag_sigmas * sigma:  # the median lags
         learnt_point = min(learnt_point, abs(baseline_deviation))
-    usual = params.return_sigmas * 1.2533 * new.typical_error[chosen]  # mean |error| -> sigma
+    usual = params.return_sigmas * sigma
     if new.level_before and new.level_before_left > 0:
         normal = new.level_before[chosen] + offsets[chosen]
         if abs(value - normal) <= usual and abs(value - normal) < abs(point_deviation):
@@ -867,12 +867,16 @@ def _available(state: SeriesState, forecaster: int, daily_bin: int | None, weekl
     return True
 
 
+def _values_per_day(state: SeriesState) -> float:
+    return SECONDS_PER_DAY / (state.spacing or 300.0)  # 5-minute data until the spacing is known
+
+
 def _hold_forecaster(
     state: SeriesState, chosen: int, daily_bin: int | None, weekly_bin: int | None, params: ModelParams
 ) -> int:
     """A cycle in use for ``switch_after_days`` is kept until a simpler one was preferred ``switch_days`` in a row."""
     previous = state.forecaster
-    per_day = SECONDS_PER_DAY / (state.spacing or 300.0)
+    per_day = _values_per_day(state)
     if (
         chosen < previous
         and params.switch_days > 0
@@ -931,7 +935,7 @@ def _learn(
         recent = state.recent[index]
         recent.append(value - offsets[index])
         del recent[:-window]
-    per_day = SECONDS_PER_DAY / (state.spacing or 300.0)
+    per_day = _values_per_day(state)
     slow_rate = max(1.0 / state.count, 1.0 / (params.slow_memory_days * per_day))
     for index in range(3):
         step = value - offsets[index] - state.slow_level[index]
@@ -1013,7 +1017,7 @@ def _remember_level_before(
     if surprise >= params.rebase_surprise:
         if state.level_before_left <= 0:  # the run starts: the forecasts have not learnt from it yet
             state.level_before = [forecast - offset for forecast, offset in zip(forecasts, offsets, strict=True)]
-        per_day = SECONDS_PER_DAY / (state.spacing or 300.0)
+        per_day = _values_per_day(state)
         state.level_before_left = max(1, round(params.return_memory_days * per_day))
     else:
         state.level_before_left = max(0, state.level_before_left - 1)

@@ -220,9 +220,8 @@ def test_the_state_keeps_one_bounded_model_per_value(store: LocalDirStore, publi
     assert set(state["series"]) == set(keyed({m.name: 0 for m in MARKETPLACES}))
     assert state["last_interval_start"] == "2025-03-02T01:55:00Z"
     assert len(store.read_state() or "") < 1.2 * size_before
-    assert (
-        len(store.read_state() or "") / (len(MARKETPLACES) + 1) < 8_500
-    )  # bytes per series, see series_model (the hourly shift maxima add about 0.5 KB)
+    # Bytes per series, see series_model (the hourly shift maxima add about 0.5 KB).
+    assert len(store.read_state() or "") / (len(MARKETPLACES) + 1) < 8_500
 
 
 def test_repeating_the_latest_interval_does_nothing(store: LocalDirStore, publisher: Any, metrics: Any) -> None:
