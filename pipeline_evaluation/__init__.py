@@ -18,10 +18,13 @@ own; :func:`read_transform_output` parses the batch transform's JSON Lines into 
 
 from pipeline_evaluation.alerts import alert_scores, onset_flags
 from pipeline_evaluation.cutoff import (
+    CUTOFF_CAP_LIMIT,
     CUTOFF_MAX_SHARE,
     CUTOFF_SPREADS,
+    CUTOFF_SPREADS_PER_LN_BLOCK,
     EXTEND_SPREADS,
     ScoreCutoff,
+    cutoff_spreads,
     elevated_windows,
     flag_windows,
     relative_scores,
@@ -32,8 +35,10 @@ from pipeline_evaluation.events import DEFAULT_MAX_GAP_WINDOWS, AnomalyEvent, me
 from pipeline_evaluation.transform_output import ScoredWindows, TransformOutputError, read_transform_output
 
 __all__ = [
+    "CUTOFF_CAP_LIMIT",
     "CUTOFF_MAX_SHARE",
     "CUTOFF_SPREADS",
+    "CUTOFF_SPREADS_PER_LN_BLOCK",
     "DEFAULT_MAX_GAP_WINDOWS",
     "EXTEND_SPREADS",
     "AnomalyEvent",
@@ -42,6 +47,7 @@ __all__ = [
     "TransformOutputError",
     "WindowsEvaluation",
     "alert_scores",
+    "cutoff_spreads",
     "elevated_windows",
     "evaluate_windows",
     "flag_windows",

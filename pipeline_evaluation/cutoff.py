@@ -11,9 +11,18 @@ series, with no per-dataset setting:
 2. The typical block maximum is the median of those maxima, and their spread is the median absolute
    deviation (scaled by 1.4826, so it estimates a standard deviation), both robust to the few blocks that
    hold anomalies.
-3. ``cut-off = typical block maximum + CUTOFF_SPREADS x spread``, raised when needed so that at most
-   ``CUTOFF_MAX_SHARE`` of the windows lie above it (the score quantile at ``1 - CUTOFF_MAX_SHARE``): a
-   series whose every day is spiky does not flood its reader with flags.
+3. ``cut-off = typical block maximum + spreads x spread``, where ``spreads`` grows with the number of
+   blocks: ``CUTOFF_SPREADS_PER_LN_BLOCK x ln(blocks)`` (3.0 for a month of days, 2.3 for two weeks, 3.7
+   for ten weeks). The cut-off must stand above the highest ordinary peak of the run, and the highest of
+   ``n`` block maxima lies further above their median the more blocks there are: block maxima have an
+   exponential upper tail (Gumbel), so the largest of ``n`` grows like ``ln n`` spreads. A fixed number
+   of spreads is therefore too strict on a short run and too loose on a long one.
+4. The cut-off is raised when needed so that at most ``CUTOFF_MAX_SHARE`` of the windows lie above it
+   (the score quantile at ``1 - CUTOFF_MAX_SHARE``): a series whose every day is spiky does not flood its
+   reader with flags. The share cap raises it at most to ``typical + CUTOFF_CAP_LIMIT x spreads x
+   spread``: a long anomaly puts many windows above the cut-off, and without the limit those windows
+   alone would lift the cut-off above a second, shorter anomaly of the same run however far that one
+   stands above every ordinary daily peak.
 
 A window is flagged when its score is at or above the cut-off. An event (see ``events``) also takes in the
 neighbouring windows at or above ``typical + EXTEND_SPREADS x spread``, so it covers all of an anomaly's
@@ -37,11 +46,16 @@ import numpy as np
 
 DAY_SECONDS = 86_400.0
 MIN_BLOCKS = 7
-# How many spreads above the typical block maximum a score must be, and the largest share of windows the
-# cut-off may flag. Chosen once, on the shared development set and the local taxi data (see the README's
-# "How the pipeline model works", which also shows how the results move with them).
-CUTOFF_SPREADS = 3.75
+# How many spreads above the typical block maximum a score must be (per natural log of the number of
+# blocks: 0.875 x ln 31 = 3.0 for a month of daily blocks), the largest share of windows the cut-off may
+# flag, and how far the share cap may raise the cut-off (a multiple of the spreads term: 1.75 x 3.0 =
+# 5.25 spreads for a month). Chosen once, on the shared development set and the local taxi data (see the
+# README's "The pipeline model", which also shows how the results move with them).
+CUTOFF_SPREADS_PER_LN_BLOCK = 0.875
 CUTOFF_MAX_SHARE = 0.01
+CUTOFF_CAP_LIMIT = 1.75
+# ``spreads=None`` (the default): CUTOFF_SPREADS_PER_LN_BLOCK x ln(blocks); a number fixes it.
+CUTOFF_SPREADS: float | None = None
 # An event extends over the neighbouring windows that score at least this many spreads above the typical
 # block maximum (see pipeline_evaluation.events.merge_events).
 EXTEND_SPREADS = 2.0
@@ -60,20 +74,30 @@ class ScoreCutoff:
     block_seconds: float
     max_share: float = CUTOFF_MAX_SHARE
     capped: bool = False  # True when the share cap, not the spreads, set the value
+    # The share cap raises the value to at most typical + cap_limit x spreads x spread.
+    cap_limit: float = CUTOFF_CAP_LIMIT
+    limited: bool = False  # True when the share cap was held at that limit
     extend_value: float = math.inf  # neighbours at or above this join an event (never above value)
 
     def describe(self) -> str:
         block = "day" if self.block_seconds == DAY_SECONDS else f"{self.block_seconds / 3600:g} h block"
         if self.block_spread == 0:
             return f"cut-off {self.value:.4f}: every {block} has the same highest score, so no window stands out"
+        if self.capped and self.limited:
+            return (
+                f"cut-off {self.value:.4f} = typical highest score per {block} {self.typical_block_max:.4f} "
+                f"+ {self.cap_limit:g} x {self.spreads:.2f} x spread {self.block_spread:.4f} "
+                f"(the top {self.max_share:.0%} of scores lie higher, but a score this far above the typical peak "
+                f"is anomalous; {self.blocks} blocks)"
+            )
         if self.capped:
             return (
                 f"cut-off {self.value:.4f}: the top {self.max_share:.0%} of scores (above the typical highest "
-                f"score per {block} {self.typical_block_max:.4f} + {self.spreads:g} x spread {self.block_spread:.4f})"
+                f"score per {block} {self.typical_block_max:.4f} + {self.spreads:.2f} x spread {self.block_spread:.4f})"
             )
         return (
             f"cut-off {self.value:.4f} = typical highest score per {block} {self.typical_block_max:.4f} "
-            f"+ {self.spreads:g} x spread {self.block_spread:.4f} ({self.blocks} blocks)"
+            f"+ {self.spreads:.2f} x spread {self.block_spread:.4f} ({self.blocks} blocks)"
         )
 
     def as_dict(self) -> dict[str, float | int | bool]:
@@ -86,6 +110,8 @@ class ScoreCutoff:
             "block_seconds": self.block_seconds,
             "max_share": self.max_share,
             "capped": self.capped,
+            "cap_limit": self.cap_limit,
+            "limited": self.limited,
             "extend_value": self.extend_value,
         }
 
@@ -116,6 +142,11 @@ def block_maxima(epoch_seconds: np.ndarray, scores: np.ndarray, block_seconds: f
     return np.array([chunk.max() for chunk in np.split(scores[order], boundaries)])
 
 
+def cutoff_spreads(blocks: int) -> float:
+    """The default number of spreads for a run of ``blocks`` blocks: CUTOFF_SPREADS_PER_LN_BLOCK x ln(blocks)."""
+    return CUTOFF_SPREADS_PER_LN_BLOCK * math.log(max(blocks, 2))
+
+
 def _spread(values: np.ndarray) -> float:
     median = float(np.median(values))
     spread = _MAD_TO_STANDARD_DEVIATION * float(np.median(np.abs(values - median)))
@@ -129,11 +160,15 @@ def score_cutoff(
     window_starts: Sequence[datetime],
     scores: Sequence[float],
     *,
-    spreads: float = CUTOFF_SPREADS,
+    spreads: float | None = CUTOFF_SPREADS,
     max_share: float = CUTOFF_MAX_SHARE,
     extend_spreads: float = EXTEND_SPREADS,
+    cap_limit: float = CUTOFF_CAP_LIMIT,
 ) -> ScoreCutoff:
-    """The cut-off for one run's scores (``window_starts`` in time order, one score each; ties allowed)."""
+    """The cut-off for one run's scores (``window_starts`` in time order, one score each; ties allowed).
+
+    ``spreads`` None: ``cutoff_spreads(blocks)``. ``cap_limit`` ``math.inf``: the share cap alone.
+    """
     if len(window_starts) != len(scores):
         raise ValueError(f"{len(window_starts)} window starts for {len(scores)} scores")
     if not scores:
@@ -150,12 +185,20 @@ def score_cutoff(
     spread = _spread(maxima) if len(maxima) > 1 else 0.0
     if not 0 < max_share <= 1:
         raise ValueError(f"max_share must be in (0, 1], got {max_share}")
-    capped = False
+    if not cap_limit >= 1:
+        raise ValueError(f"cap_limit must be at least 1, got {cap_limit}")
+    if spreads is None:
+        spreads = cutoff_spreads(len(maxima))
+    capped = limited = False
     if spread > 0:
         value = typical + spreads * spread
         share_cap = float(np.quantile(values, 1.0 - max_share))
+        limit = typical + cap_limit * spreads * spread
+        if share_cap > limit:
+            share_cap, limited = limit, True
         if share_cap > value:
             value, capped = share_cap, True
+        limited = limited and capped
         extend_value = min(value, typical + extend_spreads * spread)
     else:
         # With no spread every block peaks alike: nothing stands out, so the cut-off lies above every score.
@@ -170,6 +213,8 @@ def score_cutoff(
         block_seconds=block_seconds,
         max_share=max_share,
         capped=capped,
+        cap_limit=cap_limit,
+        limited=limited,
         extend_value=extend_value,
     )
 

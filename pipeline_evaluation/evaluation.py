@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from pipeline_evaluation.alerts import alert_scores, onset_flags
 from pipeline_evaluation.cutoff import (
+    CUTOFF_CAP_LIMIT,
     CUTOFF_MAX_SHARE,
     CUTOFF_SPREADS,
     EXTEND_SPREADS,
@@ -50,14 +51,17 @@ def evaluate_windows(
     expected: Sequence[float],
     scores: Sequence[float],
     *,
-    spreads: float = CUTOFF_SPREADS,
+    spreads: float | None = CUTOFF_SPREADS,
     max_share: float = CUTOFF_MAX_SHARE,
     extend_spreads: float = EXTEND_SPREADS,
     max_gap_windows: int = DEFAULT_MAX_GAP_WINDOWS,
     length: timedelta | None = None,
+    cap_limit: float = CUTOFF_CAP_LIMIT,
 ) -> WindowsEvaluation:
     """Cut-off from the scores, flags, events. Windows must be in time order."""
-    cutoff = score_cutoff(window_starts, scores, spreads=spreads, max_share=max_share, extend_spreads=extend_spreads)
+    cutoff = score_cutoff(
+        window_starts, scores, spreads=spreads, max_share=max_share, extend_spreads=extend_spreads, cap_limit=cap_limit
+    )
     flags = flag_windows(scores, cutoff)
     events = merge_events(
         window_starts,

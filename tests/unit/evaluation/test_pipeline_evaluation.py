@@ -278,13 +278,44 @@ def test_the_cutoff_never_flags_more_than_its_share_of_windows() -> None:
     for index in range(40):
         scores[9 * 48 + index] = 9.0 + index / 100
 
-    # When the cut-off may flag at most 1 % of the 480 windows
-    cutoff = score_cutoff(half_hours(len(scores)), scores, spreads=3.0, max_share=0.01)
+    # When the cut-off may flag at most 1 % of the 480 windows, with no limit on the share cap
+    cutoff = score_cutoff(half_hours(len(scores)), scores, spreads=3.0, max_share=0.01, cap_limit=math.inf)
 
     # Then the share cap sets it, and at most 5 windows (1 % of 480, rounded up) are at or above it
     assert cutoff.capped
+    assert not cutoff.limited
     assert 1 <= sum(flag_windows(scores, cutoff)) <= 5
     assert "top 1%" in cutoff.describe()
+
+
+def test_the_share_cap_raises_the_cutoff_at_most_to_its_limit() -> None:
+    # Given the spiky day of 40 windows at 9.0..9.39 above daily peaks of 2.0..2.8 (typical 2.45, spread 0.37)
+    scores = daily_peaks([2.0, 2.1, 2.2, 2.3, 2.4, 2.5, 2.6, 2.7, 2.8, 9.0])
+    for index in range(40):
+        scores[9 * 48 + index] = 9.0 + index / 100
+
+    # When the share cap may raise the cut-off to at most 2 x the 3 spreads
+    cutoff = score_cutoff(half_hours(len(scores)), scores, spreads=3.0, max_share=0.01, cap_limit=2.0)
+
+    # Then the cut-off is typical + 6 spreads, and every window of the spiky day is flagged
+    assert cutoff.capped and cutoff.limited
+    assert cutoff.value == pytest.approx(2.45 + 6 * 1.4826 * 0.25)
+    assert sum(flag_windows(scores, cutoff)) == 40
+    assert "anomalous" in cutoff.describe()
+
+
+@pytest.mark.parametrize(("days", "spreads"), [(14, 0.875 * math.log(14)), (31, 0.875 * math.log(31))])
+def test_by_default_the_spreads_grow_with_the_log_of_the_number_of_blocks(days: int, spreads: float) -> None:
+    # Given days peaking at 2.0..2.9 in turn
+    scores = daily_peaks([2.0 + (day % 10) / 10 for day in range(days)])
+
+    # When the cut-off is computed with the default spreads
+    cutoff = score_cutoff(half_hours(len(scores)), scores)
+
+    # Then the spreads are 0.875 x ln(days): 2.31 for two weeks, 3.0 for a month
+    assert cutoff.blocks == days
+    assert cutoff.spreads == pytest.approx(spreads)
+    assert cutoff.value == pytest.approx(cutoff.typical_block_max + spreads * cutoff.block_spread)
 
 
 def test_repeated_window_starts_are_allowed_but_not_a_step_back_in_time() -> None:
