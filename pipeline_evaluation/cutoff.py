@@ -12,7 +12,7 @@ series, with no per-dataset setting:
    deviation (scaled by 1.4826, so it estimates a standard deviation), both robust to the few blocks that
    hold anomalies.
 3. ``cut-off = typical block maximum + spreads x spread``, where ``spreads`` grows with the number of
-   blocks: ``CUTOFF_SPREADS_PER_LN_BLOCK x ln(blocks)`` (3.0 for a month of days, 2.3 for two weeks, 3.7
+   blocks: ``CUTOFF_SPREADS_PER_LN_BLOCK x ln(blocks)`` (3.1 for a month of days, 2.4 for two weeks, 3.8
    for ten weeks). The cut-off must stand above the highest ordinary peak of the run, and the highest of
    ``n`` block maxima lies further above their median the more blocks there are: block maxima have an
    exponential upper tail (Gumbel), so the largest of ``n`` grows like ``ln n`` spreads. A fixed number
@@ -47,13 +47,13 @@ import numpy as np
 DAY_SECONDS = 86_400.0
 MIN_BLOCKS = 7
 # How many spreads above the typical block maximum a score must be (per natural log of the number of
-# blocks: 0.875 x ln 31 = 3.0 for a month of daily blocks), the largest share of windows the cut-off may
-# flag, and how far the share cap may raise the cut-off (a multiple of the spreads term: 1.75 x 3.0 =
-# 5.25 spreads for a month). Chosen once, on the shared development set and the local taxi data (see the
+# blocks: 0.9 x ln 31 = 3.1 for a month of daily blocks), the largest share of windows the cut-off may
+# flag, and how far the share cap may raise the cut-off (a multiple of the spreads term: 2.25 x 3.1 =
+# 7.0 spreads for a month). Chosen once, on the shared development set and the local taxi data (see the
 # README's "The pipeline model", which also shows how the results move with them).
-CUTOFF_SPREADS_PER_LN_BLOCK = 0.875
+CUTOFF_SPREADS_PER_LN_BLOCK = 0.9
 CUTOFF_MAX_SHARE = 0.01
-CUTOFF_CAP_LIMIT = 1.75
+CUTOFF_CAP_LIMIT = 2.25
 # ``spreads=None`` (the default): CUTOFF_SPREADS_PER_LN_BLOCK x ln(blocks); a number fixes it.
 CUTOFF_SPREADS: float | None = None
 # An event extends over the neighbouring windows that score at least this many spreads above the typical

@@ -304,7 +304,7 @@ def test_the_share_cap_raises_the_cutoff_at_most_to_its_limit() -> None:
     assert "anomalous" in cutoff.describe()
 
 
-@pytest.mark.parametrize(("days", "spreads"), [(14, 0.875 * math.log(14)), (31, 0.875 * math.log(31))])
+@pytest.mark.parametrize(("days", "spreads"), [(14, 0.9 * math.log(14)), (31, 0.9 * math.log(31))])
 def test_by_default_the_spreads_grow_with_the_log_of_the_number_of_blocks(days: int, spreads: float) -> None:
     # Given days peaking at 2.0..2.9 in turn
     scores = daily_peaks([2.0 + (day % 10) / 10 for day in range(days)])
@@ -312,7 +312,7 @@ def test_by_default_the_spreads_grow_with_the_log_of_the_number_of_blocks(days: 
     # When the cut-off is computed with the default spreads
     cutoff = score_cutoff(half_hours(len(scores)), scores)
 
-    # Then the spreads are 0.875 x ln(days): 2.31 for two weeks, 3.0 for a month
+    # Then the spreads are 0.9 x ln(days): 2.38 for two weeks, 3.09 for a month
     assert cutoff.blocks == days
     assert cutoff.spreads == pytest.approx(spreads)
     assert cutoff.value == pytest.approx(cutoff.typical_block_max + spreads * cutoff.block_spread)
