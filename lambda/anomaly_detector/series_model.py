@@ -53,6 +53,13 @@ How a value is judged
 4. **Severity** = ``severity_per_decade`` x (-log10 p), capped at 100, where p is the smaller of the two
    probabilities times two (there are two looks). 25 points per factor of ten: severity 50 is "1 in
    ~200", 75 "1 in ~2,000", 100 "1 in 20,000 or rarer".
+   *Volatility* (off by default, ``vol_window`` 0; tried, not kept: see README): the median, over the last
+   ``vol_window`` successive changes, of their distance from their own median (``vol_kind`` 1), or of the
+   absolute second differences (``vol_kind`` 2). A spike touches only two or three of those terms and a
+   smooth daily rise leaves them about constant, so only a lasting zigzag moves it. Its own decaying
+   histogram (power-law exponent ``vol_exponent``, trusted from ``vol_trust`` x ``tail_trust`` values),
+   a time-of-day guard like the shift's (``vol_tod_margin``, its own ring of hourly maxima), judged from
+   ``vol_min_days``; it counts as a third look, its probability times ``vol_factor``.
 5. **Decision.** An interval at or above the threshold *opens an anomaly* (``is_anomaly``) unless one is
    already open for the series: an open anomaly stays open while the severity stays at or above
    ``episode_clear_fraction`` of the threshold, and closes after ``episode_quiet_points`` intervals
@@ -78,12 +85,15 @@ State size (bounded, independent of how long the series runs): about 60 numbers,
 ``guard_days`` daily maxima, and the hourly shift maxima (``24 * tod_days + tod_window_hours + 1``
 slots, 170, kept as two-byte histogram buckets), and three counters for the forecaster in use (which,
 for how long, and how long a simpler one has been preferred). As JSON (``to_dict``, lossless float64),
-about 9.5 KB per series for 5-minute data, less for hourly. A state read back judges exactly as the one written.
+about 9.5 KB per series for 5-minute data, less for hourly (with the volatility evidence on, a third
+histogram, its ``vol_window`` + 2 last values and a second ring of hourly maxima as well). A state read back judges exactly as the one written.
 """
 
 from __future__ import annotations
 
 import binascii
+import dataclasses
+import functools
 import math
 import statistics
 from array import array
@@ -94,7 +104,7 @@ from typing import Any, Literal
 
 SECONDS_PER_DAY = 86_400
 SECONDS_PER_WEEK = 7 * SECONDS_PER_DAY
-STATE_FORMAT = 4  # of SeriesState.to_dict; bump when the meaning of a field changes
+STATE_FORMAT = 5  # of SeriesState.to_dict; bump when the meaning of a field changes
 _ZERO_BUCKET = -32768  # histogram bucket of exact zeros
 _NO_VALUE = -32767  # an hour without a judged value (HourlyShiftMaxima)
 _LN_LN_2 = math.log(math.log(2.0))
@@ -141,6 +151,13 @@ class ModelParams:
     episode_min_points: int = 12
     max_bins_per_day: int = 288
     weekly_bins: int = 168
+    vol_window: int = 0  # volatility evidence over this many values (0: none; 24 was tried, not kept)
+    vol_factor: float = 3.0  # the volatility probability counts times this (the other two: times two)
+    vol_tod_margin: float = 2.0  # time-of-day guard for volatility (0: none)
+    vol_min_days: float = 0.0  # volatility judged only once the series is this many days old
+    vol_trust: float = 1.0  # the volatility tail is trusted from tail_trust x this values (they come in runs)
+    vol_kind: int = 1  # 1: successive changes' distance from their median; 2: absolute second differences
+    vol_exponent: float = 2.0  # power-law exponent of the volatility tail beyond the trusted part
 
     def __post_init__(self) -> None:
         if self.level_window < 3 or self.shift_window < 1 or self.warmup_points < self.level_window:
@@ -164,7 +181,7 @@ class ModelParams:
 DEFAULT_MODEL = ModelParams()
 
 Status = Literal["scored", "warming_up"]
-Evidence = Literal["point", "shift"]
+Evidence = Literal["point", "shift", "volatility"]
 
 
 @dataclass(frozen=True)
@@ -183,6 +200,7 @@ class SeriesResult:
     point_surprise: float  # -log10 p of each evidence, before combining
     shift_surprise: float
     deviation: float  # signed: value - expected (point evidence) or the mean shift from the baseline (shift)
+    volatility_surprise: float = 0.0
 
     @property
     def score(self) -> float:
@@ -433,6 +451,9 @@ class SeriesState:
     shift_tail: TailHistogram = field(default_factory=TailHistogram)
     daily_maxima: DailyMaxima = field(default_factory=DailyMaxima)
     hourly_shift: HourlyShiftMaxima = field(default_factory=HourlyShiftMaxima)
+    vol_values: list[float] = field(default_factory=list)  # the last vol_window + 2 values
+    vol_tail: TailHistogram = field(default_factory=TailHistogram)
+    hourly_vol: HourlyShiftMaxima = field(default_factory=HourlyShiftMaxima)
     rewarm: int = 0  # values still to learn, not judge, after a long gap
     rebase_run: int = 0
     forecaster: int = 0  # the forecaster used last
@@ -477,6 +498,9 @@ class SeriesState:
             shift_tail=self.shift_tail.copy(),
             daily_maxima=DailyMaxima(list(self.daily_maxima.maxima), self.daily_maxima.current, self.daily_maxima.day),
             hourly_shift=HourlyShiftMaxima(list(self.hourly_shift.buckets), self.hourly_shift.hour),
+            vol_values=list(self.vol_values),
+            vol_tail=self.vol_tail.copy(),
+            hourly_vol=HourlyShiftMaxima(list(self.hourly_vol.buckets), self.hourly_vol.hour),
             rewarm=self.rewarm,
         )
 
@@ -506,6 +530,8 @@ class SeriesState:
             "dcur": self.daily_maxima.current,
             "dday": self.daily_maxima.day,
             "hshift": [_pack_buckets(self.hourly_shift.buckets), self.hourly_shift.hour],
+            "vol": [_pack_floats(self.vol_values), _pack_histogram(self.vol_tail)],
+            "hvol": [_pack_buckets(self.hourly_vol.buckets), self.hourly_vol.hour],
             "rw": self.rewarm,
             "rb": self.rebase_run,
             "fc": [self.forecaster, self.switch_run, self.used_for],
@@ -544,6 +570,9 @@ class SeriesState:
                     _unpack_floats(document["dmax"]), float(document["dcur"]), int(document["dday"])
                 ),
                 hourly_shift=HourlyShiftMaxima(_unpack_buckets(document["hshift"][0]), int(document["hshift"][1])),
+                vol_values=_unpack_floats(document["vol"][0]),
+                vol_tail=_unpack_histogram(document["vol"][1]),
+                hourly_vol=HourlyShiftMaxima(_unpack_buckets(document["hvol"][0]), int(document["hvol"][1])),
                 rewarm=int(document["rw"]),
                 rebase_run=int(document["rb"]),
                 forecaster=int(document["fc"][0]),
@@ -691,9 +720,15 @@ def update(
             from_normal = shift_deviation - (normal - baseline)
             shift_deviation = min(shift_deviation, from_normal, key=abs)
 
+    vol_distance = None
+    if params.vol_window > 0:
+        new.vol_values.append(value)
+        del new.vol_values[: -(params.vol_window + 2)]
+        vol_distance = _volatility(new.vol_values, params)
+
     scored = new.count > params.warmup_points and new.rewarm == 0
     point_distance, shift_distance = abs(point_deviation), abs(shift_deviation)  # as judged
-    point_surprise = shift_surprise = 0.0
+    point_surprise = shift_surprise = vol_surprise = 0.0
     threshold_surprise = surprise_for_severity(threshold, params) + math.log10(2.0)
     low, high = -math.inf, math.inf
     if scored:
@@ -711,6 +746,15 @@ def update(
         if usual_shift is not None and shift_distance <= params.tod_shift_margin * usual_shift:
             shift_probability = 0.5
         shift_surprise = -math.log10(max(shift_probability, 1e-300))
+        if vol_distance is not None and (now - (new.first_time or now)) >= params.vol_min_days * SECONDS_PER_DAY:
+            vol_params = _volatility_params(params)
+            vol_probability = new.vol_tail.view(vol_params).probability_at_least(vol_distance, vol_params)
+            if vol_probability < 0.5 and params.vol_tod_margin > 0:
+                usual_vol = new.hourly_vol.usual(params)
+                if usual_vol is not None and vol_distance <= params.vol_tod_margin * usual_vol:
+                    vol_probability = 0.5
+            # Counted as a look of its own: times vol_factor, where the other two count times two.
+            vol_surprise = -math.log10(max(vol_probability, 1e-300)) - math.log10(params.vol_factor / 2.0)
         # The range of values whose point evidence stays below the threshold.
         band_probability = 10.0 ** (-threshold_surprise)
         band = max(
@@ -718,9 +762,11 @@ def update(
             new.daily_maxima.value_at_probability(band_probability, params),
         )
         low, high = expected - band, expected + band
-    surprise = max(point_surprise, shift_surprise)
+    surprise = max(point_surprise, shift_surprise, vol_surprise)
     severity = severity_for_surprise(surprise - math.log10(2.0), params) if scored else 0.0
     evidence: Evidence = "point" if point_surprise >= shift_surprise else "shift"
+    if vol_surprise > max(point_surprise, shift_surprise):
+        evidence = "volatility"
     opened = _decide(new, severity, threshold, params) if scored and judge else False
     if value < 0:
         new.seen_negative = True
@@ -732,6 +778,10 @@ def update(
         _remember_level_before(new, max(point_surprise, learnt_shift_surprise), forecasts, offsets, params)
     new.rewarm = max(0, new.rewarm - 1)
     _learn(new, now, value, forecasts, offsets, daily_bin, weekly_bin, learnt_point, learnt_shift, chosen, params)
+    if vol_distance is not None:
+        new.vol_tail.add(vol_distance, params)
+        if params.vol_tod_margin > 0 and new.count > params.warmup_points:
+            new.hourly_vol.add(vol_distance, params)
     if scored:
         # A change is accepted on the evidence against the current baseline, so a return to an earlier
         # normal is accepted as well, in time.
@@ -749,8 +799,33 @@ def update(
         point_surprise=point_surprise,
         shift_surprise=shift_surprise,
         deviation=point_deviation if evidence == "point" else shift_deviation,
+        volatility_surprise=vol_surprise,
     )
     return result, new
+
+
+@functools.lru_cache(maxsize=8)
+def _volatility_params(params: ModelParams) -> ModelParams:
+    """The tail reading for volatility: one unusual stretch gives ``vol_window`` values of about the same
+    distance, so the empirical tail is trusted only from ``vol_trust`` times as many values."""
+    return dataclasses.replace(
+        params, tail_trust=params.tail_trust * params.vol_trust, tail_exponent=params.vol_exponent
+    )
+
+
+def _volatility(values: list[float], params: ModelParams) -> float | None:
+    """The median absolute second difference of the last ``vol_window`` + 2 values (None until there are so many).
+
+    A spike touches only three second differences, a smooth rise or fall (a daily ramp) leaves them near zero:
+    the median moves only when most of the last values zigzag more than usual.
+    """
+    if len(values) < params.vol_window + 2:
+        return None
+    if params.vol_kind == 1:
+        changes = [values[i] - values[i - 1] for i in range(2, len(values))]
+        middle = statistics.median(changes)
+        return statistics.median(abs(change - middle) for change in changes)
+    return statistics.median(abs(values[i] - 2.0 * values[i - 1] + values[i - 2]) for i in range(2, len(values)))
 
 
 def decide_alerts(severities: Sequence[float], threshold: float, params: ModelParams = DEFAULT_MODEL) -> list[bool]:
@@ -818,10 +893,13 @@ def _observe_time(state: SeriesState, now: float, params: ModelParams) -> None:
             # A long gap: the recent level is stale. The next values rebuild it and are learnt, not judged.
             state.recent = [[], [], []]
             state.shift_window = []
+            state.vol_values = []
             state.rewarm = params.rewarm_points
     state.last_time = now
     state.daily_maxima.advance_to(int((now - state.first_time) // SECONDS_PER_DAY), params)
     state.hourly_shift.advance_to(math.floor(now / 3600.0), params)
+    if params.vol_window > 0 and params.vol_tod_margin > 0:
+        state.hourly_vol.advance_to(math.floor(now / 3600.0), params)
 
 
 def _allocate_profiles(state: SeriesState, params: ModelParams) -> None:

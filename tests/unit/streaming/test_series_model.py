@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from anomaly_detector.series_model import (
     DEFAULT_MODEL,
+    ModelParams,
     SeriesResult,
     SeriesState,
     decide_alerts,
@@ -66,6 +67,23 @@ def test_the_state_passed_in_is_not_modified_and_its_document_round_trips() -> N
     assert json.dumps(state.to_dict()) == document
     assert first == second
     assert after.to_dict() == after_again.to_dict()
+
+
+def test_the_volatility_state_round_trips_too() -> None:
+    # Given the (optional) volatility evidence, after two days of a daily cycle
+    params = ModelParams(vol_window=24)
+    state: SeriesState | None = None
+    for index, value in enumerate(daily_cycle(600, seed=3)):
+        _, state = update(state, T0 + index * FIVE_MINUTES, value, THRESHOLD, params)
+    assert state is not None and state.vol_tail.total > 0
+    document = json.dumps(state.to_dict())
+
+    # When one more value is judged from the state and from its JSON document, then both agree
+    first, after = update(state, T0 + 600 * FIVE_MINUTES, 900.0, THRESHOLD, params)
+    restored = SeriesState.from_dict(json.loads(document))
+    second, again = update(restored, T0 + 600 * FIVE_MINUTES, 900.0, THRESHOLD, params)
+    assert first == second
+    assert after.to_dict() == again.to_dict()
 
 
 def test_a_damaged_or_foreign_document_is_refused() -> None:
