@@ -53,7 +53,7 @@ How a value is judged
 4. **Severity** = ``severity_per_decade`` x (-log10 p), capped at 100, where p is the smaller of the two
    probabilities times two (there are two looks). 25 points per factor of ten: severity 50 is "1 in
    ~200", 75 "1 in ~2,000", 100 "1 in 20,000 or rarer".
-   *Volatility* (off by default, ``vol_window`` 0; tried, not kept: see README): the median, over the last
+   *Volatility* (``vol_window`` 0 turns it off): the median, over the last
    ``vol_window`` successive changes, of their distance from their own median (``vol_kind`` 1), or of the
    absolute second differences (``vol_kind`` 2). A spike touches only two or three of those terms and a
    smooth daily rise leaves them about constant, so only a lasting zigzag moves it. Its own decaying
@@ -151,7 +151,7 @@ class ModelParams:
     episode_min_points: int = 12
     max_bins_per_day: int = 288
     weekly_bins: int = 168
-    vol_window: int = 0  # volatility evidence over this many values (0: none; 24 was tried, not kept)
+    vol_window: int = 18  # volatility evidence over this many values (0: none)
     vol_factor: float = 3.0  # the volatility probability counts times this (the other two: times two)
     vol_tod_margin: float = 2.0  # time-of-day guard for volatility (0: none)
     vol_min_days: float = 0.0  # volatility judged only once the series is this many days old
