@@ -50,9 +50,18 @@ How a value is judged
    there are ``guard_min_days``) is not rare either. So the echo of a recurring job's spike in the shift
    evidence (one spike lifts the mean of ``shift_window`` values) is ordinary from its third day, while
    the same shift at an hour where it never happens is still judged by the shift tail.
-4. **Severity** = ``severity_per_decade`` x (-log10 p), capped at 100, where p is the smaller of the two
-   probabilities times two (there are two looks). 25 points per factor of ten: severity 50 is "1 in
-   ~200", 75 "1 in ~2,000", 100 "1 in 20,000 or rarer".
+   A third kind, *volatility*, sees a change in how the series moves rather than where it is (a flat
+   series that starts to zigzag): the median, over the last ``vol_window`` successive changes, of their
+   distance from their own median. A spike or a step touches only one or two of those changes and a
+   smooth daily rise or fall shifts them all alike, so only a lasting zigzag moves it. It has its own
+   decaying histogram (the same mechanism; beyond the trusted part a heavier power law, exponent
+   ``vol_exponent``, as a zigzag gives a run of similar distances) and a time-of-day guard like the
+   shift's (``vol_tod_margin``, its own ring of hourly maxima), so a zigzag at the hour it happens on
+   most days is ordinary.
+4. **Severity** = ``severity_per_decade`` x (-log10 p), capped at 100, where p is the smallest of: the
+   point and shift probabilities times two, and the volatility probability times ``vol_factor`` (three
+   looks; volatility, the newest and least tested, is given the full three). 25 points per factor of
+   ten: severity 50 is "1 in ~200", 75 "1 in ~2,000", 100 "1 in 20,000 or rarer".
 5. **Decision.** An interval at or above the threshold *opens an anomaly* (``is_anomaly``) unless one is
    already open for the series: an open anomaly stays open while the severity stays at or above
    ``episode_clear_fraction`` of the threshold, and closes after ``episode_quiet_points`` intervals
@@ -78,12 +87,16 @@ State size (bounded, independent of how long the series runs): about 60 numbers,
 ``guard_days`` daily maxima, and the hourly shift maxima (``24 * tod_days + tod_window_hours + 1``
 slots, 170, kept as two-byte histogram buckets), and three counters for the forecaster in use (which,
 for how long, and how long a simpler one has been preferred). As JSON (``to_dict``, lossless float64),
-about 9.5 KB per series for 5-minute data, less for hourly. A state read back judges exactly as the one written.
+about 10.3 KB per series for 5-minute data, less for hourly (the volatility evidence's histogram, its
+``vol_window`` + 1 last values and its ring of hourly maxima included). A state read back judges exactly
+as the one written.
 """
 
 from __future__ import annotations
 
 import binascii
+import dataclasses
+import functools
 import math
 import statistics
 from array import array
@@ -94,9 +107,9 @@ from typing import Any, Literal
 
 SECONDS_PER_DAY = 86_400
 SECONDS_PER_WEEK = 7 * SECONDS_PER_DAY
-STATE_FORMAT = 4  # of SeriesState.to_dict; bump when the meaning of a field changes
+STATE_FORMAT = 5  # of SeriesState.to_dict; bump when the meaning of a field changes
 _ZERO_BUCKET = -32768  # histogram bucket of exact zeros
-_NO_VALUE = -32767  # an hour without a judged value (HourlyShiftMaxima)
+_NO_VALUE = -32767  # an hour without a judged value (HourlyMaxima)
 _LN_LN_2 = math.log(math.log(2.0))
 _GUMBEL_MAD = 0.767  # median absolute deviation of a standard Gumbel variable
 _NONE, _DAILY, _WEEKLY = 0, 1, 2
@@ -141,6 +154,10 @@ class ModelParams:
     episode_min_points: int = 12
     max_bins_per_day: int = 288
     weekly_bins: int = 168
+    vol_window: int = 18  # successive changes the volatility evidence looks at (0: no volatility evidence)
+    vol_factor: float = 3.0
+    vol_tod_margin: float = 2.0  # 0: no time-of-day guard for volatility
+    vol_exponent: float = 2.0
 
     def __post_init__(self) -> None:
         if self.level_window < 3 or self.shift_window < 1 or self.warmup_points < self.level_window:
@@ -153,6 +170,10 @@ class ModelParams:
             raise ValueError("guard_days >= 1, severity_per_decade > 0, episode_clear_fraction in (0, 1] required")
         if self.tod_days < 1 or self.tod_window_hours < 0 or self.tod_shift_margin < 0:
             raise ValueError("tod_days >= 1, tod_window_hours >= 0 and tod_shift_margin >= 0 are required")
+        if self.vol_window < 0 or self.vol_window == 1 or self.vol_factor <= 0 or self.vol_exponent <= 0:
+            raise ValueError("vol_window 0 (off) or >= 2, vol_factor > 0 and vol_exponent > 0 are required")
+        if self.vol_tod_margin < 0:
+            raise ValueError("vol_tod_margin >= 0 is required (0: no time-of-day guard for volatility)")
         if self.switch_days < 0 or self.switch_after_days < 0:
             raise ValueError("switch_days >= 0 and switch_after_days >= 0 are required (switch_days 0: no hold)")
 
@@ -164,7 +185,7 @@ class ModelParams:
 DEFAULT_MODEL = ModelParams()
 
 Status = Literal["scored", "warming_up"]
-Evidence = Literal["point", "shift"]
+Evidence = Literal["point", "shift", "volatility"]
 
 
 @dataclass(frozen=True)
@@ -182,7 +203,8 @@ class SeriesResult:
     forecaster: str  # "level", "daily" or "weekly"
     point_surprise: float  # -log10 p of each evidence, before combining
     shift_surprise: float
-    deviation: float  # signed: value - expected (point evidence) or the mean shift from the baseline (shift)
+    deviation: float  # signed: value - expected (point evidence), else the mean shift from the baseline
+    volatility_surprise: float = 0.0
 
     @property
     def score(self) -> float:
@@ -360,16 +382,17 @@ class DailyMaxima:
 
 
 @dataclass
-class HourlyShiftMaxima:
-    """The largest shift distance of each clock hour of the last ``tod_days`` days, in a ring.
+class HourlyMaxima:
+    """The largest distance (shift or volatility) of each clock hour of the last ``tod_days`` days, in a ring.
 
     Slot ``hour % size`` holds absolute hour ``hour`` (epoch seconds // 3600) as a histogram bucket (10 %
-    resolution, two bytes); ``_NO_VALUE`` marks an hour without a judged value. ``usual()`` is what this
-    time of day usually reaches: the median, over the last ``tod_days`` days, of each day's largest
-    shift distance within ``tod_window_hours`` of the same time of day.
+    resolution, two bytes: an ``array``, as a list of Python ints would take ten times the memory in a
+    Lambda holding thousands of states); ``_NO_VALUE`` marks an hour without a judged value. ``usual()`` is
+    what this time of day usually reaches: the median, over the last ``tod_days`` days, of each day's
+    largest distance within ``tod_window_hours`` of the same time of day.
     """
 
-    buckets: list[int] = field(default_factory=list)
+    buckets: array[int] = field(default_factory=lambda: array("h"))
     hour: int = -1  # the newest slot's absolute hour
 
     @staticmethod
@@ -379,7 +402,7 @@ class HourlyShiftMaxima:
     def advance_to(self, hour: int, params: ModelParams) -> None:
         size = self.size(params)
         if not self.buckets:
-            self.buckets, self.hour = [_NO_VALUE] * size, hour
+            self.buckets, self.hour = array("h", [_NO_VALUE]) * size, hour
             return
         for step in range(self.hour + 1, min(hour, self.hour + size) + 1):
             self.buckets[step % size] = _NO_VALUE
@@ -418,10 +441,12 @@ class SeriesState:
     last_time: float | None = None
     spacing_samples: list[float] = field(default_factory=list)
     spacing: float | None = None  # seconds between values: the median of the first gaps
-    daily: list[float] = field(default_factory=list)
-    daily_seen: list[int] = field(default_factory=list)
-    weekly: list[float] = field(default_factory=list)
-    weekly_seen: list[int] = field(default_factory=list)
+    # The profiles and their visit counts are arrays (float64, bytes): as lists of Python numbers they would
+    # take about four times the memory, and a Lambda holds thousands of states.
+    daily: array[float] = field(default_factory=lambda: array("d"))
+    daily_seen: array[int] = field(default_factory=lambda: array("B"))
+    weekly: array[float] = field(default_factory=lambda: array("d"))
+    weekly_seen: array[int] = field(default_factory=lambda: array("B"))
     profile_level: float | None = None
     profile_ready: bool = False  # the daily profile holds offsets (after the first day), not raw means
     recent: list[list[float]] = field(default_factory=lambda: [[], [], []])  # per forecaster: value - profile
@@ -432,7 +457,10 @@ class SeriesState:
     point_tail: TailHistogram = field(default_factory=TailHistogram)
     shift_tail: TailHistogram = field(default_factory=TailHistogram)
     daily_maxima: DailyMaxima = field(default_factory=DailyMaxima)
-    hourly_shift: HourlyShiftMaxima = field(default_factory=HourlyShiftMaxima)
+    hourly_shift: HourlyMaxima = field(default_factory=HourlyMaxima)
+    vol_values: list[float] = field(default_factory=list)  # the last vol_window + 1 values
+    vol_tail: TailHistogram = field(default_factory=TailHistogram)
+    hourly_vol: HourlyMaxima = field(default_factory=HourlyMaxima)
     rewarm: int = 0  # values still to learn, not judge, after a long gap
     rebase_run: int = 0
     forecaster: int = 0  # the forecaster used last
@@ -464,10 +492,10 @@ class SeriesState:
             open_for=self.open_for,
             quiet_for=self.quiet_for,
             spacing_samples=list(self.spacing_samples),
-            daily=list(self.daily),
-            daily_seen=list(self.daily_seen),
-            weekly=list(self.weekly),
-            weekly_seen=list(self.weekly_seen),
+            daily=array("d", self.daily),
+            daily_seen=array("B", self.daily_seen),
+            weekly=array("d", self.weekly),
+            weekly_seen=array("B", self.weekly_seen),
             recent=[list(values) for values in self.recent],
             typical_error=list(self.typical_error),
             mean_error=list(self.mean_error),
@@ -476,7 +504,10 @@ class SeriesState:
             point_tail=self.point_tail.copy(),
             shift_tail=self.shift_tail.copy(),
             daily_maxima=DailyMaxima(list(self.daily_maxima.maxima), self.daily_maxima.current, self.daily_maxima.day),
-            hourly_shift=HourlyShiftMaxima(list(self.hourly_shift.buckets), self.hourly_shift.hour),
+            hourly_shift=HourlyMaxima(array("h", self.hourly_shift.buckets), self.hourly_shift.hour),
+            vol_values=list(self.vol_values),
+            vol_tail=self.vol_tail.copy(),
+            hourly_vol=HourlyMaxima(array("h", self.hourly_vol.buckets), self.hourly_vol.hour),
             rewarm=self.rewarm,
         )
 
@@ -506,6 +537,8 @@ class SeriesState:
             "dcur": self.daily_maxima.current,
             "dday": self.daily_maxima.day,
             "hshift": [_pack_buckets(self.hourly_shift.buckets), self.hourly_shift.hour],
+            "vol": [_pack_floats(self.vol_values), _pack_histogram(self.vol_tail)],
+            "hvol": [_pack_buckets(self.hourly_vol.buckets), self.hourly_vol.hour],
             "rw": self.rewarm,
             "rb": self.rebase_run,
             "fc": [self.forecaster, self.switch_run, self.used_for],
@@ -527,9 +560,9 @@ class SeriesState:
                 last_time=_optional_float(document["t"]),
                 spacing_samples=_unpack_floats(document["gaps"]) if document.get("gaps") else [],
                 spacing=_optional_float(document["dt"]),
-                daily=_unpack_floats(document["day"]),
+                daily=_unpack_packed("d", document["day"]),
                 daily_seen=_unpack_counts(document["dayn"]),
-                weekly=_unpack_floats(document["week"]),
+                weekly=_unpack_packed("d", document["week"]),
                 weekly_seen=_unpack_counts(document["weekn"]),
                 profile_level=_optional_float(document["pl"]),
                 profile_ready=bool(document["pr"]),
@@ -543,7 +576,10 @@ class SeriesState:
                 daily_maxima=DailyMaxima(
                     _unpack_floats(document["dmax"]), float(document["dcur"]), int(document["dday"])
                 ),
-                hourly_shift=HourlyShiftMaxima(_unpack_buckets(document["hshift"][0]), int(document["hshift"][1])),
+                hourly_shift=HourlyMaxima(_unpack_ring(document["hshift"][0]), int(document["hshift"][1])),
+                vol_values=_unpack_floats(document["vol"][0]),
+                vol_tail=_unpack_histogram(document["vol"][1]),
+                hourly_vol=HourlyMaxima(_unpack_ring(document["hvol"][0]), int(document["hvol"][1])),
                 rewarm=int(document["rw"]),
                 rebase_run=int(document["rb"]),
                 forecaster=int(document["fc"][0]),
@@ -568,19 +604,23 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _pack_array(typecode: str, values: list[Any]) -> str:
+def _pack_array(typecode: str, values: Sequence[Any]) -> str:
     """``typecode`` ``d``: float64, so a state read back judges exactly as the one written (float32 would
     change verdicts slightly); ``h``: two-byte histogram buckets."""
     return _b64encode(array(typecode, values).tobytes()).decode("ascii")
 
 
-def _unpack_array(typecode: str, text: str) -> list[Any]:
+def _unpack_packed(typecode: str, text: str) -> array[Any]:
     packed = array(typecode)
     packed.frombytes(binascii.a2b_base64(text))
-    return packed.tolist()
+    return packed
 
 
-def _pack_floats(values: list[float]) -> str:
+def _unpack_array(typecode: str, text: str) -> list[Any]:
+    return _unpack_packed(typecode, text).tolist()
+
+
+def _pack_floats(values: Sequence[float]) -> str:
     return _pack_array("d", values)
 
 
@@ -588,20 +628,24 @@ def _unpack_floats(text: str) -> list[float]:
     return _unpack_array("d", text)
 
 
-def _pack_counts(values: list[int]) -> str:
+def _pack_counts(values: Sequence[int]) -> str:
     return _b64encode(bytes(values)).decode("ascii")  # visit counts are kept at most 255
 
 
-def _unpack_counts(text: str) -> list[int]:
-    return list(binascii.a2b_base64(text))
+def _unpack_counts(text: str) -> array[int]:
+    return array("B", binascii.a2b_base64(text))
 
 
-def _pack_buckets(values: list[int]) -> str:
+def _pack_buckets(values: Sequence[int]) -> str:
     return _pack_array("h", values)
 
 
 def _unpack_buckets(text: str) -> list[int]:
     return _unpack_array("h", text)
+
+
+def _unpack_ring(text: str) -> array[int]:
+    return _unpack_packed("h", text)  # kept as an array (see HourlyMaxima)
 
 
 def _pack_histogram(histogram: TailHistogram) -> list[str]:
@@ -691,9 +735,15 @@ def update(
             from_normal = shift_deviation - (normal - baseline)
             shift_deviation = min(shift_deviation, from_normal, key=abs)
 
+    vol_distance = None
+    if params.vol_window > 0:
+        new.vol_values.append(value)
+        del new.vol_values[: -(params.vol_window + 1)]
+        vol_distance = _volatility(new.vol_values, params)
+
     scored = new.count > params.warmup_points and new.rewarm == 0
     point_distance, shift_distance = abs(point_deviation), abs(shift_deviation)  # as judged
-    point_surprise = shift_surprise = 0.0
+    point_surprise = shift_surprise = vol_surprise = 0.0
     threshold_surprise = surprise_for_severity(threshold, params) + math.log10(2.0)
     low, high = -math.inf, math.inf
     if scored:
@@ -711,6 +761,15 @@ def update(
         if usual_shift is not None and shift_distance <= params.tod_shift_margin * usual_shift:
             shift_probability = 0.5
         shift_surprise = -math.log10(max(shift_probability, 1e-300))
+        if vol_distance is not None:
+            vol_params = _volatility_params(params)
+            vol_probability = new.vol_tail.view(vol_params).probability_at_least(vol_distance, vol_params)
+            if vol_probability < 0.5 and params.vol_tod_margin > 0:
+                usual_vol = new.hourly_vol.usual(params)
+                if usual_vol is not None and vol_distance <= params.vol_tod_margin * usual_vol:
+                    vol_probability = 0.5
+            # Counted as a look of its own: times vol_factor, where the other two count times two.
+            vol_surprise = -math.log10(max(vol_probability, 1e-300)) - math.log10(params.vol_factor / 2.0)
         # The range of values whose point evidence stays below the threshold.
         band_probability = 10.0 ** (-threshold_surprise)
         band = max(
@@ -718,9 +777,11 @@ def update(
             new.daily_maxima.value_at_probability(band_probability, params),
         )
         low, high = expected - band, expected + band
-    surprise = max(point_surprise, shift_surprise)
+    surprise = max(point_surprise, shift_surprise, vol_surprise)
     severity = severity_for_surprise(surprise - math.log10(2.0), params) if scored else 0.0
     evidence: Evidence = "point" if point_surprise >= shift_surprise else "shift"
+    if vol_surprise > max(point_surprise, shift_surprise):
+        evidence = "volatility"
     opened = _decide(new, severity, threshold, params) if scored and judge else False
     if value < 0:
         new.seen_negative = True
@@ -732,6 +793,10 @@ def update(
         _remember_level_before(new, max(point_surprise, learnt_shift_surprise), forecasts, offsets, params)
     new.rewarm = max(0, new.rewarm - 1)
     _learn(new, now, value, forecasts, offsets, daily_bin, weekly_bin, learnt_point, learnt_shift, chosen, params)
+    if vol_distance is not None:
+        new.vol_tail.add(vol_distance, params)
+        if params.vol_tod_margin > 0 and new.count > params.warmup_points:
+            new.hourly_vol.add(vol_distance, params)
     if scored:
         # A change is accepted on the evidence against the current baseline, so a return to an earlier
         # normal is accepted as well, in time.
@@ -749,8 +814,24 @@ def update(
         point_surprise=point_surprise,
         shift_surprise=shift_surprise,
         deviation=point_deviation if evidence == "point" else shift_deviation,
+        volatility_surprise=vol_surprise,
     )
     return result, new
+
+
+@functools.lru_cache(maxsize=8)
+def _volatility_params(params: ModelParams) -> ModelParams:
+    """The tail reading for volatility: its own power-law exponent beyond the trusted part."""
+    return dataclasses.replace(params, tail_exponent=params.vol_exponent)
+
+
+def _volatility(values: list[float], params: ModelParams) -> float | None:
+    """The median distance of the last ``vol_window`` successive changes from their median (None before)."""
+    if len(values) < params.vol_window + 1:
+        return None
+    changes = [values[i] - values[i - 1] for i in range(1, len(values))]
+    middle = statistics.median(changes)
+    return statistics.median(abs(change - middle) for change in changes)
 
 
 def decide_alerts(severities: Sequence[float], threshold: float, params: ModelParams = DEFAULT_MODEL) -> list[bool]:
@@ -818,10 +899,13 @@ def _observe_time(state: SeriesState, now: float, params: ModelParams) -> None:
             # A long gap: the recent level is stale. The next values rebuild it and are learnt, not judged.
             state.recent = [[], [], []]
             state.shift_window = []
+            state.vol_values = []
             state.rewarm = params.rewarm_points
     state.last_time = now
     state.daily_maxima.advance_to(int((now - state.first_time) // SECONDS_PER_DAY), params)
     state.hourly_shift.advance_to(math.floor(now / 3600.0), params)
+    if params.vol_window > 0 and params.vol_tod_margin > 0:
+        state.hourly_vol.advance_to(math.floor(now / 3600.0), params)
 
 
 def _allocate_profiles(state: SeriesState, params: ModelParams) -> None:
@@ -829,8 +913,9 @@ def _allocate_profiles(state: SeriesState, params: ModelParams) -> None:
     daily_bins = min(params.max_bins_per_day, max(1, round(SECONDS_PER_DAY / spacing)))
     weekly_bins = min(params.weekly_bins, max(1, round(SECONDS_PER_WEEK / spacing)))
     # A cycle needs at least two bins to be a cycle.
-    state.daily, state.daily_seen = ([0.0] * daily_bins, [0] * daily_bins) if daily_bins >= 2 else ([], [])
-    state.weekly, state.weekly_seen = ([0.0] * weekly_bins, [0] * weekly_bins) if weekly_bins >= 2 else ([], [])
+    daily_bins, weekly_bins = (daily_bins if daily_bins >= 2 else 0), (weekly_bins if weekly_bins >= 2 else 0)
+    state.daily, state.daily_seen = array("d", [0.0]) * daily_bins, array("B", [0]) * daily_bins
+    state.weekly, state.weekly_seen = array("d", [0.0]) * weekly_bins, array("B", [0]) * weekly_bins
 
 
 def _bins(state: SeriesState, now: float) -> tuple[int | None, int | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -66,6 +67,47 @@ def test_the_state_passed_in_is_not_modified_and_its_document_round_trips() -> N
     assert json.dumps(state.to_dict()) == document
     assert first == second
     assert after.to_dict() == after_again.to_dict()
+
+
+def spiky_then_zigzag(days_before: int, seed: int) -> tuple[list[float], int]:
+    """A steady 100 (noise 0.5) with a +15 spike every 4 hours, then the same level zigzagging by +-3."""
+    rng = random.Random(seed)
+    steady = days_before * 288
+    values = [100 + rng.gauss(0, 0.5) + (15.0 if index % 48 == 7 else 0.0) for index in range(steady)]
+    values += [100 + (3.0 if index % 2 else -3.0) + rng.gauss(0, 0.5) for index in range(72)]
+    return values, steady
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_steady_series_that_starts_to_zigzag_is_found_by_its_volatility(seed: int) -> None:
+    # Given four days of a steady series whose spikes (ordinary from the third day) are larger than the
+    # zigzag that follows
+    values, onset = spiky_then_zigzag(4, seed)
+
+    # When it is replayed
+    results, _ = replay(values)
+
+    # Then the spikes of the last two days raise nothing, and the zigzag opens an anomaly within its
+    # first two hours, on the volatility evidence
+    assert [index for index in alerts(results) if onset - 2 * 288 <= index < onset] == []
+    found = [index for index in alerts(results) if index >= onset]
+    assert found and found[0] < onset + 24
+    assert results[found[0]].evidence == "volatility"
+
+
+def test_without_the_volatility_evidence_the_zigzag_looks_ordinary() -> None:
+    # Given the same series and a model without volatility evidence (what the point and shift looks see)
+    values, onset = spiky_then_zigzag(4, seed=1)
+    params = dataclasses.replace(DEFAULT_MODEL, vol_window=0)
+    state: SeriesState | None = None
+    found = []
+    for index, value in enumerate(values):
+        result, state = update(state, T0 + index * FIVE_MINUTES, value, THRESHOLD, params)
+        found += [index] if result.is_anomaly else []
+
+    # Then nothing after the first two days is found: each zigzag value is nearer than the usual spike,
+    # and their mean is the level
+    assert [index for index in found if index >= onset - 2 * 288] == []
 
 
 def test_a_damaged_or_foreign_document_is_refused() -> None:
