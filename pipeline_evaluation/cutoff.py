@@ -83,7 +83,7 @@ class ScoreCutoff:
         block = "day" if self.block_seconds == DAY_SECONDS else f"{self.block_seconds / 3600:g} h block"
         if self.block_spread == 0:
             return f"cut-off {self.value:.4f}: every {block} has the same highest score, so no window stands out"
-        if self.capped and self.limited:
+        if self.limited:  # implies capped
             return (
                 f"cut-off {self.value:.4f} = typical highest score per {block} {self.typical_block_max:.4f} "
                 f"+ {self.cap_limit:g} x {self.spreads:.2f} x spread {self.block_spread:.4f} "

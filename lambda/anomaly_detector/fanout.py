@@ -30,7 +30,11 @@ Ordering. Partition states and the groups state each carry the last interval the
 - a hand re-run of an older interval (``rerun``) is judged against a history rebuilt from the stored files and
   saves no state ("rebuilt"), as ``detect_interval`` does;
 - open groups continue only when the groups state's last interval is the one just before and no partition had
-  to catch up (``detect_interval`` drops them after a catch-up too).
+  to catch up (``detect_interval`` drops them after a catch-up too);
+- two executions overlap when one takes longer than an interval. A partition saves its state with a conditional
+  write (``DocumentStore.write_if_unchanged``): if another run saved the state since this one read it, the state
+  found stands when it took in this interval or a later one (this run is then superseded, or, for the same
+  interval, already processed); an older one is replaced, since this run caught up on its interval too.
 """
 
 from __future__ import annotations
@@ -70,7 +74,13 @@ from anomaly_detector.scoring import (
     score_interval,
 )
 from anomaly_detector.series_model import DEFAULT_MODEL, ModelParams
-from anomaly_detector.stores import DocumentStore, IntervalStore, partition_path
+from anomaly_detector.stores import (
+    DocumentChangedError,
+    DocumentStore,
+    IntervalStore,
+    VersionedDocument,
+    partition_path,
+)
 
 logger = Logger(child=True)
 
@@ -192,9 +202,8 @@ def score_partition(
     own_state_key = partition_state_key(state_key, partition, partitions)
     verdicts_key = scores_key(scores_prefix, interval_start, partition, partitions)
     base = PartitionScores(interval_start, partition, partitions, metric_set.signature, LIVE)
-    state = DetectorState.from_json(
-        documents.read_document(own_state_key), settings.frequency_minutes, params, metric_set.signature
-    )
+    stored = documents.read_versioned(own_state_key)
+    state = DetectorState.from_json(stored.text, settings.frequency_minutes, params, metric_set.signature)
     mode = LIVE
     if state.last_interval_start is not None and interval_start <= state.last_interval_start:
         text = documents.read_document(verdicts_key)
@@ -229,7 +238,7 @@ def score_partition(
     if learnt < len(catch_up):
         rebuilding = replace(base, mode=REBUILDING, caught_up_intervals=learnt, intervals_left=len(catch_up) - learnt)
         if learnt:
-            documents.write_document(own_state_key, state.to_json())
+            _save_state(documents, own_state_key, state, stored, settings, params)
         documents.write_document(verdicts_key, rebuilding.to_json())
         logger.warning("Partition history rebuild continues in the next run", extra=rebuilding.summary())
         return rebuilding
@@ -261,10 +270,61 @@ def score_partition(
     )
     # The verdicts first: a failure between the two writes redoes the interval against the same state.
     documents.write_document(verdicts_key, result.to_json())
-    if mode == LIVE:
-        documents.write_document(own_state_key, state.to_json())
+    standing = _save_state(documents, own_state_key, state, stored, settings, params) if mode == LIVE else None
+    if standing is not None and standing > interval_start:
+        # An overlapping execution of a later interval saved this partition's state while this run scored (it
+        # learnt this interval in its catch-up): its state stands, and this interval gives way as a late run's.
+        superseded = replace(base, mode=SUPERSEDED)
+        logger.warning("Partition state moved on while scoring; superseded", extra=superseded.summary())
+        documents.write_document(verdicts_key, superseded.to_json())
+        return superseded
+    if standing is not None:
+        # Another execution of this same interval saved first; both judged it, from the same history.
+        logger.info("Partition scored this interval in an overlapping run too", extra=result.summary())
+        return replace(result, mode=ALREADY_PROCESSED)
     logger.info("Partition scored", extra=result.summary())
     return result
+
+
+def _save_state(
+    documents: DocumentStore,
+    key: str,
+    state: DetectorState,
+    stored: VersionedDocument,
+    settings: DetectorSettings,
+    params: ModelParams,
+) -> datetime | None:
+    """Save a partition's state unless an overlapping run saved one as far along or further.
+
+    Returns None when saved, else the last interval of the state that stands.
+
+    Two executions overlap when one takes longer than an interval. Without the check the last writer would
+    win, and a late run could put back an older state over a later one. A conditional write refuses to
+    replace a state someone else wrote since ``stored`` was read; the state found then decides: one that
+    took in this state's last interval or a later one stands, an older one (a slower run of an earlier
+    interval, which this run also caught up on) is replaced.
+    """
+    body = state.to_json()
+    for _attempt in range(_SAVE_ATTEMPTS):
+        try:
+            documents.write_if_unchanged(key, body, stored)
+            return None
+        except DocumentChangedError:
+            stored = documents.read_versioned(key)
+            theirs = DetectorState.from_json(
+                stored.text, settings.frequency_minutes, params, settings.metric_set.signature
+            ).last_interval_start
+            ours = state.last_interval_start
+            if theirs is not None and (ours is None or theirs >= ours):
+                logger.warning(
+                    "Another run saved this partition's state meanwhile; its state stands",
+                    extra={"state_key": key, "standing_last_interval": format_time(theirs)},
+                )
+                return theirs
+    raise DocumentChangedError(key)  # still changing after every attempt: fail, so the execution is retried
+
+
+_SAVE_ATTEMPTS = 3
 
 
 @dataclass

@@ -95,8 +95,6 @@ as the one written.
 from __future__ import annotations
 
 import binascii
-import dataclasses
-import functools
 import math
 import statistics
 from array import array
@@ -252,8 +250,11 @@ class TailHistogram:
             ordered = sorted(k for k in counts if k != _ZERO_BUCKET)
             counts[ordered[1]] += counts.pop(ordered[0])
 
-    def view(self, params: ModelParams) -> TailView:
-        """The buckets largest first and the trusted anchor, for the queries of one step."""
+    def view(self, params: ModelParams, exponent: float | None = None) -> TailView:
+        """The buckets largest first and the trusted anchor, for the queries of one step.
+
+        ``exponent``: the power law beyond the anchor (default ``params.tail_exponent``).
+        """
         items = sorted(self.counts.items(), reverse=True)
         anchor, anchor_weight, weight = 0.0, 0.0, 0.0
         for bucket, count in items:
@@ -261,7 +262,8 @@ class TailHistogram:
             if weight >= params.tail_trust:
                 anchor, anchor_weight = _bucket_value(bucket, params), weight
                 break
-        return TailView(items, sum(count for _, count in items), anchor, anchor_weight)
+        total = sum(count for _, count in items)
+        return TailView(items, total, anchor, anchor_weight, params.tail_exponent if exponent is None else exponent)
 
 
 @dataclass(frozen=True)
@@ -270,6 +272,7 @@ class TailView:
     total: float
     anchor: float  # the largest bucket value with at least tail_trust values at or beyond it (0: none)
     anchor_weight: float
+    exponent: float  # of the power law beyond the anchor
 
     def probability_at_least(self, value: float, params: ModelParams) -> float:
         if self.total <= 0:
@@ -288,14 +291,14 @@ class TailView:
         if self.anchor <= 0 or value <= self.anchor:
             # Fewer than tail_trust values in all, or only zeros beyond: as rare as half a value.
             return max(at_least, 0.5) / self.total
-        return self.anchor_weight / self.total * (value / self.anchor) ** (-params.tail_exponent)
+        return self.anchor_weight / self.total * (value / self.anchor) ** (-self.exponent)
 
     def value_at_probability(self, probability: float, params: ModelParams) -> float:
         """The smallest distance whose probability is at most ``probability`` (the inverse of the above)."""
         if self.total <= 0:
             return math.inf
         if self.anchor > 0 and probability < self.anchor_weight / self.total:
-            return self.anchor * (self.anchor_weight / self.total / probability) ** (1.0 / params.tail_exponent)
+            return self.anchor * (self.anchor_weight / self.total / probability) ** (1.0 / self.exponent)
         above = 0.0
         limit = probability * self.total
         for bucket, weight in self.items:
@@ -762,8 +765,8 @@ def update(
             shift_probability = 0.5
         shift_surprise = -math.log10(max(shift_probability, 1e-300))
         if vol_distance is not None:
-            vol_params = _volatility_params(params)
-            vol_probability = new.vol_tail.view(vol_params).probability_at_least(vol_distance, vol_params)
+            vol_view = new.vol_tail.view(params, exponent=params.vol_exponent)
+            vol_probability = vol_view.probability_at_least(vol_distance, params)
             if vol_probability < 0.5 and params.vol_tod_margin > 0:
                 usual_vol = new.hourly_vol.usual(params)
                 if usual_vol is not None and vol_distance <= params.vol_tod_margin * usual_vol:
@@ -817,12 +820,6 @@ def update(
         volatility_surprise=vol_surprise,
     )
     return result, new
-
-
-@functools.lru_cache(maxsize=8)
-def _volatility_params(params: ModelParams) -> ModelParams:
-    """The tail reading for volatility: its own power-law exponent beyond the trusted part."""
-    return dataclasses.replace(params, tail_exponent=params.vol_exponent)
 
 
 def _volatility(values: list[float], params: ModelParams) -> float | None:

@@ -10,7 +10,10 @@ Both stores use the same key layout, so a local run's folder mirrors the bucket:
 
 from __future__ import annotations
 
+import fcntl
 import gzip
+import hashlib
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,6 +151,22 @@ class LocalDirStore:
         temporary.replace(path)
 
 
+class DocumentChangedError(RuntimeError):
+    """A conditional write found the document changed (or created, or deleted) since it was read."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"{key} changed since it was read (another run wrote it)")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class VersionedDocument:
+    """A document as read, with what a conditional write checks against."""
+
+    text: str | None  # None: there was no document
+    version: str | None  # S3: its ETag; local: its file's identity; None when there was no document
+
+
 class DocumentStore(Protocol):
     """Small JSON documents by key in the data bucket (or a folder): the partitioned fan-out's states and verdicts."""
 
@@ -157,6 +176,15 @@ class DocumentStore(Protocol):
 
     def write_document(self, key: str, body: str) -> str:
         """Write (replace) the document; returns where it went."""
+        ...
+
+    def read_versioned(self, key: str) -> VersionedDocument: ...
+
+    def write_if_unchanged(self, key: str, body: str, read: VersionedDocument) -> str:
+        """Write only if the document is still as ``read`` left it (still absent, when it was absent).
+
+        Raises :class:`DocumentChangedError` otherwise; nothing is written then.
+        """
         ...
 
 
@@ -178,6 +206,37 @@ class S3DocumentStore:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/json")
         return f"s3://{self.bucket}/{key}"
 
+    def read_versioned(self, key: str) -> VersionedDocument:
+        try:
+            response = self.s3.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return VersionedDocument(None, None)
+            raise
+        return VersionedDocument(response["Body"].read().decode("utf-8"), response["ETag"])
+
+    def write_if_unchanged(self, key: str, body: str, read: VersionedDocument) -> str:
+        # S3 conditional writes (PutObject): If-Match "uploads the object only if the ETag ... matches the ETag of
+        # the object in S3. If the ETag values do not match, the operation returns a 412 Precondition Failed
+        # error. If a conflicting operation occurs during the upload S3 returns a 409 ConditionalRequestConflict";
+        # If-None-Match "*" uploads only if the key does not exist yet (412 otherwise). With If-Match on a key that
+        # was deleted meanwhile moto answers NoSuchKey (the docs do not say; taken as changed too). Conditional
+        # writes need s3:PutObject and s3:GetObject, which the role has.
+        data, kind = body.encode("utf-8"), "application/json"
+        try:
+            if read.version is not None:
+                self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=kind, IfMatch=read.version)
+            else:
+                self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=kind, IfNoneMatch="*")
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _CHANGED_CODES:
+                raise DocumentChangedError(key) from error
+            raise
+        return f"s3://{self.bucket}/{key}"
+
+
+_CHANGED_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409", "404")
+
 
 @dataclass(frozen=True)
 class LocalDocumentStore:
@@ -193,3 +252,31 @@ class LocalDocumentStore:
         path = self.root / key
         LocalDirStore._write(path, body)
         return str(path)
+
+    def read_versioned(self, key: str) -> VersionedDocument:
+        body, version = _read_with_identity(self.root / key)
+        return VersionedDocument(None if body is None else body.decode("utf-8"), version)
+
+    def write_if_unchanged(self, key: str, body: str, read: VersionedDocument) -> str:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # At least as strict as S3's ETag check: every write replaces the file (a new file), so a write since
+        # the read is seen even when it wrote the same bytes. The lock makes check-and-replace one step.
+        with (path.parent / f".{path.name}.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if _read_with_identity(path)[1] != read.version:
+                raise DocumentChangedError(key)
+            LocalDirStore._write(path, body)
+        return str(path)
+
+
+def _read_with_identity(path: Path) -> tuple[bytes | None, str | None]:
+    """The file's bytes and an identity of exactly that file (its inode, times and content, taken from one open)."""
+    try:
+        with path.open("rb") as handle:
+            status = os.fstat(handle.fileno())
+            body = handle.read()
+    except FileNotFoundError:
+        return None, None
+    digest = hashlib.sha256(body).hexdigest()[:16]
+    return body, f"{status.st_ino}:{status.st_mtime_ns}:{status.st_ctime_ns}:{digest}"

@@ -15,6 +15,7 @@ from anomaly_detector.config import DetectorSettings
 from anomaly_detector.fanout import (
     FanoutError,
     GroupsReport,
+    PartitionScores,
     form_interval_groups,
     groups_state_key,
     score_partition,
@@ -22,9 +23,9 @@ from anomaly_detector.fanout import (
 )
 from anomaly_detector.logic import PublisherAlertTarget, detect_interval
 from anomaly_detector.metric_set import Measure
-from anomaly_detector.partitions import merge_partition_scores, partition_of, split_totals
+from anomaly_detector.partitions import merge_partition_scores, partition_of, partition_state_key, split_totals
 from anomaly_detector.scoring import DetectorState, score_interval
-from anomaly_detector.stores import LocalDirStore, LocalDocumentStore, partition_path
+from anomaly_detector.stores import LocalDirStore, LocalDocumentStore, VersionedDocument, partition_path
 from detector_fakes import CollectingMetrics, CollectingPublisher
 
 SETTINGS = DetectorSettings(
@@ -90,10 +91,10 @@ class FanoutRun:
     def documents(self) -> LocalDocumentStore:
         return LocalDocumentStore(self.root)
 
-    def score(self, start: datetime, partition: int, **options: Any) -> Any:
+    def score(self, start: datetime, partition: int, documents: Any = None, **options: Any) -> Any:
         return score_partition(
             store=self.store,
-            documents=self.documents,
+            documents=documents or self.documents,
             interval_start=start,
             partition=partition,
             partitions=self.partitions,
@@ -259,3 +260,90 @@ def test_a_partition_whose_series_are_all_absent_scores_them_as_zero_when_the_in
     # Then the silent partitions' series were scored (as 0: news), not skipped as "no data"
     silent = [score for score in at_once if partition_of(score.dimension_value, 3) != 0]
     assert silent and all(score.value == 0.0 and score.is_anomaly for score in silent)
+
+
+@dataclass
+class SaveOvertaken:
+    """A partition's documents where ``meanwhile`` runs once, just before this run saves its state: an overlap."""
+
+    inner: LocalDocumentStore
+    state_key: str
+    meanwhile: Any
+    fired: bool = False
+
+    def read_document(self, key: str) -> str | None:
+        return self.inner.read_document(key)
+
+    def write_document(self, key: str, body: str) -> str:
+        return self.inner.write_document(key, body)
+
+    def read_versioned(self, key: str) -> VersionedDocument:
+        return self.inner.read_versioned(key)
+
+    def write_if_unchanged(self, key: str, body: str, read: VersionedDocument) -> str:
+        if key == self.state_key and not self.fired:
+            self.fired = True
+            self.meanwhile()
+        return self.inner.write_if_unchanged(key, body, read)
+
+
+def _judged_once(tmp_path: Path) -> tuple[FanoutRun, datetime]:
+    """Given stored intervals and a 2-partition fan-out that has judged interval k (its first, after a catch-up)."""
+    for index in range(WARM_UP + 3):
+        write_interval(tmp_path, index)
+    run = FanoutRun(tmp_path, 2)
+    first = START + WARM_UP * STEP
+    run.detect(first)
+    return run, first
+
+
+def _state_of(run: FanoutRun, partition: int) -> DetectorState:
+    text = run.documents.read_document(partition_state_key(STATE_KEY, partition, 2))
+    return DetectorState.from_json(text, 5, metric_set=SETTINGS.metric_set.signature)
+
+
+def test_a_slow_run_does_not_put_back_an_older_state_over_a_later_runs(tmp_path: Path) -> None:
+    run, k = _judged_once(tmp_path)
+    slow, later = k + STEP, k + 2 * STEP
+    state_key = partition_state_key(STATE_KEY, 0, 2)
+    # When partition 0's run of k+1 is overtaken, just before it saves, by the next execution's run of k+2
+    overtaken = run.score(slow, 0, SaveOvertaken(run.documents, state_key, lambda: run.score(later, 0)))
+    # Then the slow run gives way: the later run's state stands (it learnt k+1 in its catch-up)
+    assert overtaken.mode == "superseded"
+    assert _state_of(run, 0).last_interval_start == later
+    # And the final step of k+1 refuses it, so nothing is announced for it; k+2 goes on as usual
+    run.score(slow, 1)
+    sent = len(run.publisher.messages)
+    assert run.form(slow).mode == "superseded"
+    assert len(run.publisher.messages) == sent
+    run.score(later, 1)
+    assert run.form(later).mode == "live"
+
+
+def test_a_later_run_replaces_the_state_a_slower_earlier_run_saved_meanwhile(tmp_path: Path) -> None:
+    run, k = _judged_once(tmp_path)
+    slow, later = k + STEP, k + 2 * STEP
+    state_key = partition_state_key(STATE_KEY, 0, 2)
+    # When the run of k+2 read the state at k, caught up on k+1 and scored k+2, and the slower run of k+1 saves
+    # its state just before k+2's run saves
+    result = run.score(later, 0, SaveOvertaken(run.documents, state_key, lambda: run.score(slow, 0)))
+    # Then k+2's state is saved, and it is exactly the state of a run that never overlapped: k+1 learnt once
+    assert result.mode == "live"
+    reference, _ = _judged_once(tmp_path / "reference")
+    assert reference.score(later, 0).mode == "live"
+    assert run.documents.read_document(state_key) == reference.documents.read_document(state_key)
+
+
+def test_two_executions_of_the_same_interval_save_one_state_and_both_keep_the_verdicts(tmp_path: Path) -> None:
+    run, k = _judged_once(tmp_path)
+    following = k + STEP
+    state_key = partition_state_key(STATE_KEY, 0, 2)
+    # When a second execution of k+1 (a hand start beside the schedule's) saves partition 0's state first
+    second = run.score(following, 0, SaveOvertaken(run.documents, state_key, lambda: run.score(following, 0)))
+    # Then this one does not save again, and its verdicts stay judged, so the final step forms the groups
+    assert second.mode == "already processed"
+    verdicts = run.documents.read_document(scores_key(SCORES_PREFIX, following, 0, 2))
+    assert verdicts is not None and PartitionScores.from_json(verdicts).judged
+    assert _state_of(run, 0).last_interval_start == following
+    run.score(following, 1)
+    assert run.form(following).mode == "live"
