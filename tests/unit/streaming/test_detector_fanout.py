@@ -297,6 +297,12 @@ def _judged_once(tmp_path: Path) -> tuple[FanoutRun, datetime]:
     return run, first
 
 
+def _overtaken_while_saving(run: FanoutRun, start: datetime, meanwhile_start: datetime) -> Any:
+    """Partition 0's run of ``start``, with a whole run of ``meanwhile_start`` just before it saves its state."""
+    state_key = partition_state_key(STATE_KEY, 0, 2)
+    return run.score(start, 0, SaveOvertaken(run.documents, state_key, lambda: run.score(meanwhile_start, 0)))
+
+
 def _state_of(run: FanoutRun, partition: int) -> DetectorState:
     text = run.documents.read_document(partition_state_key(STATE_KEY, partition, 2))
     return DetectorState.from_json(text, 5, metric_set=SETTINGS.metric_set.signature)
@@ -305,9 +311,8 @@ def _state_of(run: FanoutRun, partition: int) -> DetectorState:
 def test_a_slow_run_does_not_put_back_an_older_state_over_a_later_runs(tmp_path: Path) -> None:
     run, k = _judged_once(tmp_path)
     slow, later = k + STEP, k + 2 * STEP
-    state_key = partition_state_key(STATE_KEY, 0, 2)
     # When partition 0's run of k+1 is overtaken, just before it saves, by the next execution's run of k+2
-    overtaken = run.score(slow, 0, SaveOvertaken(run.documents, state_key, lambda: run.score(later, 0)))
+    overtaken = _overtaken_while_saving(run, slow, later)
     # Then the slow run gives way: the later run's state stands (it learnt k+1 in its catch-up)
     assert overtaken.mode == "superseded"
     assert _state_of(run, 0).last_interval_start == later
@@ -323,23 +328,22 @@ def test_a_slow_run_does_not_put_back_an_older_state_over_a_later_runs(tmp_path:
 def test_a_later_run_replaces_the_state_a_slower_earlier_run_saved_meanwhile(tmp_path: Path) -> None:
     run, k = _judged_once(tmp_path)
     slow, later = k + STEP, k + 2 * STEP
-    state_key = partition_state_key(STATE_KEY, 0, 2)
     # When the run of k+2 read the state at k, caught up on k+1 and scored k+2, and the slower run of k+1 saves
     # its state just before k+2's run saves
-    result = run.score(later, 0, SaveOvertaken(run.documents, state_key, lambda: run.score(slow, 0)))
+    result = _overtaken_while_saving(run, later, slow)
     # Then k+2's state is saved, and it is exactly the state of a run that never overlapped: k+1 learnt once
     assert result.mode == "live"
     reference, _ = _judged_once(tmp_path / "reference")
     assert reference.score(later, 0).mode == "live"
+    state_key = partition_state_key(STATE_KEY, 0, 2)
     assert run.documents.read_document(state_key) == reference.documents.read_document(state_key)
 
 
 def test_two_executions_of_the_same_interval_save_one_state_and_both_keep_the_verdicts(tmp_path: Path) -> None:
     run, k = _judged_once(tmp_path)
     following = k + STEP
-    state_key = partition_state_key(STATE_KEY, 0, 2)
     # When a second execution of k+1 (a hand start beside the schedule's) saves partition 0's state first
-    second = run.score(following, 0, SaveOvertaken(run.documents, state_key, lambda: run.score(following, 0)))
+    second = _overtaken_while_saving(run, following, following)
     # Then this one does not save again, and its verdicts stay judged, so the final step forms the groups
     assert second.mode == "already processed"
     verdicts = run.documents.read_document(scores_key(SCORES_PREFIX, following, 0, 2))
