@@ -321,7 +321,8 @@ def _save_state(
                     extra={"state_key": key, "standing_last_interval": format_time(theirs)},
                 )
                 return theirs
-    raise DocumentChangedError(key)  # still changing after every attempt: fail, so the execution is retried
+    # Still changing after every attempt: fail this run (the execution fails, alarmed on; the next one catches up).
+    raise DocumentChangedError(key)
 
 
 _SAVE_ATTEMPTS = 3

@@ -25,7 +25,13 @@ from anomaly_detector.logic import PublisherAlertTarget, detect_interval
 from anomaly_detector.metric_set import Measure
 from anomaly_detector.partitions import merge_partition_scores, partition_of, partition_state_key, split_totals
 from anomaly_detector.scoring import DetectorState, score_interval
-from anomaly_detector.stores import LocalDirStore, LocalDocumentStore, VersionedDocument, partition_path
+from anomaly_detector.stores import (
+    DocumentChangedError,
+    LocalDirStore,
+    LocalDocumentStore,
+    VersionedDocument,
+    partition_path,
+)
 from detector_fakes import CollectingMetrics, CollectingPublisher
 
 SETTINGS = DetectorSettings(
@@ -351,3 +357,24 @@ def test_two_executions_of_the_same_interval_save_one_state_and_both_keep_the_ve
     assert _state_of(run, 0).last_interval_start == following
     run.score(following, 1)
     assert run.form(following).mode == "live"
+
+
+@dataclass
+class StateAlwaysChanged(SaveOvertaken):
+    """Every save of the state finds it changed again (an older state each time): a run that cannot settle."""
+
+    def write_if_unchanged(self, key: str, body: str, read: VersionedDocument) -> str:
+        if key == self.state_key:
+            raise DocumentChangedError(key)
+        return self.inner.write_if_unchanged(key, body, read)
+
+
+def test_a_state_that_keeps_changing_fails_the_run_after_a_few_attempts_and_is_left_as_it_was(tmp_path: Path) -> None:
+    run, k = _judged_once(tmp_path)
+    state_key = partition_state_key(STATE_KEY, 0, 2)
+    before = run.documents.read_document(state_key)
+    # When every save of partition 0's state for k+1 is refused, and the state found is always the older one
+    with pytest.raises(DocumentChangedError, match=r"part-0-of-2\.json changed since it was read"):
+        run.score(k + STEP, 0, StateAlwaysChanged(run.documents, state_key, meanwhile=None))
+    # Then the run fails (the execution fails, alarmed on) and the state is the one it found
+    assert run.documents.read_document(state_key) == before
