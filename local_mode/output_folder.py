@@ -4,6 +4,10 @@ A run marks its folder with :data:`MARKER`. A later run into the same folder rep
 run writes (:data:`OUTPUT_ENTRIES`); a non-empty folder without the marker is refused, because its `logs/`
 or `s3/` may be the user's own. A folder from before the marker existed is recognised by its
 `summary.txt`.
+
+The user's own input inside those entries is kept (:data:`KEPT_ENTRIES`): the feedback labels that
+``python -m streaming_cli feedback ... --out <out>`` writes, which the next run's detector reads (its group ids
+are the same, since a run's data is seeded).
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from pathlib import Path
 MARKER = ".local-mode-output"
 # Everything a run writes directly under --out; only these are removed before the next run.
 OUTPUT_ENTRIES = ("s3", "pipeline", "streaming", "charts", "logs", "approval", "summary.txt", "report.html")
+# User input under those entries, kept across runs (paths relative to --out).
+KEPT_ENTRIES = ("streaming/feedback",)
 _SUMMARY_SIGNATURE = "LOCAL MODE SUMMARY"
+_ASIDE = ".kept-while-clearing"  # where kept entries wait while the run's entries are removed
 
 
 class OutputFolderError(ValueError):
@@ -41,13 +48,30 @@ def prepare_output_folder(out: Path) -> None:
             "nothing was deleted. Pick a new or empty folder, e.g. --out out/run-2"
         )
     out.mkdir(parents=True, exist_ok=True)
+    _move_kept(out / _ASIDE, out)  # what a run interrupted while clearing had set aside
+    shutil.rmtree(out / _ASIDE, ignore_errors=True)
+    _move_kept(out, out / _ASIDE)  # renames: nothing is copied
     for name in OUTPUT_ENTRIES:
         entry = out / name
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         elif entry.exists() or entry.is_symlink():
             entry.unlink()
+    _move_kept(out / _ASIDE, out)
+    shutil.rmtree(out / _ASIDE, ignore_errors=True)
     (out / MARKER).write_text(
-        "Written by `python -m local_mode`. A later run into this folder replaces: " + ", ".join(OUTPUT_ENTRIES) + "\n",
+        "Written by `python -m local_mode`. A later run into this folder replaces: "
+        + ", ".join(OUTPUT_ENTRIES)
+        + " (keeping "
+        + ", ".join(KEPT_ENTRIES)
+        + ")\n",
         encoding="utf-8",
     )
+
+
+def _move_kept(source_root: Path, target_root: Path) -> None:
+    for relative in KEPT_ENTRIES:
+        source, target = source_root / relative, target_root / relative
+        if source.is_dir() and not source.is_symlink() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source.rename(target)

@@ -128,6 +128,35 @@ def test_an_earlier_output_is_cleared_of_its_own_entries_only(tmp_path: Path) ->
     assert (out / MARKER).is_file()
 
 
+def test_feedback_labels_given_on_an_earlier_run_are_kept_for_the_next(tmp_path: Path) -> None:
+    # Given a run's output with a label from `streaming_cli feedback ... --out` beside the run's own files
+    out = tmp_path / "out"
+    prepare_output_folder(out)
+    write(out / "streaming" / "feedback" / "revenue-low-20261124T0600Z.json", b'{"verdict": "not_anomaly"}')
+    write(out / "streaming" / "anomalies" / "groups.jsonl")
+
+    # When the next run prepares the folder
+    prepare_output_folder(out)
+
+    # Then the run's files are gone, and the label is where the detector reads it
+    assert not (out / "streaming" / "anomalies").exists()
+    label = out / "streaming" / "feedback" / "revenue-low-20261124T0600Z.json"
+    assert label.read_bytes() == b'{"verdict": "not_anomaly"}'
+    assert not (out / ".kept-while-clearing").exists()
+
+
+def test_labels_set_aside_by_a_run_interrupted_while_clearing_are_put_back(tmp_path: Path) -> None:
+    # Given a run killed after it set the labels aside and removed streaming/
+    out = tmp_path / "out"
+    prepare_output_folder(out)
+    write(out / ".kept-while-clearing" / "streaming" / "feedback" / "views-high-20261124T1900Z.json", b"{}")
+
+    # When the next run prepares the folder, then the label is back and nothing is left aside
+    prepare_output_folder(out)
+    assert (out / "streaming" / "feedback" / "views-high-20261124T1900Z.json").read_bytes() == b"{}"
+    assert not (out / ".kept-while-clearing").exists()
+
+
 def test_an_output_from_before_the_marker_is_recognised_by_its_summary(tmp_path: Path) -> None:
     write(tmp_path / "out" / "summary.txt", b"\n=====\nLOCAL MODE SUMMARY\n=====\n")
     write(tmp_path / "out" / "logs" / "fargate-task-1.log")
