@@ -194,13 +194,7 @@ class S3DocumentStore:
     bucket: str
 
     def read_document(self, key: str) -> str | None:
-        try:
-            response = self.s3.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return None
-            raise
-        return response["Body"].read().decode("utf-8")
+        return self.read_versioned(key).text
 
     def write_document(self, key: str, body: str) -> str:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/json")
