@@ -48,8 +48,7 @@ def prepare_output_folder(out: Path) -> None:
             "nothing was deleted. Pick a new or empty folder, e.g. --out out/run-2"
         )
     out.mkdir(parents=True, exist_ok=True)
-    _move_kept(out / _ASIDE, out)  # what a run interrupted while clearing had set aside
-    shutil.rmtree(out / _ASIDE, ignore_errors=True)
+    _put_back_kept(out)  # what a run interrupted while clearing had set aside
     _move_kept(out, out / _ASIDE)  # renames: nothing is copied
     for name in OUTPUT_ENTRIES:
         entry = out / name
@@ -57,8 +56,7 @@ def prepare_output_folder(out: Path) -> None:
             shutil.rmtree(entry)
         elif entry.exists() or entry.is_symlink():
             entry.unlink()
-    _move_kept(out / _ASIDE, out)
-    shutil.rmtree(out / _ASIDE, ignore_errors=True)
+    _put_back_kept(out)
     (out / MARKER).write_text(
         "Written by `python -m local_mode`. A later run into this folder replaces: "
         + ", ".join(OUTPUT_ENTRIES)
@@ -75,3 +73,8 @@ def _move_kept(source_root: Path, target_root: Path) -> None:
         if source.is_dir() and not source.is_symlink() and not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             source.rename(target)
+
+
+def _put_back_kept(out: Path) -> None:
+    _move_kept(out / _ASIDE, out)
+    shutil.rmtree(out / _ASIDE, ignore_errors=True)
