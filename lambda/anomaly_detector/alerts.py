@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from anomaly_detector.feedback import FeedbackLabel, suppressing_label
+from anomaly_detector.series_model import DEFAULT_MODEL  # the Lambda runs the default model
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -119,6 +120,7 @@ def alert_message(group: Mapping[str, Any]) -> str:
         f"Interval: {_day_and_clock(group['interval_start'])}-{_clock(group['interval_end'])} UTC "
         f"(group {group['status']}, opened {_day_and_clock(group['opened_at'])} UTC).",
         f"Observed {_number(observed)}, expected {_number(expected)} ({_change(observed, expected)}).",
+        *([f"Unusual: {unusual}."] if (unusual := unusual_text(group)) else []),
         f"Root cause: {root_cause_text(group) or 'no contributor deviates in this direction'}.",
         f"Most anomalous level: {_level_text(group)}.",
         "",
@@ -144,6 +146,40 @@ def alert_message(group: Mapping[str, Any]) -> str:
     text = "\n".join(lines) + "\n"
     budget = SNS_MESSAGE_MAX_BYTES - len(text.encode("utf-8"))
     return text + json.dumps(trim_record(group, budget), indent=2, ensure_ascii=False)
+
+
+def unusual_text(group: Mapping[str, Any]) -> str | None:
+    """What made the group's most severe series anomalous, in words; None for a record without the evidence.
+
+    The observed-versus-expected line is one interval's value. A shift or volatility anomaly is about the
+    last few intervals together, so without this line an alert on a value near its forecast reads as
+    nonsense.
+    """
+    series = next(iter(group.get("anomalous_series") or ()), None)
+    evidence = group.get("evidence")
+    if not isinstance(series, Mapping) or evidence not in ("point", "shift", "volatility"):
+        return None
+    place = combination_text(series.get("dimensions") or {})
+    if evidence == "point":
+        low, high = series.get("expected_low"), series.get("expected_high")
+        if low is not None and high is not None:
+            usual = f"outside its expected range of {_about(low)} to {_about(high)}"
+        elif high is not None:
+            usual = f"above the {_about(high)} expected at most"
+        elif low is not None:
+            usual = f"below the {_about(low)} expected at least"
+        else:
+            usual = "far from its expected value"
+        return f"the value itself: {place} was {_number(series.get('observed', 0.0))}, {usual}"
+    if evidence == "shift":
+        shift = series.get("mean_shift")
+        moved = f"averaged {_about(shift, signed=True)} from" if shift is not None else "moved away from"
+        last = f"last {DEFAULT_MODEL.shift_window} intervals"
+        return f"a lasting shift: {place}'s {last} {moved} its usual level (one alone can look ordinary)"
+    return (
+        f"how {place} moves: over the last {DEFAULT_MODEL.vol_window} intervals its changes from one interval "
+        "to the next were far larger than usual, whatever its level"
+    )
 
 
 def root_cause(group: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -289,6 +325,13 @@ def _share(share: Any) -> str:
 
 def _number(value: Any) -> str:
     return f"{float(value):,.6g}"
+
+
+def _about(value: Any, *, signed: bool = False) -> str:
+    """A computed bound or mean, as a reader wants it: whole numbers from 1,000, else 4 significant digits."""
+    number = float(value)
+    sign = "+" if signed else ""
+    return f"{number:{sign},.0f}" if abs(number) >= 1000 else f"{number:{sign},.4g}"
 
 
 def _change(observed: float, expected: float) -> str:

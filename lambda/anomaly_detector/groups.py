@@ -98,6 +98,7 @@ def form_groups(
             still_open[key] = previous
             contributors = _contributors(members, leaves, parsed, direction)
             level = max((parsed[m.dimension_value].level for m in members), key=lambda lvl: LEVEL_RANK[lvl])
+            by_severity = sorted(members, key=lambda m: (-m.severity, m.dimension_value))
             groups.append(
                 {
                     "group_id": previous.group_id,
@@ -109,14 +110,12 @@ def form_groups(
                     "opened_at": previous.opened_at,
                     "severity": _round(max(m.severity for m in members)),
                     "direction": direction,
+                    "evidence": by_severity[0].evidence,  # what is unusual about the most severe series
                     "observed": _round(sum(c["observed"] for c in contributors)),
                     "expected": _round(sum(c["expected"] for c in contributors)),
                     "level": level,
                     "contributors": contributors,
-                    "anomalous_series": [
-                        _series_entry(m, parsed[m.dimension_value])
-                        for m in sorted(members, key=lambda m: (-m.severity, m.dimension_value))
-                    ],
+                    "anomalous_series": [_series_entry(m, parsed[m.dimension_value]) for m in by_severity],
                     "alerted": previous.alerted,
                     "feedback": None,
                 }
@@ -177,6 +176,8 @@ def _series_entry(score: DimensionScore, series: SeriesKey) -> dict[str, Any]:
         "expected": _round(score.expected),
         "expected_low": _round(score.expected_low),
         "expected_high": _round(score.expected_high),
+        "evidence": score.evidence,
+        "mean_shift": _round(score.mean_shift),
     }
 
 

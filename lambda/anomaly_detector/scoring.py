@@ -60,8 +60,9 @@ class DimensionScore:
     expected_low: float | None = None
     expected_high: float | None = None
     direction: Literal["high", "low"] | None = None
-    evidence: str | None = None  # "point" or "shift"
+    evidence: str | None = None  # "point", "shift" or "volatility": what made the severity
     forecaster: str | None = None  # "level", "daily" or "weekly"
+    mean_shift: float | None = None  # signed mean distance of the last few values from the slow baseline
 
     @property
     def series_key(self) -> str:
@@ -91,6 +92,7 @@ class DimensionScore:
             direction=result.direction if scored else None,
             evidence=result.evidence if scored else None,
             forecaster=result.forecaster,
+            mean_shift=result.mean_shift if scored else None,
         )
 
 

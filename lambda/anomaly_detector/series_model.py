@@ -203,6 +203,7 @@ class SeriesResult:
     shift_surprise: float
     deviation: float  # signed: value - expected (point evidence), else the mean shift from the baseline
     volatility_surprise: float = 0.0
+    mean_shift: float = 0.0  # signed: the last shift_window values' mean distance from the slow baseline, as judged
 
     @property
     def score(self) -> float:
@@ -818,6 +819,7 @@ def update(
         shift_surprise=shift_surprise,
         deviation=point_deviation if evidence == "point" else shift_deviation,
         volatility_surprise=vol_surprise,
+        mean_shift=shift_deviation,
     )
     return result, new
 

@@ -27,6 +27,7 @@ from app_config.settings import MeasureSpec, StreamingConfig
 
 GROUPS_FILE = "groups.jsonl"
 FEEDBACK_VALUES = ("not_anomaly", "anomaly")
+EVIDENCE_KINDS = ("point", "shift", "volatility")  # the group record's "evidence"
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class GroupSummary:
     alerted: bool
     feedback: str | None
     contributors: tuple[Contributor, ...]
+    evidence: str | None = None  # what was unusual in the group's most severe interval (point, shift, volatility)
 
     def root_cause(self) -> str:
         """The top contributors whose shares add to at least 50 %, e.g. "78% in web/de"."""
@@ -299,6 +301,7 @@ def summarize_groups(
         except ValueError:
             opened_at = intervals[0][0]
         label = feedback.get(group_id, latest.get("feedback"))
+        loudest = max(reversed(ordered), key=lambda record: _float(record.get("severity")))
         summaries.append(
             GroupSummary(
                 group_id=group_id,
@@ -315,6 +318,7 @@ def summarize_groups(
                 alerted=any(record.get("alerted") is True for record in ordered),
                 feedback=label if label in FEEDBACK_VALUES else None,
                 contributors=contributors,
+                evidence=str(loudest["evidence"]) if loudest.get("evidence") in EVIDENCE_KINDS else None,
             )
         )
     return sorted(summaries, key=lambda summary: (summary.opened_at, summary.group_id), reverse=True)

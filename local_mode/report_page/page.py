@@ -16,6 +16,8 @@ from local_mode.report_page.svg import Line, Span, format_number, time_chart
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 MAX_CONTRIBUTORS_SHOWN = 5
+# What made the group's most severe series anomalous, as the alert's "Unusual" line says it.
+EVIDENCE_NOTES = {"point": "the value itself", "shift": "a lasting shift", "volatility": "how it moves"}
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #1d2b36; max-width: 1100px; }
@@ -127,7 +129,8 @@ def _group_rows(data: ReportData) -> list[str]:
             f'<span class="note">{intervals} interval{"s" if intervals != 1 else ""}; {escape(group.group_id)}</span>',
             escape(group.measure),
             escape(group.direction),
-            f"{group.severity:.1f}",
+            f"{group.severity:.1f}"
+            + (f'<br><span class="note">{EVIDENCE_NOTES[group.evidence]}</span>' if group.evidence else ""),
             f"{escape(format_number(group.observed))} vs {escape(format_number(group.expected))}{change}",
             f"{escape(group.root_cause())}{_shares(group)}"
             + (f'<br><span class="note">highest level: {escape(group.level)}</span>' if group.level else ""),

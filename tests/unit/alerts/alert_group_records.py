@@ -17,6 +17,8 @@ def series(measure: str, level: str, severity: float, observed: float, expected:
         "expected": expected,
         "expected_low": expected * 0.9,
         "expected_high": expected * 1.1,
+        "evidence": "point",
+        "mean_shift": observed - expected,
     }
 
 
@@ -43,6 +45,7 @@ def web_de_revenue_drop(**changes: Any) -> dict[str, Any]:
         "opened_at": "2026-12-02T14:05:00Z",
         "severity": 87.3,
         "direction": "low",
+        "evidence": "point",
         "observed": 1100.0,
         "expected": 2125.0,
         "level": "combination",

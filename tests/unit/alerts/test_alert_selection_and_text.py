@@ -112,6 +112,50 @@ class TestMessage:
         assert "streaming_cli feedback revenue-low-20261202T1405Z --not-anomaly" in text
         assert json.loads(record) == group
 
+    def test_a_point_anomaly_says_the_value_itself_left_its_expected_range(self) -> None:
+        # Given web/de's revenue fell to 100 where 810-990 was expected
+        message = alert_message(web_de_revenue_drop())
+
+        assert "Unusual: the value itself: web/de was 100, outside its expected range of 810 to 990.\n" in message
+
+    def test_a_point_anomaly_with_an_unbounded_range_names_the_side_it_crossed(self) -> None:
+        group = web_de_revenue_drop()
+        group["anomalous_series"][0]["expected_low"] = None  # a heavy tail: no value too low
+
+        assert "web/de was 100, above the 990 expected at most." in alert_message(group)
+
+    def test_a_shift_anomaly_says_it_is_the_last_intervals_together(self) -> None:
+        # Given the group's most severe series is anomalous on its last values' mean, not on this one value
+        group = web_de_revenue_drop(evidence="shift")
+        group["anomalous_series"][0]["mean_shift"] = -412.5
+
+        text = alert_message(group).partition("Record:\n")[0]
+
+        assert (
+            "Unusual: a lasting shift: web/de's last 6 intervals averaged -412.5 from its usual level "
+            "(one alone can look ordinary)." in text
+        )
+        assert text.index("Unusual:") < text.index("Root cause:")
+        # And a large shift is given in whole units, as the reader wants it
+        group["anomalous_series"][0]["mean_shift"] = 12345.678
+        assert "web/de's last 6 intervals averaged +12,346 from its usual level" in alert_message(group)
+
+    def test_a_volatility_anomaly_says_it_is_how_the_series_moves(self) -> None:
+        text = alert_message(web_de_revenue_drop(evidence="volatility"))
+
+        assert "Unusual: how web/de moves: over the last 18 intervals its changes from one interval" in text
+        assert "whatever its level." in text
+
+    def test_a_record_without_evidence_has_no_unusual_line(self) -> None:
+        # Given a record written before groups carried their evidence (or by another producer)
+        group = web_de_revenue_drop()
+        del group["evidence"]
+
+        message = alert_message(group)
+
+        assert "Unusual:" not in message
+        assert "Root cause: 78% in web/de." in message
+
     def test_a_huge_group_is_trimmed_to_fit_and_says_so(self) -> None:
         many = [
             contributor("revenue", 0.0, 50.0, 1.0, 2.0, platform="web", marketplace=f"m{i:05d}") for i in range(5000)

@@ -56,6 +56,7 @@ def group_record(
     contributors: Sequence[tuple[Mapping[str, str], float, float]],
     feedback: str | None = None,
     opened_at: datetime | None = None,
+    evidence: str | None = None,
 ) -> dict[str, Any]:
     items = []
     for dimensions, observed, expected in contributors:
@@ -87,6 +88,7 @@ def group_record(
         "anomalous_series": [],
         "alerted": True,
         "feedback": feedback,
+        **({"evidence": evidence} if evidence else {}),  # records written before groups carried it lack it
     }
 
 
@@ -131,6 +133,7 @@ def build_out_folder(out: Path) -> Path:
                 first,
                 status="new",
                 severity=81.0,
+                evidence="point",
                 contributors=[
                     ({"platform": "web", "marketplace": "de"}, 20.0, 98.0),
                     ({"platform": "ios", "marketplace": HOSTILE_MARKETPLACE}, 8.0, 30.0),
@@ -145,6 +148,7 @@ def build_out_folder(out: Path) -> Path:
                 status="ongoing",
                 severity=87.3,
                 opened_at=first,
+                evidence="shift",
                 contributors=[
                     ({"platform": "web", "marketplace": "de"}, 10.0, 98.0),
                     ({"platform": "ios", "marketplace": HOSTILE_MARKETPLACE}, 8.0, 30.0),

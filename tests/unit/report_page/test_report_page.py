@@ -41,6 +41,8 @@ class _Rows(HTMLParser):
             self.rows[self._row] = []
         elif tag == "td" and self._row is not None:
             self._cell = []
+        elif tag == "br" and self._cell is not None:
+            self._cell.append(" ")  # a line break reads as a space, as it does on the page
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "td" and self._row is not None and self._cell is not None:
@@ -89,10 +91,11 @@ def test_each_group_is_one_row_with_its_root_cause_summed_over_its_intervals(out
     assert list(rows) == [VIEWS_HIGH_ID, REVENUE_LOW_ID]
     when, measure, direction, severity, versus, root_cause, status, alerted, feedback = rows[REVENUE_LOW_ID]
     assert when.startswith("2026-12-02 13:00\N{EN DASH}13:10") and "2 intervals" in when
+    # (the severity with what was unusual in the group's most severe interval)
     assert (measure, direction, severity, status, alerted, feedback) == (
         "revenue",
         "low",
-        "87.3",
+        "87.3 a lasting shift",
         "ongoing",
         "yes",
         "—",
@@ -103,6 +106,8 @@ def test_each_group_is_one_row_with_its_root_cause_summed_over_its_intervals(out
     assert "web/us: 0%" in root_cause
     # And the label file wins over the record's own (null) feedback
     assert rows[VIEWS_HIGH_ID][-1] == "not an anomaly"
+    # And a record without evidence (written before groups carried it) shows the severity alone
+    assert rows[VIEWS_HIGH_ID][3] == "72.0"
 
 
 def test_dimension_values_from_user_data_are_escaped(out: Path) -> None:

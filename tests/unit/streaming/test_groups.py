@@ -158,3 +158,19 @@ def test_the_return_to_normal_inside_a_series_open_anomaly_opens_no_group_of_its
 
     # Then no "low" group opens and the "high" group closes (nothing loud in its direction)
     assert groups == [] and still_open == {}
+
+
+def test_a_group_says_what_is_unusual_about_its_most_severe_series() -> None:
+    # Given web/de is a little low (point evidence) and the total's last values sit well below its usual level
+    scores = normal_revenue(**{"web|de": (80.0, 100.0, 50.0)})
+    total = verdict("revenue|platform=*|marketplace=*", 380.0, 390.0, 70.0)
+    total = DimensionScore(**{**total.__dict__, "evidence": "shift", "mean_shift": -35.25})
+
+    [group] = groups_for([*scores, total])[0]
+
+    # Then the group's evidence is the total's (its most severe series), and every series entry has its own
+    assert group["evidence"] == "shift"
+    assert [(s["series"], s["evidence"], s["mean_shift"]) for s in group["anomalous_series"]] == [
+        ("revenue|platform=*|marketplace=*", "shift", -35.25),
+        ("revenue|platform=web|marketplace=de", "point", None),
+    ]

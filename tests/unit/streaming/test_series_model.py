@@ -256,6 +256,19 @@ def test_a_lasting_level_shift_is_announced_once_and_then_accepted() -> None:
     assert max(r.severity for r in results[650:]) < THRESHOLD
 
 
+def test_the_mean_shift_reported_is_the_last_values_distance_from_the_usual_level() -> None:
+    # Given a steady series around 100 that steps up by 40
+    values = noisy(600, seed=9)
+    values[500:] = [value + 40.0 for value in values[500:]]
+
+    results, _ = replay(values)
+
+    # Then before the step the mean shift is noise; it grows by about 40/6 a value, to about 40 after 6 values
+    assert all(abs(r.mean_shift) < 5.0 for r in results[400:500])
+    for k in (1, 3, 6):
+        assert results[499 + k].mean_shift == pytest.approx(40.0 * k / 6, abs=2.5)
+
+
 def test_a_gap_in_the_data_is_not_an_anomaly_by_itself() -> None:
     # Given a day and a half of a daily cycle, six hours without data, then the cycle goes on
     values = daily_cycle(3 * 288, seed=10)
