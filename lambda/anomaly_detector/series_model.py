@@ -43,7 +43,11 @@ How a value is judged
    as a power law of exponent ``tail_exponent`` from the last trusted point, so one or two past extremes
    do not hide a new one. The point evidence is also checked against the series' *daily maxima* of the last
    ``guard_days`` days (once there are ``guard_min_days``): a value no larger than what most days reach
-   (a nightly batch job's spike) is not rare, however rare per interval. The shift evidence has a guard
+   (a nightly batch job's spike) is not rare, however rare per interval. Where the days have a *recurring
+   peak* (on at least ``peak_share`` of the last ``tod_days`` days, and three, the largest distance stands
+   out within ``peak_window_hours`` of the same clock hour; kept per clock hour in a ring like the shift's),
+   the guard away from the peak's hours uses each day's maximum outside them instead: the job's spike stays
+   ordinary at its hour without making a spike of its size ordinary at every hour. The shift evidence has a guard
    of its own that knows the time of day: each clock hour's largest shift distance is kept for
    ``tod_days`` days, and a shift distance no larger than ``tod_shift_margin`` times what the same time
    of day (within ``tod_window_hours``, as jobs drift) reached on most earlier days (their median, once
@@ -84,10 +88,10 @@ The first ``warmup_points`` values are learnt from but not judged (status ``warm
 State size (bounded, independent of how long the series runs): about 60 numbers, the daily profile
 (at most ``max_bins_per_day`` bins, 288 for 5-minute data) and weekly correction (at most
 ``weekly_bins``, 168), two histograms of at most ``max_buckets`` buckets each (typically 40-120 in use),
-``guard_days`` daily maxima, and the hourly shift maxima (``24 * tod_days + tod_window_hours + 1``
-slots, 170, kept as two-byte histogram buckets), and three counters for the forecaster in use (which,
+``guard_days`` daily maxima, and the hourly shift and point maxima (``24 * tod_days + tod_window_hours + 1``
+slots each, 170, kept as two-byte histogram buckets), and three counters for the forecaster in use (which,
 for how long, and how long a simpler one has been preferred). As JSON (``to_dict``, lossless float64),
-about 10.3 KB per series for 5-minute data, less for hourly (the volatility evidence's histogram, its
+about 10.8 KB per series for 5-minute data, less for hourly (the volatility evidence's histogram, its
 ``vol_window`` + 1 last values and its ring of hourly maxima included). A state read back judges exactly
 as the one written.
 """
@@ -156,6 +160,8 @@ class ModelParams:
     vol_factor: float = 3.0
     vol_tod_margin: float = 2.0  # 0: no time-of-day guard for volatility
     vol_exponent: float = 2.0
+    peak_window_hours: int = 1  # a recurring daily peak's hours: its clock hour +- this (0: no peak rule)
+    peak_share: float = 0.6  # of the last tod_days days that must peak there
 
     def __post_init__(self) -> None:
         if self.level_window < 3 or self.shift_window < 1 or self.warmup_points < self.level_window:
@@ -172,6 +178,8 @@ class ModelParams:
             raise ValueError("vol_window 0 (off) or >= 2, vol_factor > 0 and vol_exponent > 0 are required")
         if self.vol_tod_margin < 0:
             raise ValueError("vol_tod_margin >= 0 is required (0: no time-of-day guard for volatility)")
+        if self.peak_window_hours < 0 or not 0 < self.peak_share <= 1:
+            raise ValueError("peak_window_hours >= 0 (0: no peak rule) and peak_share in (0, 1] are required")
         if self.switch_days < 0 or self.switch_after_days < 0:
             raise ValueError("switch_days >= 0 and switch_after_days >= 0 are required (switch_days 0: no hold)")
 
@@ -432,6 +440,57 @@ class HourlyMaxima:
                 maxima.append(_bucket_value(max(seen), params))
         return statistics.median(maxima) if len(maxima) >= params.guard_min_days else None
 
+    def maxima_away_from_recurring_peak(self, params: ModelParams) -> list[float] | None:
+        """Each of the last ``tod_days`` days' largest distance outside its recurring peak's hours.
+
+        A *day* here is a full 24 hours ending with the hour before the current one (at least 12 of them
+        with values), so the answer changes only when the hour does. The recurring peak is the clock hour
+        within ``peak_window_hours`` of which at least ``peak_share`` of those days (and three) had their
+        largest distance. None when there is no such peak (maxima at random times), fewer than three days,
+        or the current hour is within the peak's hours (plus ``tod_window_hours``, as jobs drift).
+        """
+        if not self.buckets:
+            return None
+        size, span = self.size(params), 24 * params.tod_days
+        first = self.hour - span  # the oldest hour looked at; position i of each day is clock hour (first + i) % 24
+        ring = self.buckets[first % size :] + self.buckets[: first % size]
+        days = [ring[offset : offset + 24] for offset in range(0, span, 24)]
+        days = [day for day in days if day.count(_NO_VALUE) <= 12]  # at least 12 hours with values
+        if len(days) < 3:
+            return None
+        width = params.peak_window_hours
+        peaks_at = [0] * 24  # days whose maximum stands out at that clock hour
+        for day in days:
+            top = max(day)
+            at = day.index(top)
+            if _max_outside(day, at, width) < top:  # a clear peak: no other hour reaches its (10 %) bucket
+                peaks_at[(first + at) % 24] += 1
+        counts = [sum(peaks_at[(hour + k) % 24] for k in range(-width, width + 1)) for hour in range(24)]
+        peak = max(range(24), key=counts.__getitem__)
+        if counts[peak] < max(3, math.ceil(params.peak_share * len(days))):
+            return None
+        reach = width + params.tod_window_hours
+        if _clock_distance(self.hour % 24, peak) <= reach:
+            return None
+        centre = (peak - first) % 24  # the peak's position in each day
+        away = [_max_outside(day, centre, reach) for day in days]
+        maxima = [_bucket_value(bucket, params) for bucket in away if bucket != _NO_VALUE]
+        return maxima if len(maxima) >= params.guard_min_days else None
+
+
+def _max_outside(day: array[int], centre: int, width: int) -> int:
+    """The largest bucket of a 24-hour day outside positions ``centre`` +- ``width`` (around midnight too)."""
+    if 2 * width + 1 >= 24:
+        return _NO_VALUE
+    turned = day[centre - 12 :] + day[: centre - 12] if centre >= 12 else day[centre + 12 :] + day[: centre + 12]
+    return max(turned[: 12 - width] + turned[13 + width :])
+
+
+def _clock_distance(hour: int, other: int) -> int:
+    """Hours between two clock hours (0-23), around midnight too."""
+    distance = abs(hour - other) % 24
+    return min(distance, 24 - distance)
+
 
 # --- State --------------------------------------------------------------------------------------------
 
@@ -465,6 +524,7 @@ class SeriesState:
     vol_values: list[float] = field(default_factory=list)  # the last vol_window + 1 values
     vol_tail: TailHistogram = field(default_factory=TailHistogram)
     hourly_vol: HourlyMaxima = field(default_factory=HourlyMaxima)
+    hourly_point: HourlyMaxima = field(default_factory=HourlyMaxima)  # for the recurring-peak rule
     rewarm: int = 0  # values still to learn, not judge, after a long gap
     rebase_run: int = 0
     forecaster: int = 0  # the forecaster used last
@@ -512,6 +572,7 @@ class SeriesState:
             vol_values=list(self.vol_values),
             vol_tail=self.vol_tail.copy(),
             hourly_vol=HourlyMaxima(array("h", self.hourly_vol.buckets), self.hourly_vol.hour),
+            hourly_point=HourlyMaxima(array("h", self.hourly_point.buckets), self.hourly_point.hour),
             rewarm=self.rewarm,
         )
 
@@ -543,6 +604,7 @@ class SeriesState:
             "hshift": [_pack_buckets(self.hourly_shift.buckets), self.hourly_shift.hour],
             "vol": [_pack_floats(self.vol_values), _pack_histogram(self.vol_tail)],
             "hvol": [_pack_buckets(self.hourly_vol.buckets), self.hourly_vol.hour],
+            "hpoint": [_pack_buckets(self.hourly_point.buckets), self.hourly_point.hour],
             "rw": self.rewarm,
             "rb": self.rebase_run,
             "fc": [self.forecaster, self.switch_run, self.used_for],
@@ -584,6 +646,13 @@ class SeriesState:
                 vol_values=_unpack_floats(document["vol"][0]),
                 vol_tail=_unpack_histogram(document["vol"][1]),
                 hourly_vol=HourlyMaxima(_unpack_ring(document["hvol"][0]), int(document["hvol"][1])),
+                # Added within format 5: a document written before it starts the ring empty (the global
+                # daily maxima guard the point evidence meanwhile, as they did), rather than being rebuilt.
+                hourly_point=(
+                    HourlyMaxima(_unpack_ring(document["hpoint"][0]), int(document["hpoint"][1]))
+                    if "hpoint" in document
+                    else HourlyMaxima()
+                ),
                 rewarm=int(document["rw"]),
                 rebase_run=int(document["rb"]),
                 forecaster=int(document["fc"][0]),
@@ -752,9 +821,10 @@ def update(
     low, high = -math.inf, math.inf
     if scored:
         point_view = new.point_tail.view(params)
+        point_guard = _point_guard(new, params)
         point_probability = max(
             point_view.probability_at_least(point_distance, params),
-            new.daily_maxima.probability_of_day_reaching(point_distance, params),
+            point_guard.probability_of_day_reaching(point_distance, params),
         )
         point_surprise = -math.log10(max(point_probability, 1e-300))
         shift_view = new.shift_tail.view(params)
@@ -778,7 +848,7 @@ def update(
         band_probability = 10.0 ** (-threshold_surprise)
         band = max(
             point_view.value_at_probability(band_probability, params),
-            new.daily_maxima.value_at_probability(band_probability, params),
+            point_guard.value_at_probability(band_probability, params),
         )
         low, high = expected - band, expected + band
     surprise = max(point_surprise, shift_surprise, vol_surprise)
@@ -822,6 +892,17 @@ def update(
         mean_shift=shift_deviation,
     )
     return result, new
+
+
+def _point_guard(state: SeriesState, params: ModelParams) -> DailyMaxima:
+    """What most days reach, for the point evidence: every day's maximum, or, away from a recurring daily peak
+    (a nightly job), each day's maximum outside that peak's hours. The job's spike then stays ordinary at its
+    hour without making a spike of the same size ordinary at any hour."""
+    if params.peak_window_hours > 0:
+        away = state.hourly_point.maxima_away_from_recurring_peak(params)
+        if away is not None:
+            return DailyMaxima(away)
+    return state.daily_maxima
 
 
 def _volatility(values: list[float], params: ModelParams) -> float | None:
@@ -903,6 +984,8 @@ def _observe_time(state: SeriesState, now: float, params: ModelParams) -> None:
     state.last_time = now
     state.daily_maxima.advance_to(int((now - state.first_time) // SECONDS_PER_DAY), params)
     state.hourly_shift.advance_to(math.floor(now / 3600.0), params)
+    if params.peak_window_hours > 0:
+        state.hourly_point.advance_to(math.floor(now / 3600.0), params)
     if params.vol_window > 0 and params.vol_tod_margin > 0:
         state.hourly_vol.advance_to(math.floor(now / 3600.0), params)
 
@@ -1002,6 +1085,8 @@ def _learn(
         # Only judged values: the warm-up's errors say more about the young model than about the series' days.
         state.daily_maxima.add(point_distance)
         state.hourly_shift.add(shift_distance, params)
+        if params.peak_window_hours > 0:
+            state.hourly_point.add(point_distance, params)
     limits = []
     for index in range(3):
         error = abs(value - forecasts[index])

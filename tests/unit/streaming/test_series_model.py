@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from anomaly_detector.series_model import (
     DEFAULT_MODEL,
+    ModelParams,
     SeriesResult,
     SeriesState,
     decide_alerts,
@@ -25,12 +26,16 @@ THRESHOLD = 48.0
 
 
 def replay(
-    values: Sequence[float], step: timedelta = FIVE_MINUTES, start: datetime = T0, threshold: float = THRESHOLD
+    values: Sequence[float],
+    step: timedelta = FIVE_MINUTES,
+    start: datetime = T0,
+    threshold: float = THRESHOLD,
+    params: ModelParams = DEFAULT_MODEL,
 ) -> tuple[list[SeriesResult], SeriesState]:
     state: SeriesState | None = None
     results = []
     for index, value in enumerate(values):
-        result, state = update(state, start + index * step, value, threshold)
+        result, state = update(state, start + index * step, value, threshold, params)
         results.append(result)
     assert state is not None
     return results, state
@@ -246,6 +251,76 @@ def test_a_nightly_spike_becomes_normal_but_a_much_bigger_one_is_not() -> None:
 
     # Then after the first days the usual spikes open no anomaly, and the big one does
     assert [index for index in alerts(results) if index >= 4 * 288] == [nights[-1]]
+
+
+def nightly_job_then(days: int, seed: int, extra_at: int | None, extra: float = 40.0) -> list[float]:
+    """Quiet values around 10 with the job's x10 spike every night at about 03:00; ``extra`` at one index."""
+    rng = random.Random(seed)
+    values = noisy(days * 288, seed=seed, level=10.0, sigma=0.3)
+    for day in range(days):
+        values[day * 288 + 36 + rng.randint(-3, 3)] = 100.0
+    if extra_at is not None:
+        values[extra_at] = extra
+    return values
+
+
+AFTERNOON_OF_DAY_9 = 8 * 288 + 207  # 17:15
+
+
+@pytest.mark.parametrize("seed", [8, 11, 12])
+def test_a_nightly_job_does_not_make_a_smaller_spike_ordinary_at_any_hour(seed: int) -> None:
+    # Given eight days of a nightly job's x10 spike at about 03:00, and on the ninth afternoon a x4 spike
+    values = nightly_job_then(10, seed, AFTERNOON_OF_DAY_9)
+
+    # When replayed
+    results, _ = replay(values)
+
+    # Then the afternoon spike opens an anomaly (most days reach x10, but only at the job's hours), and the
+    # job's own spikes stay ordinary
+    assert [index for index in alerts(results) if index >= 4 * 288] == [AFTERNOON_OF_DAY_9]
+    # And without the recurring-peak rule every day's maximum guards every hour: the spike looks ordinary
+    without, _ = replay(values, params=dataclasses.replace(DEFAULT_MODEL, peak_window_hours=0))
+    assert without[AFTERNOON_OF_DAY_9].severity < THRESHOLD
+
+
+def test_at_the_jobs_own_hours_a_spike_no_larger_than_the_job_stays_ordinary() -> None:
+    # Given the same nightly job, and on the ninth night a x4 spike an hour after the job
+    values = nightly_job_then(10, 8, 8 * 288 + 48)
+
+    results, _ = replay(values)
+
+    assert [index for index in alerts(results) if index >= 4 * 288] == []
+
+
+def test_spikes_at_random_hours_keep_guarding_every_hour() -> None:
+    # Given a x10 spike every day at a random hour (no recurring peak), and on the ninth afternoon a x4 spike
+    rng = random.Random(5)
+    values = noisy(10 * 288, seed=5, level=10.0, sigma=0.3)
+    for day in range(10):
+        values[day * 288 + rng.randrange(288)] = 100.0
+    values[AFTERNOON_OF_DAY_9] = 40.0
+
+    results, _ = replay(values)
+
+    # Then the x4 spike is what most days exceed: ordinary, as before the rule
+    assert results[AFTERNOON_OF_DAY_9].severity < THRESHOLD
+
+
+def test_a_state_written_before_the_hourly_point_maxima_still_loads_and_judges() -> None:
+    # Given the nightly job up to the ninth afternoon, and the state's document without its hourly point maxima
+    _, state = replay(nightly_job_then(10, 8, None)[:AFTERNOON_OF_DAY_9])
+    document = state.to_dict()
+    older = {key: value for key, value in document.items() if key != "hpoint"}
+
+    # When the afternoon spike is judged from the full document and from the older one
+    moment = T0 + AFTERNOON_OF_DAY_9 * FIVE_MINUTES
+    full, _ = update(SeriesState.from_dict(json.loads(json.dumps(document))), moment, 40.0, THRESHOLD)
+    old, after_old = update(SeriesState.from_dict(older), moment, 40.0, THRESHOLD)
+
+    # Then the full state knows the job's hours; the older one judges as before the rule (every day's maximum)
+    assert full.severity >= THRESHOLD
+    assert old.status == "scored" and old.severity < THRESHOLD
+    assert "hpoint" in after_old.to_dict()
 
 
 def test_a_lasting_level_shift_is_announced_once_and_then_accepted() -> None:
