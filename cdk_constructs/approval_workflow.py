@@ -12,7 +12,6 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -31,7 +30,7 @@ from cdk_constructs.checker_skips import (
 )
 from cdk_constructs.nag import acknowledge, matching
 from cdk_constructs.operations import Alarms
-from cdk_constructs.python_function import FunctionSpec, PythonFunction
+from cdk_constructs.python_function import EVENTBRIDGE_FAILURES_TO_QUEUE, FunctionSpec, PythonFunction
 from ml_pipeline.definition import ARTIFACTS_PREFIX
 
 SHARED_PACKAGES = ("pipeline_callback", "approval")
@@ -193,10 +192,7 @@ class ApprovalWorkflow(Construct):
                 timeout_seconds=120,
                 shared_packages=SHARED_PACKAGES,
                 reserved_concurrency=1,
-                failed_invocations=(
-                    "Invoked asynchronously by EventBridge; after Lambda's retries a failed event goes to the "
-                    "function's on-failure destination (an alarmed SQS queue) with the error, not to a DLQ."
-                ),
+                failed_invocations=EVENTBRIDGE_FAILURES_TO_QUEUE,
             ),
             **logs,
         )
@@ -210,11 +206,7 @@ class ApprovalWorkflow(Construct):
             self.expiry_failures,
             "The approval expiry check failed on a scheduled event after its retries; inspect the queue for the cause.",
         )
-        self.expiry.function.configure_async_invoke(
-            on_failure=destinations.SqsDestination(self.expiry_failures),
-            retry_attempts=2,
-            max_event_age=Duration.minutes(approval.expiry_check_minutes),
-        )
+        self.expiry.send_failed_events_to(self.expiry_failures, Duration.minutes(approval.expiry_check_minutes))
         rule = events.Rule(
             self,
             "ExpirySchedule",

@@ -6,7 +6,6 @@ from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -14,7 +13,7 @@ from app_config import EnvironmentConfig
 from cdk_constructs.callback_permissions import grant_send_callbacks
 from cdk_constructs.callback_table import CallbackTokenTable
 from cdk_constructs.checker_skips import ASYNC_DESTINATION_NOT_MATCHED, skip_on_invoke_permissions
-from cdk_constructs.python_function import FunctionSpec, PythonFunction
+from cdk_constructs.python_function import EVENTBRIDGE_FAILURES_TO_QUEUE, FunctionSpec, PythonFunction
 from pipeline_callback.glue import TERMINAL_STATES
 
 TERMINAL_GLUE_STATES = sorted(TERMINAL_STATES)
@@ -42,10 +41,7 @@ class GlueCompletion(Construct):
                 description="Reports a finished Glue prep run to its SageMaker callback step",
                 environment={"GLUE_JOB_NAME": glue_job_name, **table.environment(config.data_prep)},
                 shared_packages=("pipeline_callback",),
-                failed_invocations=(
-                    "Invoked asynchronously by EventBridge; after Lambda's retries a failed event goes to the "
-                    "function's on-failure destination (an alarmed SQS queue) with the error, not to a DLQ."
-                ),
+                failed_invocations=EVENTBRIDGE_FAILURES_TO_QUEUE,
             ),
             log_retention_days=config.log_retention_days,
             destroy_logs_with_stack=config.destroy_data_with_stack,
@@ -55,11 +51,7 @@ class GlueCompletion(Construct):
         grant_send_callbacks(role, config.pipeline_name)
         table.grant_record_access(role)
         # After Lambda's retries a failed event lands in this (alarmed) queue, not in the void.
-        self.function.function.configure_async_invoke(
-            on_failure=destinations.SqsDestination(failed_invocations),
-            retry_attempts=2,
-            max_event_age=Duration.hours(6),
-        )
+        self.function.send_failed_events_to(failed_invocations, Duration.hours(6))
         self.rule = events.Rule(
             self,
             "GlueRunEndedRule",

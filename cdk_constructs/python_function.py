@@ -23,7 +23,9 @@ import jsii
 from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk_constructs.checker_skips import (
@@ -44,6 +46,12 @@ LAMBDA_SOURCE_ROOT = REPO_ROOT / "lambda"
 # The newest Python runtime Lambda offers (cdk-nag AwsSolutions-L1 checks this).
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 assert LAMBDA_RUNTIME.name == f"python{PYTHON_VERSION}", "the dependency cache must target the runtime's Python"
+# FunctionSpec.failed_invocations for a function EventBridge invokes, whose failures go to a queue
+# (PythonFunction.send_failed_events_to).
+EVENTBRIDGE_FAILURES_TO_QUEUE = (
+    "Invoked asynchronously by EventBridge; after Lambda's retries a failed event goes to the "
+    "function's on-failure destination (an alarmed SQS queue) with the error, not to a DLQ."
+)
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", "tests")
 
 
@@ -175,6 +183,13 @@ class PythonFunction(Construct):
             "X-Ray tracing (PutTraceSegments/PutTelemetryRecords) and, where granted, ecs:ListTasks (scoped by an "
             "ecs:cluster condition) accept no resource-level permissions.",
             ["Resource::*"],
+        )
+
+    def send_failed_events_to(self, queue: sqs.IQueue, max_event_age: Duration) -> None:
+        """Asynchronous invocations (EventBridge's): after Lambda's two retries, or once an event is older
+        than ``max_event_age``, the event goes to ``queue`` (alarmed by the caller) with its error."""
+        self.function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(queue), retry_attempts=2, max_event_age=max_event_age
         )
 
 

@@ -13,7 +13,6 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -21,7 +20,7 @@ from app_config import EnvironmentConfig
 from cdk_constructs.checker_skips import ASYNC_DESTINATION_NOT_MATCHED, skip_on_invoke_permissions
 from cdk_constructs.nag import acknowledge
 from cdk_constructs.operations import Alarms
-from cdk_constructs.python_function import FunctionSpec, PythonFunction
+from cdk_constructs.python_function import EVENTBRIDGE_FAILURES_TO_QUEUE, FunctionSpec, PythonFunction
 from cdk_constructs.streaming_etl_job import StreamingEtlJob
 
 SUPERVISOR_NAMESPACE = "TaxiAnomaly/StreamingSupervisor"
@@ -73,10 +72,7 @@ class StreamingJobSupervisor(Construct):
                 timeout_seconds=60,
                 # One look-and-act at a time; Glue's MaxConcurrentRuns of 1 backs this up.
                 reserved_concurrency=1,
-                failed_invocations=(
-                    "Invoked asynchronously by EventBridge; after Lambda's retries a failed event goes to the "
-                    "function's on-failure destination (an alarmed SQS queue) with the error, not to a DLQ."
-                ),
+                failed_invocations=EVENTBRIDGE_FAILURES_TO_QUEUE,
             ),
             log_retention_days=config.log_retention_days,
             destroy_logs_with_stack=config.destroy_data_with_stack,
@@ -114,11 +110,7 @@ class StreamingJobSupervisor(Construct):
             failed_invocations,
             "The streaming job's supervisor failed on an event after its retries; inspect the queue for the cause.",
         )
-        self.function.function.configure_async_invoke(
-            on_failure=destinations.SqsDestination(failed_invocations),
-            retry_attempts=2,
-            max_event_age=Duration.hours(1),
-        )
+        self.function.send_failed_events_to(failed_invocations, Duration.hours(1))
 
         interval = Duration.minutes(streaming.supervisor_interval_minutes)
         self.schedule = events.Rule(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -14,7 +13,7 @@ from cdk_constructs.callback_permissions import grant_end_glue_runs, grant_send_
 from cdk_constructs.callback_table import CallbackTokenTable
 from cdk_constructs.checker_skips import ASYNC_DESTINATION_NOT_MATCHED, skip_on_invoke_permissions
 from cdk_constructs.prep_task import CONTAINER_NAME, PrepTask
-from cdk_constructs.python_function import FunctionSpec, PythonFunction
+from cdk_constructs.python_function import EVENTBRIDGE_FAILURES_TO_QUEUE, FunctionSpec, PythonFunction
 
 
 class TaskWatchdog(Construct):
@@ -44,10 +43,7 @@ class TaskWatchdog(Construct):
                     **table.environment(config.data_prep),
                 },
                 shared_packages=("pipeline_callback",),
-                failed_invocations=(
-                    "Invoked asynchronously by EventBridge; after Lambda's retries a failed event goes to the "
-                    "function's on-failure destination (an alarmed SQS queue) with the error, not to a DLQ."
-                ),
+                failed_invocations=EVENTBRIDGE_FAILURES_TO_QUEUE,
             ),
             log_retention_days=config.log_retention_days,
             destroy_logs_with_stack=config.destroy_data_with_stack,
@@ -58,11 +54,7 @@ class TaskWatchdog(Construct):
         grant_end_glue_runs(role, glue_job_arn)
         # EventBridge invokes asynchronously: after Lambda's own retries a failed event goes to this
         # queue (alarmed) instead of being discarded, and the reconciler covers the step meanwhile.
-        self.function.function.configure_async_invoke(
-            on_failure=destinations.SqsDestination(failed_invocations),
-            retry_attempts=2,
-            max_event_age=Duration.hours(6),
-        )
+        self.function.send_failed_events_to(failed_invocations, Duration.hours(6))
         self.rule = events.Rule(
             self,
             "TaskStoppedRule",
