@@ -445,9 +445,10 @@ class HourlyMaxima:
 
         A *day* here is a full 24 hours ending with the hour before the current one (at least 12 of them
         with values), so the answer changes only when the hour does. The recurring peak is the clock hour
-        within ``peak_window_hours`` of which at least ``peak_share`` of those days (and three) had their
-        largest distance. None when there is no such peak (maxima at random times), fewer than three days,
-        or the current hour is within the peak's hours (plus ``tod_window_hours``, as jobs drift).
+        within ``peak_window_hours`` of which at least ``peak_share`` of those days (and three) had a clear
+        largest distance (no hour outside that window in the same 10 % bucket). None when there is no such
+        peak (maxima at random times), fewer than three days, or the current hour is within the peak's
+        hours (plus ``tod_window_hours``, as jobs drift).
         """
         if not self.buckets:
             return None
