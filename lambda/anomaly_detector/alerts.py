@@ -14,10 +14,10 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, get_args
 
 from anomaly_detector.feedback import FeedbackLabel, suppressing_label
-from anomaly_detector.series_model import DEFAULT_MODEL  # the Lambda runs the default model
+from anomaly_detector.series_model import DEFAULT_MODEL, Evidence  # the Lambda runs the default model
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -157,7 +157,7 @@ def unusual_text(group: Mapping[str, Any]) -> str | None:
     """
     series = next(iter(group.get("anomalous_series") or ()), None)
     evidence = group.get("evidence")
-    if not isinstance(series, Mapping) or evidence not in ("point", "shift", "volatility"):
+    if not isinstance(series, Mapping) or evidence not in get_args(Evidence):
         return None
     place = combination_text(series.get("dimensions") or {})
     if evidence == "point":
